@@ -1,0 +1,97 @@
+"""``flowdesk test PATH...``: validate flows, then run their tests with scripted AI and HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.flow.testing import run_tests
+from engine.flow.testreport import TestResult
+from engine.flow.validate import compile_paths
+from engine.settings import Settings
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "test",
+        help="run the tests of flows (`tests:` in flow files and *.test.yaml files)",
+        description=(
+            "Validate the flows under PATH, then run their tests offline: AI and HTTP steps answer from "
+            "each test's `mock:`. Exit status 1 if a flow has errors, a test fails, or there are no tests."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="flow files, test files or directories")
+    parser.add_argument("--settings", metavar="FILE", help="settings file (default: ./flowdesk.yaml if present)")
+    parser.add_argument(
+        "-k", dest="keyword", metavar="SUBSTRING", help="run only tests whose 'flow-id: name' contains SUBSTRING"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.load(args.settings)
+        flow_settings, limits = settings.flow_settings(), settings.limits()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    project = compile_paths(args.paths)
+    errors = [d for d in project.diagnostics if d.is_error]
+    if errors or not project.flows:
+        return _not_runnable(args, project.diagnostics, bool(project.flows))
+    results = run_tests(project, settings=flow_settings, limits=limits, keyword=args.keyword)
+    if args.format == "json":
+        return _report_json(results)
+    return _report_text(results, args.keyword)
+
+
+def _not_runnable(args: argparse.Namespace, diagnostics: list[Any], found: bool) -> int:
+    errors = [d for d in diagnostics if d.is_error]
+    problem = (
+        "no flow files found in " + " ".join(args.paths)
+        if not found
+        else (f"{len(errors)} error{'s' if len(errors) != 1 else ''} in the flows; fix them before running tests")
+    )
+    if args.format == "json":
+        report = {"ok": False, "error": problem, "diagnostics": [d.to_dict() for d in errors]}
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 1
+    for diagnostic in errors:
+        print(diagnostic.format())
+    print(problem, file=sys.stderr)
+    return 1
+
+
+def _report_text(results: list[TestResult], keyword: str | None) -> int:
+    if not results:
+        where = f"matching -k {keyword!r}" if keyword else "(add `tests:` to a flow or write a *.test.yaml file)"
+        print(f"no tests found {where}", file=sys.stderr)
+        return 1
+    for result in results:
+        print(f"{'PASS' if result.passed else 'FAIL'} {result.label}")
+        if result.failure is not None:
+            for line in result.failure.lines():
+                print(f"    {line}")
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _report_json(results: list[TestResult]) -> int:
+    failed = sum(not r.passed for r in results)
+    report = {
+        "ok": bool(results) and not failed,
+        "passed": len(results) - failed,
+        "failed": failed,
+        "tests": [r.to_dict() for r in results],
+    }
+    if not results:
+        report["error"] = "no tests found"
+    json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return 0 if report["ok"] else 1

@@ -1,0 +1,233 @@
+"""Validated flow data -> :class:`CompiledFlow`, and the revision hash.
+
+The revision is the SHA-256 of the flow's canonical JSON (sorted keys, no
+whitespace), so reformatting a file or editing comments does not make a new
+revision, while any change in behaviour does. ``tests:`` are left out of the hash:
+they do not change how a conversation runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from types import MappingProxyType
+from typing import Any
+
+from engine.flow.model import (
+    AIAction,
+    AskAction,
+    Chain,
+    ClassifyAction,
+    CompiledFlow,
+    ContextSpec,
+    EndAction,
+    FlowJumpAction,
+    FlowTest,
+    HandoffAction,
+    HttpAction,
+    NoAction,
+    ProviderRef,
+    SetOp,
+    Stage,
+    Step,
+    StepKind,
+    SwitchAction,
+    SwitchCase,
+    WaitAction,
+)
+from engine.flow.steps import TERMINAL_KINDS, following, kinds_in
+
+_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h|d)$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+DEFAULT_CLASSIFY_CONFIDENCE = 0.5
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def parse_duration(value: str | int | None) -> int | None:
+    """``'30m'`` -> 1_800_000 ms; a bare integer is seconds."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value * 1000
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"not a duration: {value!r}")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def revision_of(data: dict[str, Any]) -> str:
+    """Content hash of a flow's behaviour (tests excluded)."""
+    behaviour = {k: v for k, v in data.items() if k != "tests"}
+    canonical = json.dumps(behaviour, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _set_ops(mapping: dict[str, Any] | None) -> tuple[SetOp, ...]:
+    ops = []
+    for var, value in (mapping or {}).items():
+        if isinstance(value, str):
+            ops.append(SetOp(var, value))
+        else:
+            ops.append(SetOp(var, None, value))
+    return tuple(ops)
+
+
+def _jump(value: str | dict[str, Any]) -> FlowJumpAction:
+    if isinstance(value, str):
+        return FlowJumpAction(value, ())
+    return FlowJumpAction(value["flow"], _set_ops(value.get("with")))
+
+
+def _pairs(mapping: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in (mapping or {}).items())
+
+
+def _action(kind: StepKind, step: dict[str, Any]) -> Any:
+    if kind is StepKind.ASK:
+        return AskAction(
+            prompt=step["ask"],
+            expect=step.get("expect"),
+            retry_prompt=step.get("retry_prompt"),
+            max_attempts=step.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+            on_fail=step.get("on_fail"),
+            choices=tuple(str(c) for c in step.get("choices") or ()),
+        )
+    if kind is StepKind.WAIT:
+        value = step["wait"]
+        if value == "message":
+            return WaitAction(for_message=True, duration_ms=None)
+        return WaitAction(for_message=False, duration_ms=parse_duration(value))
+    if kind is StepKind.SWITCH:
+        cases = tuple(SwitchCase(c["if"], c["goto"]) for c in step["switch"])
+        return SwitchAction(cases, step.get("default"))
+    if kind is StepKind.AI:
+        return AIAction(chain=step["ai"], send=step.get("send", True))
+    if kind is StepKind.CLASSIFY:
+        spec = step["classify"]
+        routes = step.get("routes") or {}
+        return ClassifyAction(
+            intents=tuple((name, tuple(examples)) for name, examples in spec["intents"].items()),
+            chain=spec.get("chain"),
+            min_confidence=float(spec.get("min_confidence", DEFAULT_CLASSIFY_CONFIDENCE)),
+            text=spec.get("text"),
+            routes=tuple((k, v) for k, v in routes.items() if k != "_other"),
+            other=routes.get("_other"),
+        )
+    if kind is StepKind.HTTP:
+        spec = step["http"]
+        return HttpAction(
+            method=spec.get("method", "GET").upper(),
+            url=spec["url"],
+            headers=_pairs(spec.get("headers")),
+            query=_pairs(spec.get("query")),
+            json_body=spec.get("json"),
+            body=spec.get("body"),
+            has_json="json" in spec,
+        )
+    if kind is StepKind.HANDOFF:
+        spec = step["handoff"]
+        if isinstance(spec, str):
+            spec = {"queue": spec}
+        return HandoffAction(
+            queue=spec.get("queue", "default"),
+            timeout_ms=parse_duration(spec.get("timeout", step.get("timeout"))),
+            note=spec.get("note"),
+            priority=spec.get("priority", 0),
+        )
+    if kind in (StepKind.CALL, StepKind.GOTO_FLOW):
+        return _jump(step[kind.value])
+    if kind is StepKind.END:
+        value = step["end"]
+        return EndAction("completed" if value is True else str(value))
+    return NoAction()
+
+
+def _step(name: str, step: dict[str, Any], order: list[str]) -> Step:
+    kind = kinds_in(step)[0]
+    action = _action(kind, step)
+    timeout = step.get("timeout")
+    retries = step.get("retries")
+    if isinstance(action, HttpAction):
+        timeout = step["http"].get("timeout", timeout)
+        retries = step["http"].get("retries", retries)
+    next_step = step.get("next")
+    if next_step is None and kind not in TERMINAL_KINDS:
+        next_step = following(order, name)
+    return Step(
+        name=name,
+        kind=kind,
+        action=action,
+        say=step.get("say"),
+        set=_set_ops(step.get("set")),
+        next=next_step,
+        on_error=step.get("on_error"),
+        on_timeout=step.get("on_timeout"),
+        timeout_ms=parse_duration(timeout),
+        retries=retries,
+        save_as=step.get("save_as"),
+        description=step.get("description"),
+    )
+
+
+def _chain(name: str, data: dict[str, Any]) -> Chain:
+    providers = tuple(
+        ProviderRef(
+            use=p["use"],
+            profile=p.get("profile"),
+            model=p.get("model"),
+            timeout_ms=parse_duration(p.get("timeout")),
+            retries=p.get("retries", 0),
+            options={k: v for k, v in p.items() if k not in ("use", "profile", "model", "timeout", "retries")},
+        )
+        for p in data["providers"]
+    )
+    context = data.get("context") or {}
+    return Chain(
+        name=name,
+        system=data.get("system"),
+        providers=providers,
+        min_confidence=data.get("min_confidence"),
+        timeout_ms=parse_duration(data.get("timeout")),
+        context=ContextSpec(
+            strategy=context.get("strategy", "recent"),
+            max_turns=context.get("max_turns", 12),
+            max_tokens=context.get("max_tokens", 2000),
+        ),
+    )
+
+
+def _stages(stages: list[Any] | None) -> tuple[Stage, ...]:
+    out = []
+    for stage in stages or []:
+        if isinstance(stage, str):
+            out.append(Stage(stage, {}))
+        else:
+            name, config = next(iter(stage.items()))
+            config = config or {}
+            out.append(Stage(name, config, config.get("on_error", "pass")))
+    return tuple(out)
+
+
+def build_flow(data: dict[str, Any], *, file: str = "<flow>", source: str = "") -> CompiledFlow:
+    """Build the model of a flow document that validated without errors."""
+    order = list(data["steps"])
+    steps = {name: _step(name, step, order) for name, step in data["steps"].items()}
+    pipeline = data.get("pipeline") or {}
+    return CompiledFlow(
+        name=data["flow"],
+        revision=revision_of(data),
+        steps=MappingProxyType(steps),
+        start=data.get("start") or order[0],
+        description=data.get("description"),
+        channels=tuple(data.get("channels") or ("*",)),
+        priority=data.get("priority", 0),
+        when=data.get("when"),
+        vars=MappingProxyType(dict(data.get("vars") or {})),
+        inbound=_stages(pipeline.get("inbound")),
+        outbound=_stages(pipeline.get("outbound")),
+        chains=MappingProxyType({n: _chain(n, c) for n, c in (data.get("ai") or {}).items()}),
+        tests=tuple(FlowTest(t["name"], t) for t in data.get("tests") or ()),
+        file=file,
+        source=source,
+    )

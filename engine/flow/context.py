@@ -1,0 +1,116 @@
+"""What the interpreter needs besides state and event: flows, public settings, limits.
+
+All of it is static configuration, so :func:`engine.flow.interpret.advance` stays
+a pure function of (context, state, event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from engine.errors import ExpressionError
+from engine.flow import expr
+from engine.flow.calendar import BusinessCalendar
+from engine.flow.model import CompiledFlow
+from engine.flow.state import ConversationState
+
+
+class FlowResolver(Protocol):
+    """Finds compiled flows by id (and revision, for conversations pinned to one)."""
+
+    def get(self, name: str, revision: str | None = None) -> CompiledFlow | None: ...
+
+
+class FlowSet:
+    """An in-memory :class:`FlowResolver` holding every revision it was given."""
+
+    def __init__(self, flows: Mapping[str, CompiledFlow] | list[CompiledFlow] | None = None) -> None:
+        self._latest: dict[str, CompiledFlow] = {}
+        self._revisions: dict[tuple[str, str], CompiledFlow] = {}
+        for flow in (flows or {}).values() if isinstance(flows, Mapping) else flows or []:
+            self.add(flow)
+
+    def add(self, flow: CompiledFlow) -> None:
+        self._latest[flow.name] = flow
+        self._revisions[(flow.name, flow.revision)] = flow
+
+    def get(self, name: str, revision: str | None = None) -> CompiledFlow | None:
+        if revision is None:
+            return self._latest.get(name)
+        return self._revisions.get((name, revision))
+
+    def names(self) -> list[str]:
+        return sorted(self._latest)
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """The public part of settings that flows may read (never secrets)."""
+
+    brand: str = "Flowdesk"
+    values: Mapping[str, Any] = field(default_factory=dict)
+    calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+
+    def scope(self) -> dict[str, Any]:
+        return {"brand": self.brand, **self.values}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Guards against flows that would run away."""
+
+    #: steps run without new input from the customer or an agent before it is a fault
+    max_steps_per_turn: int = 100
+    #: longest text an `ask` or `say` may send
+    max_text_chars: int = 10_000
+
+
+@dataclass(frozen=True)
+class InterpreterContext:
+    """Static inputs of the interpreter."""
+
+    flows: FlowResolver
+    settings: FlowSettings = field(default_factory=FlowSettings)
+    limits: Limits = field(default_factory=Limits)
+
+
+def build_scope(ctx: InterpreterContext, state: ConversationState, *, secrets: bool = False) -> dict[str, Any]:
+    """Names visible to expressions and templates for this conversation, now."""
+    now = datetime.fromisoformat(state.clock)
+
+    def business_hours(name: str) -> bool:
+        calendar = ctx.settings.calendars.get(name)
+        if calendar is None:
+            known = ", ".join(sorted(ctx.settings.calendars)) or "none configured"
+            raise ExpressionError(f"business_hours({name!r}): no such calendar (known: {known})")
+        return calendar.is_open(now)
+
+    def transcript(last: int = 10) -> str:
+        turns = state.transcript[-max(0, int(last)) :] if last else []
+        return "\n".join(f"{t['role']}: {t['text']}" for t in turns)
+
+    scope: dict[str, Any] = {
+        "message": state.message or {},
+        "answer": state.answer,
+        "contact": state.contact,
+        "conversation": {**state.conversation, "flow": state.flow, "status": state.status},
+        "vars": state.vars,
+        "settings": ctx.settings.scope(),
+        "now": now,
+        "ai": state.last_ai or {},
+        "http": state.last_http or {},
+        "intent": state.intent,
+        "business_hours": business_hours,
+        "transcript": transcript,
+    }
+    if secrets:
+        scope["secret"] = _secret
+    return scope
+
+
+def _secret(name: str) -> str:
+    # A marker, not the value: activities substitute it, so no secret enters history.
+    return expr.secret_marker(str(name))

@@ -1,0 +1,273 @@
+"""What the interpreter consumes (events) and what it asks for (commands).
+
+Both are small dataclasses of JSON-compatible fields tagged by ``kind``, so they
+travel through Temporal and into logs unchanged; ``to_dict``/``event_from_dict``
+convert for transports that want plain mappings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+# -- events ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A customer's message. ``message``: {id, text, channel, flags, ...}."""
+
+    message: dict[str, Any]
+    at: str
+    kind: ClassVar[str] = "message"
+
+
+@dataclass(frozen=True, slots=True)
+class AIResult:
+    """An AI chain answered (for ``classify``, ``text`` is the intent name)."""
+
+    call_id: str
+    text: str
+    at: str
+    confidence: float | None = None
+    provider: str | None = None
+    kind: ClassVar[str] = "ai_result"
+
+
+@dataclass(frozen=True, slots=True)
+class AIFailed:
+    """Every provider of the chain failed; ``reason`` is ``timeout`` or another word."""
+
+    call_id: str
+    reason: str
+    at: str
+    detail: str = ""
+    kind: ClassVar[str] = "ai_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    """An HTTP call returned a response (any status)."""
+
+    call_id: str
+    status: int
+    body: Any
+    at: str
+    kind: ClassVar[str] = "http_result"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFailed:
+    """An HTTP call got no response: ``reason`` is ``timeout`` or ``error``."""
+
+    call_id: str
+    reason: str
+    at: str
+    detail: str = ""
+    kind: ClassVar[str] = "http_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    timer_id: str
+    at: str
+    kind: ClassVar[str] = "timer"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAccepted:
+    agent: str
+    at: str
+    kind: ClassVar[str] = "agent_accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMessage:
+    agent: str
+    text: str
+    at: str
+    kind: ClassVar[str] = "agent_message"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResolved:
+    agent: str
+    at: str
+    kind: ClassVar[str] = "agent_resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """The conversation is closed from outside (API, agent console, idle policy)."""
+
+    status: str
+    at: str
+    kind: ClassVar[str] = "close"
+
+
+Event = (
+    MessageReceived
+    | AIResult
+    | AIFailed
+    | HttpResult
+    | HttpFailed
+    | TimerFired
+    | AgentAccepted
+    | AgentMessage
+    | AgentResolved
+    | CloseRequested
+)
+
+EVENT_TYPES: dict[str, type[Any]] = {
+    t.kind: t
+    for t in (
+        MessageReceived,
+        AIResult,
+        AIFailed,
+        HttpResult,
+        HttpFailed,
+        TimerFired,
+        AgentAccepted,
+        AgentMessage,
+        AgentResolved,
+        CloseRequested,
+    )
+}
+
+# -- commands ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendText:
+    """Send one message to the customer. ``sender`` is ``bot`` or ``agent:<id>``."""
+
+    text: str
+    step: str | None
+    choices: tuple[str, ...] = ()
+    sender: str = "bot"
+    kind: ClassVar[str] = "send"
+
+
+@dataclass(frozen=True, slots=True)
+class CallAI:
+    """Run an AI chain of ``flow``@``revision`` (``purpose``: reply or classify)."""
+
+    call_id: str
+    step: str
+    flow: str
+    revision: str
+    chain: str
+    text: str
+    system: str | None
+    history: tuple[dict[str, str], ...]
+    purpose: str = "reply"
+    intents: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    timeout_ms: int | None = None
+    retries: int | None = None
+    kind: ClassVar[str] = "call_ai"
+
+
+@dataclass(frozen=True, slots=True)
+class CallHttp:
+    """Make an HTTP request. Strings may hold ``${secret:NAME}`` markers to resolve."""
+
+    call_id: str
+    step: str
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    query: tuple[tuple[str, str], ...] = ()
+    json_body: Any = None
+    has_json: bool = False
+    body: str | None = None
+    timeout_ms: int | None = None
+    retries: int | None = None
+    kind: ClassVar[str] = "call_http"
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    timer_id: str
+    delay_ms: int
+    step: str
+    kind: ClassVar[str] = "start_timer"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    timer_id: str
+    kind: ClassVar[str] = "cancel_timer"
+
+
+@dataclass(frozen=True, slots=True)
+class StartHandoff:
+    queue: str
+    step: str
+    note: str | None = None
+    priority: int = 0
+    kind: ClassVar[str] = "start_handoff"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelHandoff:
+    """Take the conversation back from the queue (the hand-off timed out)."""
+
+    queue: str
+    step: str
+    kind: ClassVar[str] = "cancel_handoff"
+
+
+@dataclass(frozen=True, slots=True)
+class EndConversation:
+    status: str
+    kind: ClassVar[str] = "end"
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """Something went wrong that operators should see (logged, counted, shown)."""
+
+    code: str
+    message: str
+    step: str | None
+    flow: str
+    kind: ClassVar[str] = "fault"
+
+
+Command = (
+    SendText | CallAI | CallHttp | StartTimer | CancelTimer | StartHandoff | CancelHandoff | EndConversation | Fault
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """One step the interpreter ran, for ``flowdesk try`` and debugging."""
+
+    flow: str
+    step: str
+    kind: str
+    note: str = ""
+
+
+@dataclass
+class Outcome:
+    """Result of one interpreter call."""
+
+    state: Any  # ConversationState; typed loosely to keep this module dependency-free
+    commands: list[Command] = field(default_factory=list)
+    trace: list[TraceEntry] = field(default_factory=list)
+
+
+def to_dict(item: Event | Command) -> dict[str, Any]:
+    """A tagged plain mapping of an event or command."""
+    return {"kind": item.kind, **asdict(item)}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The inverse of :func:`to_dict` for events; unknown kinds raise ``ValueError``."""
+    fields = dict(data)
+    kind = fields.pop("kind", None)
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown event kind {kind!r}")
+    event: Event = EVENT_TYPES[kind](**fields)
+    return event

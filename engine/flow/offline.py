@@ -1,0 +1,113 @@
+"""Offline answers for AI and HTTP steps, used by ``flowdesk try`` and ``flowdesk test``.
+
+``mock.ai.<step>`` / ``mock.http.<step>`` script results; without a mock, an AI
+chain is answered by its offline providers (``echo``, ``faq``) exactly as
+configured, and providers that need a network are skipped with a note. An
+``http`` step without a mock fails the way an unreachable service would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from connectors.ai.faq_knowledge import FaqKnowledge
+from engine.flow.context import FlowResolver
+from engine.flow.events import AIFailed, AIResult, CallAI, CallHttp, HttpFailed, HttpResult
+from engine.flow.textmatch import KeywordClassifier
+
+OFFLINE_PROVIDERS = frozenset({"echo", "faq"})
+_RESPONSE_KEYS = frozenset({"status", "body", "error"})
+
+
+@lru_cache(maxsize=64)
+def _knowledge(path: str, mtime: float) -> FaqKnowledge:
+    return FaqKnowledge.load(path)
+
+
+def load_knowledge(path: Path) -> FaqKnowledge:
+    """A knowledge file, re-read when it changes on disk."""
+    return _knowledge(str(path), path.stat().st_mtime)
+
+
+class OfflineAI:
+    """Answers ``CallAI`` from mocks or the chain's offline providers."""
+
+    def __init__(
+        self,
+        flows: FlowResolver,
+        *,
+        mocks: Mapping[str, Any] | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.flows = flows
+        self.mocks = dict(mocks or {})
+        self.base_dir = base_dir or Path.cwd()
+        self.notes: list[str] = []
+
+    def __call__(self, call: CallAI, at: str) -> AIResult | AIFailed:
+        if call.step in self.mocks:
+            return self._mocked(call, self.mocks[call.step], at)
+        if call.purpose == "classify":
+            intent, score = KeywordClassifier(dict(call.intents)).classify(call.text)
+            return AIResult(call.call_id, intent or "", at, confidence=score, provider="keywords")
+        flow = self.flows.get(call.flow, call.revision)
+        chain = flow.chains.get(call.chain) if flow is not None else None
+        if chain is None:
+            return AIFailed(call.call_id, "failed", at, f"AI chain {call.chain!r} not found")
+        skipped = []
+        for provider in chain.providers:
+            if provider.use == "echo":
+                return AIResult(call.call_id, call.text, at, confidence=1.0, provider="echo")
+            if provider.use == "faq":
+                answer = self._faq(provider.options.get("knowledge"), call.text, chain.min_confidence)
+                if answer is not None:
+                    return AIResult(call.call_id, answer[0], at, confidence=answer[1], provider="faq")
+                continue
+            skipped.append(provider.use)
+        if skipped:
+            self.notes.append(f"skipped {', '.join(skipped)} (needs a network; mock it with mock.ai.{call.step})")
+        return AIFailed(call.call_id, "failed", at, "no offline provider of chain " + repr(call.chain) + " answered")
+
+    def _faq(self, knowledge: Any, text: str, min_confidence: float | None) -> tuple[str, float] | None:
+        if not isinstance(knowledge, str):
+            return None
+        path = (self.base_dir / knowledge).resolve()
+        if not path.is_file():
+            self.notes.append(f"faq knowledge file {path} not found")
+            return None
+        answer = load_knowledge(path).answer(text)
+        if answer is None or (min_confidence is not None and answer.confidence < min_confidence):
+            return None
+        return answer.answer, answer.confidence
+
+    @staticmethod
+    def _mocked(call: CallAI, mock: Any, at: str) -> AIResult | AIFailed:
+        # The schema allows only {error: ...} as a mapping; anything else is a reply text.
+        if isinstance(mock, Mapping) and "error" in mock:
+            return AIFailed(call.call_id, str(mock["error"]), at, f"mocked failure: {mock['error']}")
+        return AIResult(call.call_id, str(mock), at, confidence=1.0, provider="mock")
+
+
+class ScriptedHttp:
+    """Answers ``CallHttp`` from ``mock.http``; a missing mock is a failed call."""
+
+    def __init__(self, mocks: Mapping[str, Any] | None = None) -> None:
+        self.mocks = dict(mocks or {})
+        self.requests: list[CallHttp] = []
+
+    def __call__(self, call: CallHttp, at: str) -> HttpResult | HttpFailed:
+        self.requests.append(call)
+        if call.step not in self.mocks:
+            return HttpFailed(call.call_id, "error", at, f"no mock for http step {call.step!r}")
+        mock = self.mocks[call.step]
+        # `{status, body?}` is a response; any other value (a mapping with more keys too) is a 200 body.
+        if isinstance(mock, Mapping) and isinstance(mock.get("status"), int) and set(mock) <= _RESPONSE_KEYS:
+            if mock.get("error") == "timeout":
+                return HttpFailed(call.call_id, "timeout", at, "mocked timeout")
+            return HttpResult(call.call_id, int(mock["status"]), mock.get("body"), at)
+        if isinstance(mock, Mapping) and mock.get("error") == "timeout":
+            return HttpFailed(call.call_id, "timeout", at, "mocked timeout")
+        return HttpResult(call.call_id, 200, mock, at)

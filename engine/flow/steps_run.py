@@ -1,0 +1,296 @@
+"""What each step kind does when entered and when its awaited thing arrives.
+
+Every method returns the name of the step to run next, or ``None`` when the
+conversation must wait (or has ended). :class:`StepRunner` is the base of the
+interpreter's per-event run; it touches nothing but the state copy it was given.
+The shared machinery (send, set, fail, end, timers) is in :mod:`engine.flow.steps_base`.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import Any
+
+from engine.flow import expr
+from engine.flow.events import (
+    AIFailed,
+    AIResult,
+    CallAI,
+    CallHttp,
+    CancelTimer,
+    HttpFailed,
+    HttpResult,
+    StartHandoff,
+)
+from engine.flow.model import (
+    AIAction,
+    AskAction,
+    ClassifyAction,
+    EndAction,
+    FlowJumpAction,
+    HandoffAction,
+    HttpAction,
+    Step,
+    StepKind,
+    SwitchAction,
+    WaitAction,
+)
+from engine.flow.state import Frame, Pending
+from engine.flow.steps_base import Next, RunnerBase
+from engine.flow.textmatch import KeywordClassifier
+
+
+@lru_cache(maxsize=256)
+def _classifier(intents: tuple[tuple[str, tuple[str, ...]], ...]) -> KeywordClassifier:
+    return KeywordClassifier(dict(intents))
+
+
+def match_choice(answer: str, choices: tuple[str, ...]) -> str | None:
+    """The choice an answer picks: its text (any case) or its 1-based number."""
+    text = answer.strip()
+    for choice in choices:
+        if text.casefold() == choice.casefold():
+            return choice
+    if text.isdigit() and 1 <= int(text) <= len(choices):
+        return choices[int(text) - 1]
+    return None
+
+
+class StepRunner(RunnerBase):
+    """What each step kind does when entered and when its awaited thing arrives."""
+
+    # -- entering a step ----------------------------------------------------------------
+
+    def enter(self, step: Step) -> Next:
+        if step.say:
+            self.send(self.render(step.say), step.name)
+        action = step.action
+        if isinstance(action, AskAction):
+            self.state.attempts = 0
+            self.send(self.render(action.prompt), step.name, choices=action.choices)
+            return self.await_message(step)
+        if isinstance(action, WaitAction):
+            if action.for_message:
+                return self.await_message(step)
+            assert action.duration_ms is not None
+            self.state.pending = Pending("timer", step.name, timer_id=self.start_timer(step, action.duration_ms))
+            return None
+        if isinstance(action, SwitchAction):
+            return self.enter_switch(step, action)
+        if isinstance(action, AIAction):
+            return self.call_ai(step, action.chain, "reply", self.message_text())
+        if isinstance(action, ClassifyAction):
+            return self.enter_classify(step, action)
+        if isinstance(action, HttpAction):
+            return self.call_http(step, action)
+        if isinstance(action, HandoffAction):
+            return self.enter_handoff(step, action)
+        if isinstance(action, FlowJumpAction):
+            return self.jump(step, action, returns=step.kind is StepKind.CALL)
+        if isinstance(action, EndAction):
+            self.apply_set(step)
+            return self.end_flow(action.status)
+        return self.complete(step)
+
+    def message_text(self) -> str:
+        return str((self.state.message or {}).get("text", ""))
+
+    def await_message(self, step: Step) -> Next:
+        timer = self.start_timer(step, step.timeout_ms) if step.timeout_ms else None
+        self.state.pending = Pending("message", step.name, timer_id=timer)
+        if self.state.inbox:
+            return self.deliver_message(step)
+        return None
+
+    def deliver_message(self, step: Step) -> Next:
+        """Hand the oldest queued message to the waiting ``wait``/``ask`` step."""
+        message = self.state.inbox.pop(0)
+        self.state.message = message
+        self.state.steps_since_input = 0
+        pending = self.state.pending
+        if pending is not None and pending.timer_id is not None:
+            self.emit(CancelTimer(pending.timer_id))
+        self.state.pending = None
+        if isinstance(step.action, AskAction):
+            action = step.action
+            return self.attempt(step, lambda: self.check_answer(step, action))
+        return self.attempt(step, lambda: self.complete(step))
+
+    def check_answer(self, step: Step, action: AskAction) -> Next:
+        answer = self.message_text().strip()
+        self.state.answer = answer
+        value: str | None = answer
+        if action.expect is not None:
+            value = answer if expr.is_truthy(expr.evaluate(action.expect, self.scope())) else None
+        elif action.choices:
+            value = match_choice(answer, action.choices)
+        if value is not None:
+            if step.save_as:
+                self.state.vars[step.save_as] = value
+            self.state.attempts = 0
+            return self.complete(step)
+        self.state.attempts += 1
+        if self.state.attempts >= action.max_attempts:
+            self.state.attempts = 0
+            if action.on_fail:
+                return action.on_fail
+            return self.fail(step, "invalid_answer", f"no valid answer after {action.max_attempts} attempts")
+        self.send(self.render(action.retry_prompt or action.prompt), step.name, choices=action.choices)
+        return self.await_message(step)
+
+    def enter_switch(self, step: Step, action: SwitchAction) -> Next:
+        for case in action.cases:
+            if expr.is_truthy(expr.evaluate(case.condition, self.scope())):
+                self.apply_set(step)
+                return case.goto
+        if action.default is not None:
+            self.apply_set(step)
+            return action.default
+        return self.complete(step)
+
+    def enter_classify(self, step: Step, action: ClassifyAction) -> Next:
+        text = self.message_text()
+        if action.text is not None:
+            text = str(expr.evaluate(action.text, self.scope()) or "")
+        if action.chain is not None:
+            return self.call_ai(step, action.chain, "classify", text, intents=action.intents)
+        intent, score = _classifier(action.intents).classify(text)
+        self.note(step.name, f"intent {intent!r} score {score:.2f}")
+        return self.route_intent(step, action, intent if score >= action.min_confidence else None)
+
+    def route_intent(self, step: Step, action: ClassifyAction, intent: str | None) -> Next:
+        if intent not in {name for name, _ in action.intents}:
+            intent = None
+        self.state.intent = intent
+        if step.save_as:
+            self.state.vars[step.save_as] = intent
+        target = dict(action.routes).get(intent) if intent else None
+        if target is None:
+            target = action.other
+        if target is not None:
+            self.apply_set(step)
+            return target
+        return self.complete(step)
+
+    def call_ai(
+        self,
+        step: Step,
+        chain_name: str,
+        purpose: str,
+        text: str,
+        intents: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    ) -> Next:
+        chain = self.flow.chains[chain_name]
+        call_id = self.state.next_id("ai")
+        self.emit(
+            CallAI(
+                call_id=call_id,
+                step=step.name,
+                flow=self.state.flow,
+                revision=self.state.revision,
+                chain=chain_name,
+                text=text,
+                system=self.render(chain.system) if chain.system else None,
+                history=tuple({"role": t["role"], "text": t["text"]} for t in self.state.transcript),
+                purpose=purpose,
+                intents=intents,
+                timeout_ms=step.timeout_ms,
+                retries=step.retries,
+            )
+        )
+        self.state.pending = Pending("ai", step.name, call_id=call_id)
+        return None
+
+    def ai_finished(self, step: Step, event: AIResult | AIFailed) -> Next:
+        if isinstance(event, AIFailed):
+            self.state.last_ai = {"error": event.reason, "detail": event.detail}
+            if event.reason == "timeout" and step.on_timeout:
+                return step.on_timeout
+            return self.fail(step, f"ai_{event.reason}", event.detail or f"AI chain failed ({event.reason})")
+        self.state.last_ai = {"text": event.text, "confidence": event.confidence, "provider": event.provider}
+        action = step.action
+        if isinstance(action, ClassifyAction):
+            return self.attempt(step, lambda: self.route_intent(step, action, event.text.strip()))
+        if isinstance(action, AIAction) and action.send:
+            self.send(event.text, step.name)
+        if step.save_as:
+            self.state.vars[step.save_as] = event.text
+        return self.attempt(step, lambda: self.complete(step))
+
+    def call_http(self, step: Step, action: HttpAction) -> Next:
+        scope = self.scope(secrets=True)
+
+        def render(template: str) -> str:
+            return expr.render(template, scope)
+
+        def render_tree(value: Any) -> Any:
+            if isinstance(value, str):
+                return render(value)
+            if isinstance(value, dict):
+                return {k: render_tree(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [render_tree(v) for v in value]
+            return value
+
+        call_id = self.state.next_id("http")
+        self.emit(
+            CallHttp(
+                call_id=call_id,
+                step=step.name,
+                method=action.method,
+                url=render(action.url),
+                headers=tuple((k, render(v)) for k, v in action.headers),
+                query=tuple((k, render(v)) for k, v in action.query),
+                json_body=render_tree(action.json_body) if action.has_json else None,
+                has_json=action.has_json,
+                body=render(action.body) if action.body is not None else None,
+                timeout_ms=step.timeout_ms,
+                retries=step.retries,
+            )
+        )
+        self.state.pending = Pending("http", step.name, call_id=call_id)
+        return None
+
+    def http_finished(self, step: Step, event: HttpResult | HttpFailed) -> Next:
+        if isinstance(event, HttpFailed):
+            self.state.last_http = {"error": event.reason, "detail": event.detail}
+            if event.reason == "timeout" and step.on_timeout:
+                return step.on_timeout
+            return self.fail(step, f"http_{event.reason}", event.detail or f"HTTP call failed ({event.reason})")
+        self.state.last_http = {"status": event.status, "body": event.body}
+        if not 200 <= event.status < 300:
+            return self.fail(step, "http_status", f"HTTP {event.status} from step {step.name!r}")
+        if step.save_as:
+            self.state.vars[step.save_as] = event.body
+        return self.attempt(step, lambda: self.complete(step))
+
+    def enter_handoff(self, step: Step, action: HandoffAction) -> Next:
+        note = self.render(action.note) if action.note else None
+        self.emit(StartHandoff(queue=action.queue, step=step.name, note=note, priority=action.priority))
+        self.state.status = "handoff"
+        # Messages already queued were written to whoever answers next: the agent.
+        held, self.state.inbox = self.state.inbox, []
+        self.state.handoff = {"queue": action.queue, "step": step.name, "held": held}
+        timeout = action.timeout_ms or step.timeout_ms
+        timer = self.start_timer(step, timeout) if timeout else None
+        self.state.pending = Pending("agent", step.name, timer_id=timer)
+        return None
+
+    def jump(self, step: Step, action: FlowJumpAction, *, returns: bool) -> Next:
+        target = self.ctx.flows.get(action.flow)
+        if target is None:
+            return self.fail(step, "unknown_flow", f"flow {action.flow!r} is not deployed")
+        scope = self.scope()
+        given = {
+            op.var: expr.evaluate(op.expression, scope) if op.expression else op.literal for op in action.with_vars
+        }
+        self.note(step.name, f"{'call' if returns else 'goto_flow'} {target.name}")
+        if returns:
+            self.state.stack.append(Frame(self.state.flow, self.state.revision, step.name, self.state.vars))
+        else:
+            self.apply_set(step)
+            self.state.stack.clear()
+        self.state.flow, self.state.revision = target.name, target.revision
+        self.state.vars = {**copy.deepcopy(dict(target.vars)), **given}
+        return target.start

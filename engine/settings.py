@@ -1,0 +1,202 @@
+"""Settings of an installation: ``flowdesk.yaml`` plus ``FLOWDESK_*`` environment overrides.
+
+The file is optional (every key has a default) and is validated with
+``schemas/settings.schema.json``; a mistake is a :class:`~engine.errors.ConfigError`
+that says ``file:line:col`` and what to fix. A few top-level scalars can be set
+from the environment (see :data:`ENV_VARIABLES`), which wins over the file.
+
+``${env:NAME}`` references in the file are kept as written: secrets are resolved
+only where they are used (inside activities, see :func:`resolve_env_ref`), so they
+never reach workflow history, the database or logs.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError, Diagnostic
+from engine.flow.calendar import BusinessCalendar
+from engine.flow.context import FlowSettings, Limits
+from engine.flow.load import LoadedDocument, load_document
+from engine.flow.schema_check import schema_diagnostics, settings_validator
+
+#: Where settings are looked for when no file is named.
+DEFAULT_FILE = "flowdesk.yaml"
+
+#: Environment variables that override a setting, and the setting each one sets.
+ENV_VARIABLES: dict[str, tuple[str, ...]] = {
+    "FLOWDESK_BRAND": ("brand",),
+    "FLOWDESK_DATA_DIR": ("data_dir",),
+    "FLOWDESK_FLOWS_DIR": ("flows_dir",),
+    "FLOWDESK_DATABASE_URL": ("database", "url"),
+    "FLOWDESK_TEMPORAL_ADDRESS": ("temporal", "address"),
+    "FLOWDESK_LOG_LEVEL": ("log", "level"),
+    "FLOWDESK_LOG_FORMAT": ("log", "format"),
+}
+
+_ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+@dataclass(frozen=True, slots=True)
+class EnvOverride:
+    """One ``FLOWDESK_*`` variable that is set, and the setting it replaces."""
+
+    variable: str
+    path: tuple[str, ...]
+    value: str
+
+    @property
+    def setting(self) -> str:
+        """The setting's dotted name, e.g. ``database.url``."""
+        return ".".join(self.path)
+
+
+def env_overrides(environ: Mapping[str, str]) -> list[EnvOverride]:
+    """The overrides ``environ`` asks for. A variable set to the empty string counts:
+    ``FLOWDESK_TEMPORAL_ADDRESS=`` means "run an embedded Temporal"."""
+    return [EnvOverride(name, path, environ[name]) for name, path in ENV_VARIABLES.items() if name in environ]
+
+
+def resolve_env_ref(value: str, environ: Mapping[str, str]) -> str:
+    """``${env:NAME}`` -> the value of ``NAME``; any other string is returned unchanged.
+
+    Only a whole value is a reference, as the settings schema defines it. Raises
+    :class:`ConfigError` naming the variable when it is not set.
+    """
+    match = _ENV_REF.match(value)
+    if match is None:
+        return value
+    name = match.group(1)
+    if name not in environ:
+        raise ConfigError(f"environment variable {name} is not set (the settings refer to it as {value})")
+    return environ[name]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings: ``data`` is the file's mapping with environment overrides applied."""
+
+    data: Mapping[str, Any] = field(default_factory=dict)
+    #: the file they came from; ``None`` when there was none
+    file: Path | None = None
+    overrides: tuple[EnvOverride, ...] = ()
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``path`` (default: ``./flowdesk.yaml`` if it exists) and apply ``environ``.
+
+        A file named explicitly must exist; the default file is optional.
+        """
+        env = os.environ if environ is None else environ
+        if path is None:
+            default = Path(DEFAULT_FILE)
+            if not default.is_file():
+                return cls.from_mapping({}, environ=env)
+            path = default
+        file = Path(path)
+        try:
+            raw = file.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"settings file {file} not found") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read settings file {file}: {exc.strerror or exc}") from None
+        return cls.from_source(raw, str(file), environ=env)
+
+    @classmethod
+    def from_source(cls, raw: bytes | str, file: str, *, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the text of a ``flowdesk.yaml``."""
+        doc, problems = load_document(raw, file)
+        if doc is None:
+            if [p.code for p in problems] == ["FD103"]:
+                # An empty file (or one with only comments) means "all defaults".
+                return cls.from_mapping({}, environ=environ, file=Path(file))
+            raise ConfigError(_describe(file, problems))
+        if not isinstance(doc.data, dict):
+            raise ConfigError(f"{file}:1:1: settings must be a mapping of names to values (like `brand: Acme`)")
+        problems = schema_diagnostics(doc, settings_validator())
+        if problems:
+            raise ConfigError(_describe(file, problems))
+        return cls.from_mapping(doc.data, environ=environ, file=Path(file))
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, environ: Mapping[str, str] | None = None, file: Path | None = None
+    ) -> Settings:
+        """Settings from already-parsed data; the environment overrides are applied and checked."""
+        merged = copy.deepcopy(dict(data))
+        overrides = env_overrides(os.environ if environ is None else environ)
+        for override in overrides:
+            target = merged
+            for key in override.path[:-1]:
+                if not isinstance(target.get(key), dict):
+                    target[key] = {}
+                target = target[key]
+            target[override.path[-1]] = override.value
+        source = str(file) if file is not None else "<settings>"
+        problems = schema_diagnostics(LoadedDocument(source, "", merged), settings_validator())
+        if problems:
+            # Values from the file were checked with their positions already (from_source);
+            # name the variable for what the environment brought in.
+            by_path = {"$." + o.setting: o for o in overrides}
+            lines = []
+            for problem in problems:
+                culprit = by_path.get(problem.path)
+                if culprit is not None:
+                    hint = f" ({problem.hint})" if problem.hint else ""
+                    lines.append(f"{culprit.variable}={culprit.value!r}: {problem.message}{hint}")
+                else:
+                    lines.append(_settings_wording(problem).format())
+            raise ConfigError("invalid settings:\n" + "\n".join(lines))
+        return cls(merged, file, tuple(overrides))
+
+    def get(self, *path: str, default: Any = None) -> Any:
+        """The value at ``path`` (``settings.get("temporal", "address")``), or ``default``."""
+        node: Any = self.data
+        for key in path:
+            if not isinstance(node, Mapping) or key not in node:
+                return default
+            node = node[key]
+        return node
+
+    @property
+    def brand(self) -> str:
+        return str(self.get("brand", default="Flowdesk"))
+
+    def flow_settings(self) -> FlowSettings:
+        """What flows may read as ``settings.*`` and ``business_hours(name)``."""
+        calendars: dict[str, BusinessCalendar] = {}
+        for name, spec in (self.get("business_hours", default={}) or {}).items():
+            try:
+                calendars[name] = BusinessCalendar.from_settings(spec)
+            except ValueError as exc:
+                raise ConfigError(f"{self._where()}business_hours.{name}: {exc}") from None
+        return FlowSettings(brand=self.brand, values=dict(self.get("values", default={}) or {}), calendars=calendars)
+
+    def limits(self) -> Limits:
+        """Interpreter limits, with ``limits.max_steps_per_turn`` from the settings."""
+        steps = self.get("limits", "max_steps_per_turn")
+        return Limits(max_steps_per_turn=int(steps)) if steps is not None else Limits()
+
+    def _where(self) -> str:
+        return f"{self.file}: " if self.file is not None else ""
+
+
+def _settings_wording(problem: Diagnostic) -> Diagnostic:
+    # The schema layer words places for flow files; at the top level it says "the flow".
+    if problem.message.endswith(" in the flow"):
+        return replace(problem, message=problem.message.removesuffix(" in the flow") + " in the settings")
+    return problem
+
+
+def _describe(file: str, problems: list[Diagnostic]) -> str:
+    lines = [_settings_wording(problem).format() for problem in problems]
+    return f"invalid settings file {file}:\n" + "\n".join(lines)
+
+
+__all__ = ["DEFAULT_FILE", "ENV_VARIABLES", "EnvOverride", "Settings", "env_overrides", "resolve_env_ref"]
