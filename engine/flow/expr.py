@@ -55,7 +55,7 @@ MAX_DEPTH = 64
 #: A secret reference as rendered into http/AI config; group 1 is the name.
 _SECRET_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 SECRET_MARKER_RE = re.compile(r"\$\{secret:(" + _SECRET_NAME + r")\}")
-_CACHE_SIZE = 2048
+CACHE_SIZE = 2048
 
 
 class _SecretMarker(str):
@@ -142,10 +142,10 @@ ENV.filters["digits"] = _filter_digits
 ENV.filters["mask"] = _filter_mask
 # Workflows replay: anything random would make a replay diverge from history.
 del ENV.filters["random"], ENV.globals["lipsum"]
-_BUILTIN_NAMES = frozenset(ENV.globals)
+BUILTIN_NAMES = frozenset(ENV.globals)
 
 
-def _syntax(exc: TemplateSyntaxError, source: str, kind: str) -> ExpressionError:
+def syntax_failure(exc: TemplateSyntaxError, source: str, kind: str) -> ExpressionError:
     return ExpressionError(f"{kind} syntax error in {_show(source)}: {exc.message}", source=source, line=exc.lineno)
 
 
@@ -154,22 +154,22 @@ def _show(source: str) -> str:
     return repr(flat if len(flat) <= 80 else flat[:77] + "...")
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
+@lru_cache(maxsize=CACHE_SIZE)
 def compile_expression(source: str) -> Callable[..., Any]:
     """Compile a bare expression; call the result with the scope as keyword arguments."""
     try:
         return ENV.compile_expression(source, undefined_to_none=False)
     except TemplateSyntaxError as exc:
-        raise _syntax(exc, source, "expression") from None
+        raise syntax_failure(exc, source, "expression") from None
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
+@lru_cache(maxsize=CACHE_SIZE)
 def compile_template(source: str) -> Template:
     """Compile a template (``{{ }}`` values, ``{% %}`` logic)."""
     try:
         return ENV.from_string(source)
     except TemplateSyntaxError as exc:
-        raise _syntax(exc, source, "template") from None
+        raise syntax_failure(exc, source, "template") from None
 
 
 def _failed(kind: str, source: str, exc: Exception) -> ExpressionError:

@@ -17,7 +17,7 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.parser import Parser
 
 from engine.errors import ExpressionError
-from engine.flow.expr import _BUILTIN_NAMES, _CACHE_SIZE, ENV, _syntax
+from engine.flow.expr import BUILTIN_NAMES, CACHE_SIZE, ENV, syntax_failure
 
 _FORBIDDEN = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 _SCOPING = (nodes.For, nodes.Macro, nodes.CallBlock)
@@ -49,7 +49,7 @@ def _parse(source: str, template: bool) -> nodes.Template:
         tree.set_environment(ENV)
         return tree
     except TemplateSyntaxError as exc:
-        raise _syntax(exc, source, "template" if template else "expression") from None
+        raise syntax_failure(exc, source, "template" if template else "expression") from None
 
 
 def _root(node: nodes.Node) -> str | None:
@@ -70,7 +70,7 @@ def _unknown(node: nodes.Filter | nodes.Test, source: str) -> ExpressionError | 
     return ExpressionError(f"no {kind} named {node.name!r}{also}", source=source, line=node.lineno)
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
+@lru_cache(maxsize=CACHE_SIZE)
 def analyse(source: str, template: bool) -> Analysis:
     """Parse and walk ``source`` once; syntax problems land in ``error``."""
     result = Analysis()
@@ -126,7 +126,7 @@ def referenced_names(source: str, *, template: bool) -> set[str]:
     A name the template assigns (``{% set %}``, ``{% for %}``) is local wherever used.
     """
     found = analyse(source, template)
-    return found.loaded - found.declared - _BUILTIN_NAMES
+    return found.loaded - found.declared - BUILTIN_NAMES
 
 
 def referenced_attributes(source: str, *, template: bool, root: str) -> set[str]:

@@ -131,6 +131,7 @@ class StepRunner(RunnerBase):
             self.state.attempts = 0
             return self.complete(step)
         self.state.attempts += 1
+        self.note(step.name, f"answer rejected ({self.state.attempts} of {action.max_attempts} attempts)")
         if self.state.attempts >= action.max_attempts:
             self.state.attempts = 0
             if action.on_fail:
