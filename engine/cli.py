@@ -10,24 +10,36 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 
-from engine.commands import chat, flowtest, validate
+#: sub-command -> module; a module is imported only when its command runs (or for --help),
+#: so `flowdesk validate` does not pay for what `flowdesk try` needs.
+COMMANDS = {
+    "validate": "engine.commands.validate",
+    "try": "engine.commands.chat",
+    "test": "engine.commands.flowtest",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowdesk",
         description="Flowdesk: a customer-service engine whose behaviour is YAML flows.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (validate, chat, flowtest):
-        module.register(sub)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, module in COMMANDS.items():
+        if chosen in COMMANDS and name != chosen:
+            sub.add_parser(name)  # known, but not loaded: another command runs
+        else:
+            import_module(module).register(sub)
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; returns its exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

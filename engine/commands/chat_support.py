@@ -5,21 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from functools import cache
 from pathlib import Path
 from typing import TextIO
-
-from jsonschema import Draft202012Validator
 
 from engine.errors import ConfigError
 from engine.flow.compile import parse_duration
 from engine.flow.events import Fault, SendText, TraceEntry
 from engine.flow.load import load_document
 from engine.flow.model import CompiledFlow
-from engine.flow.schema_check import schema_diagnostics
+from engine.flow.schema_check import schema_check, schema_diagnostics
 from engine.flow.testreport import trace_line
 from engine.flow.validate import FLOW_SUFFIXES, TEST_SUFFIXES, compile_paths, is_data_file
-from engine.resources import load_schema
 
 SLASH_HELP = """\
 commands:
@@ -45,13 +41,6 @@ def parse_wait(text: str) -> int | None:
 # -- loading ------------------------------------------------------------------------------
 
 
-@cache
-def _mock_validator() -> Draft202012Validator:
-    # The `mock:` of a test, validated on its own: the flow schema with its root swapped.
-    schema = {k: v for k, v in load_schema("flow.schema.json").items() if k in ("$schema", "$id", "$defs")}
-    return Draft202012Validator({**schema, "$ref": "#/$defs/mock"})
-
-
 def load_mocks(path: Path) -> dict[str, dict[str, object]]:
     """A ``--mock`` file: ``{ai: {step: reply}, http: {step: body}}``; raises ConfigError."""
     try:
@@ -65,7 +54,8 @@ def load_mocks(path: Path) -> dict[str, dict[str, object]]:
         raise ConfigError("\n".join(p.format() for p in problems))
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{path}:1:1: a mock file is a mapping with `ai:` and/or `http:` (step name -> result)")
-    problems = schema_diagnostics(doc, _mock_validator())
+    # The `mock:` of a test, validated on its own: the flow schema with its root swapped.
+    problems = schema_diagnostics(doc, schema_check("flow.schema.json", "mock"))
     if problems:
         raise ConfigError(f"invalid mock file {path}:\n" + "\n".join(p.format() for p in problems))
     return {family: dict(doc.data.get(family) or {}) for family in ("ai", "http")}

@@ -10,42 +10,73 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
-from functools import cache
-from typing import Any
+from collections.abc import Iterable, Iterator
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
 
 from engine.errors import Diagnostic
 from engine.flow.codes import make
 from engine.flow.load import LoadedDocument, Path, json_path
 from engine.resources import load_schema
 
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+
 _DURATION_HINT = "(ms|s|m|h|d)"
 
 
+class SchemaCheck:
+    """One JSON Schema used two ways: a compiled yes/no, then details when the answer is no.
+
+    jsonschema-rs answers "valid?" about a hundred times faster than jsonschema;
+    most documents are valid, so jsonschema (imported only then) walks just the
+    ones that need messages. Both implement Draft 2020-12 on the same schema.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+
+    @cached_property
+    def _fast(self) -> Any:
+        return jsonschema_rs.validator_for(self.schema)
+
+    @cached_property
+    def detailed(self) -> Draft202012Validator:
+        from jsonschema import Draft202012Validator  # noqa: PLC0415 - only for invalid documents
+
+        return Draft202012Validator(self.schema)
+
+    def is_valid(self, data: Any) -> bool:
+        valid: bool = self._fast.is_valid(data)
+        return valid
+
+    def iter_errors(self, data: Any) -> Iterator[ValidationError]:
+        return self.detailed.iter_errors(data)
+
+
 @cache
-def _validator(name: str, definition: str | None) -> Draft202012Validator:
+def schema_check(name: str, definition: str | None = None) -> SchemaCheck:
+    """A schema file, or one of its ``$defs`` as the root (``testFile``, ``mock``)."""
     schema = load_schema(name)
     if definition is not None:
-        schema = {**schema, "$ref": f"#/$defs/{definition}"}
-        for key in ("required", "properties", "additionalProperties", "type", "allOf", "anyOf", "oneOf"):
-            schema.pop(key, None)
-    return Draft202012Validator(schema)
+        schema = {k: v for k, v in schema.items() if k in ("$schema", "$id", "$defs")}
+        schema["$ref"] = f"#/$defs/{definition}"
+    return SchemaCheck(schema)
 
 
-def flow_validator() -> Draft202012Validator:
-    return _validator("flow.schema.json", None)
+def flow_validator() -> SchemaCheck:
+    return schema_check("flow.schema.json")
 
 
-def test_file_validator() -> Draft202012Validator:
-    return _validator("flow.schema.json", "testFile")
+def test_file_validator() -> SchemaCheck:
+    return schema_check("flow.schema.json", "testFile")
 
 
-def settings_validator() -> Draft202012Validator:
-    return _validator("settings.schema.json", None)
+def settings_validator() -> SchemaCheck:
+    return schema_check("settings.schema.json")
 
 
 def describe(path: Path) -> str:
@@ -157,6 +188,8 @@ def _diagnose(error: ValidationError, doc: LoadedDocument) -> list[Diagnostic]:
 
 
 def _relevance_order(errors: Iterable[ValidationError]) -> list[ValidationError]:
+    from jsonschema.exceptions import best_match  # noqa: PLC0415 - only for invalid documents
+
     chosen: list[ValidationError] = []
     for error in errors:
         best = best_match([error])
@@ -165,31 +198,13 @@ def _relevance_order(errors: Iterable[ValidationError]) -> list[ValidationError]
     return chosen
 
 
-_FAST: dict[int, tuple[Draft202012Validator, Any]] = {}
-
-
-def _is_valid_fast(validator: Draft202012Validator, data: Any) -> bool:
-    """Validity by jsonschema-rs (compiled, ~100x faster); details come from jsonschema.
-
-    Most documents are valid, so the slow, detailed walk runs only for the ones
-    that need a message. Both implement Draft 2020-12 on the same schema.
-    """
-    entry = _FAST.get(id(validator))
-    if entry is None or entry[0] is not validator:
-        schema: Any = validator.schema
-        entry = (validator, jsonschema_rs.validator_for(schema))
-        _FAST[id(validator)] = entry
-    valid: bool = entry[1].is_valid(data)
-    return valid
-
-
-def schema_diagnostics(doc: LoadedDocument, validator: Draft202012Validator) -> list[Diagnostic]:
+def schema_diagnostics(doc: LoadedDocument, check: SchemaCheck) -> list[Diagnostic]:
     """One diagnostic per failing location, in document order."""
-    if _is_valid_fast(validator, doc.data):
+    if check.is_valid(doc.data):
         return []
     seen: set[str] = set()
     out: list[Diagnostic] = []
-    for error in _relevance_order(validator.iter_errors(doc.data)):
+    for error in _relevance_order(check.iter_errors(doc.data)):
         for diagnostic in _diagnose(error, doc):
             if diagnostic.path in seen and diagnostic.code != "FD111":
                 continue
