@@ -1,0 +1,172 @@
+"""Activities of a conversation: everything that touches the world.
+
+Retries are Temporal's: clients run with their own retries off, and an activity
+raises a retryable error for a transient failure and a non-retryable
+``ApplicationError`` for a permanent one. Secrets are resolved here, from the
+worker's environment, and never returned: inputs and results land in history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from engine.errors import FlowdeskError
+from engine.flow import expr
+from engine.flow.events import AIFailed, AIResult, CallAI, to_dict
+from engine.flow.offline import OfflineAI
+from engine.runtime.inbound import run_inbound
+from engine.runtime.ports import DeliveryRejected, MessageLog, OutboundChannel
+from engine.runtime.revisions import FlowCatalog
+from engine.runtime.types import AIInput, Delivered, DeliverInput, HttpInput, Prepared, PrepareInput, RecordInput
+
+SecretLookup = Callable[[str], str | None]
+
+#: Response bodies larger than this are cut (a flow stores them in its variables).
+MAX_BODY_BYTES = 256_000
+
+
+class _CatalogFlows:
+    """The interpreter's FlowResolver over a catalog (pinned revisions only)."""
+
+    def __init__(self, catalog: FlowCatalog) -> None:
+        self.catalog = catalog
+
+    def get(self, name: str, revision: str | None = None) -> Any:
+        if revision is None:
+            return self.catalog.live(name)
+        return self.catalog.compiled.get(name, revision)
+
+
+class ConversationActivities:
+    """The activities of one worker, with the dependencies they share."""
+
+    def __init__(
+        self,
+        catalog: FlowCatalog,
+        *,
+        channels: Mapping[str, OutboundChannel],
+        log: MessageLog,
+        secrets: SecretLookup = os.environ.get,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.channels = dict(channels)
+        self.log = log
+        self.secrets = secrets
+        # One client for every call; its own retries stay off: Temporal retries.
+        self.http = http or httpx.AsyncClient(follow_redirects=False, transport=httpx.AsyncHTTPTransport(retries=0))
+
+    @activity.defn(name="flowdesk.prepare")
+    async def prepare(self, data: PrepareInput) -> Prepared:
+        """Inbound pipeline of the message, and the live revisions the workflow asked about."""
+        flow = self.catalog.compiled.get(data.flow, data.revision)
+        message, blocked, reply = run_inbound(flow, data.message)
+        return Prepared(message=message, blocked=blocked, reply=reply, live=self.catalog.live_revisions(data.flows))
+
+    @activity.defn(name="flowdesk.record")
+    async def record(self, entry: RecordInput) -> None:
+        """Write one message (or delivery outcome) to the conversation's log."""
+        await asyncio.to_thread(self.log.record, entry)
+
+    @activity.defn(name="flowdesk.deliver")
+    async def deliver(self, data: DeliverInput) -> Delivered:
+        """Send one message through its channel; a repeated key is not sent twice."""
+        channel = self.channels.get(data.channel)
+        if channel is None:
+            raise ApplicationError(f"no channel {data.channel!r} on this worker", type="NoChannel", non_retryable=True)
+        try:
+            return await channel.send(data)
+        except DeliveryRejected as exc:
+            raise ApplicationError(str(exc), type="DeliveryRejected", non_retryable=True) from None
+
+    @activity.defn(name="flowdesk.call_ai")
+    async def call_ai(self, data: AIInput) -> dict[str, Any]:
+        """Run an AI chain; a chain that fails as a whole is a result, not an exception."""
+        fields = {k: v for k, v in data.call.items() if k != "kind"}
+        call = CallAI(**{**fields, "history": tuple(fields.get("history", ())), "intents": _intents(fields)})
+        result: AIResult | AIFailed = OfflineAI(_CatalogFlows(self.catalog))(call, call_time())
+        return to_dict(result)
+
+    @activity.defn(name="flowdesk.call_http")
+    async def call_http(self, data: HttpInput) -> dict[str, Any]:
+        """Make an HTTP request; 2xx-4xx are results, network errors and 5xx/429 are retried."""
+        call = data.call
+        try:
+            request = self._request(call)
+        except FlowdeskError as exc:
+            raise ApplicationError(str(exc), type="SecretMissing", non_retryable=True) from None
+        try:
+            response = await self.http.send(request)
+        except httpx.TimeoutException:
+            raise ApplicationError("timed out", type="HttpTimeout") from None
+        except httpx.HTTPError as exc:
+            # The exception text can hold the URL, and the URL a secret: name the failure only.
+            raise ApplicationError(f"request failed ({type(exc).__name__})", type="HttpError") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ApplicationError(f"HTTP {response.status_code}", type="HttpStatus")
+        return {"status": response.status_code, "body": _body(response)}
+
+    def _request(self, call: Mapping[str, Any]) -> httpx.Request:
+        resolve = self._resolver()
+        kwargs: dict[str, Any] = {
+            "headers": {k: resolve(v) for k, v in call.get("headers", ())},
+            "params": {k: resolve(v) for k, v in call.get("query", ())},
+        }
+        if call.get("has_json"):
+            kwargs["json"] = _map_strings(call.get("json_body"), resolve)
+        elif call.get("body") is not None:
+            kwargs["content"] = resolve(call["body"]).encode("utf-8")
+        timeout = httpx.Timeout((call.get("timeout_ms") or 10_000) / 1000)
+        return self.http.build_request(call.get("method", "GET"), resolve(call["url"]), timeout=timeout, **kwargs)
+
+    def _resolver(self) -> Callable[[str], str]:
+        def resolve(text: str) -> str:
+            def value(match: Any) -> str:
+                name = match.group(1)
+                secret = self.secrets(name)
+                if secret is None:
+                    raise FlowdeskError(f"secret {name!r} is not set in the worker's environment")
+                return secret
+
+            return expr.SECRET_MARKER_RE.sub(value, text)
+
+        return resolve
+
+
+def call_time() -> str:
+    """Now, for results made inside an activity (activities may read the clock)."""
+    from datetime import UTC, datetime  # noqa: PLC0415 - keep module import cheap for workflows
+
+    return datetime.now(UTC).isoformat()
+
+
+def _intents(call: Mapping[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((name, tuple(examples)) for name, examples in call.get("intents", ()))
+
+
+def _map_strings(value: Any, resolve: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return resolve(value)
+    if isinstance(value, dict):
+        return {k: _map_strings(v, resolve) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, resolve) for v in value]
+    return value
+
+
+def _body(response: httpx.Response) -> Any:
+    content = response.content[:MAX_BODY_BYTES]
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return json.loads(content)
+        except ValueError:
+            pass
+    return content.decode(response.encoding or "utf-8", errors="replace")

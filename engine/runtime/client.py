@@ -1,0 +1,94 @@
+"""Talking to conversations from outside the workflow: send, act, close, look.
+
+Every inbound message is an update-with-start: the conversation's workflow is
+started if it is not running, and the update id is the channel's own message id,
+so a redelivered webhook is accepted once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+
+from engine.errors import FlowdeskError
+from engine.flow.context import FlowSettings
+from engine.flow.routing import choose_flow
+from engine.runtime.revisions import FlowCatalog
+from engine.runtime.types import (
+    TASK_QUEUE,
+    Accepted,
+    AgentAction,
+    CloseRequest,
+    ConversationInput,
+    InboundMessage,
+    StateView,
+    workflow_id,
+)
+from engine.runtime.workflow import ConversationWorkflow
+
+
+class NoFlowError(FlowdeskError):
+    """No live flow serves this channel (or every flow's `when` said no)."""
+
+
+class Conversations:
+    """The runtime's client side, used by the server and by tests and benchmarks."""
+
+    def __init__(
+        self,
+        client: Client,
+        catalog: FlowCatalog,
+        *,
+        task_queue: str = TASK_QUEUE,
+        settings: FlowSettings | None = None,
+    ) -> None:
+        self.client = client
+        self.catalog = catalog
+        self.task_queue = task_queue
+        self.settings = settings or FlowSettings()
+
+    def handle(self, conversation_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(workflow_id(conversation_id))
+
+    async def send(self, conversation_id: str, message: InboundMessage) -> Accepted:
+        """Queue a customer's message durably; starts the conversation if needed."""
+        flow = choose_flow(
+            self.catalog.flows(),
+            channel=message.channel,
+            contact=message.contact,
+            message={"text": message.text, "channel": message.channel},
+            settings=self.settings,
+            now=datetime.now(UTC),
+        )
+        if flow is None:
+            raise NoFlowError(f"no live flow takes conversations from channel {message.channel!r}")
+        start = WithStartWorkflowOperation(
+            ConversationWorkflow.run,
+            ConversationInput(
+                conversation_id=conversation_id,
+                flow=flow.name,
+                revision=flow.revision,
+                channel=message.channel,
+                contact=dict(message.contact),
+            ),
+            id=workflow_id(conversation_id),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        accepted: Accepted = await self.client.execute_update_with_start_workflow(
+            ConversationWorkflow.message, message, start_workflow_operation=start, id=message.id
+        )
+        return accepted
+
+    async def agent(self, conversation_id: str, action: AgentAction) -> None:
+        await self.handle(conversation_id).execute_update(ConversationWorkflow.agent, action)
+
+    async def close(self, conversation_id: str, status: str = "closed") -> None:
+        await self.handle(conversation_id).execute_update(ConversationWorkflow.close, CloseRequest(status))
+
+    async def state(self, conversation_id: str) -> StateView:
+        view: StateView = await self.handle(conversation_id).query(ConversationWorkflow.query_state)
+        return view

@@ -1,0 +1,60 @@
+"""What the runtime needs from the outside world, as small protocols.
+
+Activities deliver through an :class:`OutboundChannel` and write to a
+:class:`MessageLog`; the server and store provide the production implementations,
+tests provide their own. The file-based log here is the embedded default until
+the database store exists.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Protocol
+
+from engine.runtime.types import Delivered, DeliverInput, RecordInput
+
+
+class DeliveryRejected(Exception):
+    """The channel refused the message for good (bad recipient, blocked bot): do not retry."""
+
+
+class OutboundChannel(Protocol):
+    """Sends one message; must treat a repeated ``key`` as already sent where it can."""
+
+    name: str
+
+    async def send(self, message: DeliverInput) -> Delivered: ...
+
+
+class MessageLog(Protocol):
+    """Durable record of every inbound and outbound message of a conversation."""
+
+    def record(self, entry: RecordInput) -> None: ...
+
+
+class JsonlMessageLog:
+    """One JSON line per message under ``<root>/<conversation id>.jsonl``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def path(self, conversation_id: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in conversation_id)
+        return self.root / f"{safe}.jsonl"
+
+    def record(self, entry: RecordInput) -> None:
+        line = json.dumps(asdict(entry), ensure_ascii=False)
+        with self._lock, self.path(entry.conversation_id).open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    def entries(self, conversation_id: str) -> list[RecordInput]:
+        try:
+            lines = self.path(conversation_id).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [RecordInput(**json.loads(line)) for line in lines if line.strip()]

@@ -1,0 +1,125 @@
+"""Flow revisions: an immutable, content-addressed store and the live catalog.
+
+A revision is stored once under its hash and never changes, so a worker that
+loads "shop-support@3fa2..." gets the same compiled flow on every machine and
+on every replay: that is what lets workflow code read it. The catalog says
+which revision of each flow is *live* (what new conversations start on and what
+running ones move to at their next safe point).
+
+This first store keeps revisions as files under ``<data_dir>/revisions``; the
+database-backed store arrives with the server and implements the same protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from engine.errors import FlowError, FlowRuntimeError
+from engine.flow.model import CompiledFlow
+from engine.flow.validate import compile_paths, compile_source
+
+
+class RevisionStore(Protocol):
+    """Immutable flow sources by revision hash."""
+
+    def get(self, revision: str) -> str | None: ...
+
+    def put(self, revision: str, source: str) -> None: ...
+
+
+class FileRevisionStore:
+    """Revisions as ``<root>/<hash>.yaml``; writes are atomic (write, then rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def get(self, revision: str) -> str | None:
+        if not revision.isalnum():
+            return None  # a hash, never a path
+        try:
+            return (self.root / f"{revision}.yaml").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def put(self, revision: str, source: str) -> None:
+        target = self.root / f"{revision}.yaml"
+        if target.exists():
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(source)
+        Path(tmp).replace(target)
+
+
+class CompiledFlows:
+    """Compiled revisions by (flow, revision), loaded from a store on first use.
+
+    Shared by every workflow on a worker. Loading is deterministic: the content
+    behind a hash never changes, and compiling is pure.
+    """
+
+    def __init__(self, store: RevisionStore) -> None:
+        self.store = store
+        self._flows: dict[tuple[str, str], CompiledFlow] = {}
+        self._lock = threading.Lock()
+
+    def add(self, flow: CompiledFlow) -> None:
+        with self._lock:
+            self._flows[(flow.name, flow.revision)] = flow
+
+    def get(self, name: str, revision: str) -> CompiledFlow:
+        flow = self._flows.get((name, revision))
+        if flow is not None:
+            return flow
+        source = self.store.get(revision)
+        if source is None:
+            raise FlowRuntimeError("revision_missing", f"revision {revision[:12]} of flow {name!r} is not stored")
+        result = compile_source(source, f"{name}@{revision[:12]}")
+        if result.flow is None:
+            raise FlowError(result.diagnostics)
+        if (result.flow.name, result.flow.revision) != (name, revision):
+            raise FlowRuntimeError("revision_mismatch", f"stored revision {revision[:12]} is not flow {name!r}")
+        self.add(result.flow)
+        return result.flow
+
+
+class FlowCatalog:
+    """The live revision of each flow, plus every revision ever published."""
+
+    def __init__(self, store: RevisionStore, compiled: CompiledFlows | None = None) -> None:
+        self.store = store
+        self.compiled = compiled or CompiledFlows(store)
+        self._live: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def publish(self, flow: CompiledFlow) -> None:
+        """Store a compiled flow's source and make it the live revision."""
+        self.store.put(flow.revision, flow.source)
+        self.compiled.add(flow)
+        with self._lock:
+            self._live[flow.name] = flow.revision
+
+    def publish_dir(self, paths: Iterable[str | Path]) -> list[str]:
+        """Compile and publish every valid flow under ``paths``; returns problems as text."""
+        result = compile_paths(paths)
+        problems = [d.format() for d in result.diagnostics if d.is_error]
+        for compiled in result.flows:
+            if compiled.flow is not None:
+                self.publish(compiled.flow)
+        return problems
+
+    def live(self, name: str) -> CompiledFlow | None:
+        revision = self._live.get(name)
+        return self.compiled.get(name, revision) if revision is not None else None
+
+    def live_revisions(self, names: Iterable[str]) -> dict[str, str]:
+        return {name: self._live[name] for name in names if name in self._live}
+
+    def flows(self) -> list[CompiledFlow]:
+        return [flow for name in sorted(self._live) if (flow := self.live(name)) is not None]

@@ -1,0 +1,166 @@
+"""The dataclasses that cross the Temporal boundary: workflow, update and activity I/O.
+
+Each is one dataclass with JSON-compatible fields, so a field can be added later
+with a default without breaking running conversations (Temporal samples' rule).
+Nothing here may carry a secret: every field ends up in workflow history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The default task queue of workflows and activities.
+TASK_QUEUE = "flowdesk"
+
+
+def workflow_id(conversation_id: str) -> str:
+    """The workflow id of a conversation: one entity workflow per conversation."""
+    return f"conv-{conversation_id}"
+
+
+@dataclass
+class ConversationInput:
+    """Starts (or continues, after continue-as-new) a conversation workflow."""
+
+    conversation_id: str
+    flow: str
+    revision: str
+    channel: str
+    contact: dict[str, Any] = field(default_factory=dict)
+    #: ConversationState.to_dict() when continuing as new; None for a new conversation
+    state: dict[str, Any] | None = None
+    #: channel message ids already accepted (redeliveries after continue-as-new)
+    seen: list[str] = field(default_factory=list)
+    #: timer id -> ISO due time, recreated after continue-as-new
+    timers: dict[str, str] = field(default_factory=dict)
+    #: events accepted but not yet interpreted when the run continued as new
+    backlog: list[dict[str, Any]] = field(default_factory=list)
+    #: outbound messages so far (delivery keys stay unique across runs)
+    sent: int = 0
+    #: live revisions known to the conversation (flow id -> revision)
+    live: dict[str, str] = field(default_factory=dict)
+    #: interpreted events after which the run continues as new (history stays small)
+    max_events_per_run: int = 2000
+
+
+@dataclass
+class InboundMessage:
+    """A customer's message as the channel delivered it (the update argument)."""
+
+    id: str
+    text: str
+    channel: str
+    at: str | None = None
+    contact: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Accepted:
+    """What sending a message returns: it is durably queued (or was already)."""
+
+    conversation_id: str
+    message_id: str
+    duplicate: bool = False
+
+
+@dataclass
+class AgentAction:
+    """An agent's action: ``accept``, ``reply`` (with ``text``), ``resolve``, ``transfer`` (to ``queue``)."""
+
+    action: str
+    agent: str
+    text: str = ""
+    queue: str = ""
+
+
+@dataclass
+class CloseRequest:
+    status: str = "closed"
+    reason: str = ""
+
+
+@dataclass
+class PrepareInput:
+    """Local activity input: run the inbound pipeline and look up live revisions."""
+
+    conversation_id: str
+    flow: str
+    revision: str
+    message: dict[str, Any]
+    #: flow ids whose live revision the workflow needs (its own and call/goto targets)
+    flows: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    message: dict[str, Any]
+    #: set when a processor blocked the message; it is not interpreted
+    blocked: str | None = None
+    reply: str | None = None
+    #: flow id -> live revision
+    live: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DeliverInput:
+    """One outbound message; ``key`` makes a retried delivery idempotent."""
+
+    conversation_id: str
+    channel: str
+    key: str
+    text: str
+    choices: list[str] = field(default_factory=list)
+    sender: str = "bot"
+    contact: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Delivered:
+    key: str
+    status: str  # sent | duplicate
+    channel_message_id: str | None = None
+
+
+@dataclass
+class RecordInput:
+    """A message or delivery outcome for the conversation's log."""
+
+    conversation_id: str
+    direction: str  # in | out
+    text: str
+    channel: str
+    message_id: str
+    at: str
+    status: str = "received"  # received | sent | failed | blocked
+    sender: str = "customer"
+    flow: str = ""
+    revision: str = ""
+    detail: str = ""
+
+
+@dataclass
+class AIInput:
+    """An AI chain call: everything but credentials, which the activity looks up."""
+
+    call: dict[str, Any]
+    conversation_id: str = ""
+
+
+@dataclass
+class HttpInput:
+    """An HTTP call; strings may contain ``${secret:NAME}`` markers the activity resolves."""
+
+    call: dict[str, Any]
+    conversation_id: str = ""
+
+
+@dataclass
+class StateView:
+    """What the state query returns: no secrets, no message bodies in the queue."""
+
+    conversation_id: str
+    state: dict[str, Any]
+    timers: dict[str, str] = field(default_factory=dict)
+    in_flight: int = 0

@@ -1,0 +1,507 @@
+"""ConversationWorkflow: one durable entity workflow per conversation.
+
+The workflow is thin: it queues events (messages, agent actions, results,
+timers), feeds them one at a time to the pure interpreter, and carries out the
+commands it returns — activities for AI, HTTP, delivery and the message log,
+workflow timers for waits, a local activity for the inbound pipeline. All step
+semantics live in :mod:`engine.flow.interpret`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from engine.flow.context import InterpreterContext
+    from engine.flow.events import (
+        AgentAccepted,
+        AgentMessage,
+        AgentResolved,
+        AIFailed,
+        CallAI,
+        CallHttp,
+        CancelHandoff,
+        CancelTimer,
+        CloseRequested,
+        Command,
+        EndConversation,
+        Event,
+        Fault,
+        HttpFailed,
+        HttpResult,
+        MessageReceived,
+        SendText,
+        StartHandoff,
+        StartTimer,
+        TimerFired,
+        event_from_dict,
+        to_dict,
+    )
+    from engine.flow.interpret import adopt_revision, advance, begin
+    from engine.flow.model import CompiledFlow, FlowJumpAction
+    from engine.flow.state import ConversationState
+    from engine.runtime import registry
+    from engine.runtime.activities import ConversationActivities
+    from engine.runtime.types import (
+        Accepted,
+        AgentAction,
+        AIInput,
+        CloseRequest,
+        ConversationInput,
+        DeliverInput,
+        HttpInput,
+        InboundMessage,
+        PrepareInput,
+        RecordInput,
+        StateView,
+    )
+
+#: A delivery is retried for about four minutes, then recorded as failed: a
+#: reply that arrives an hour late is worse than a visible failure.
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=8
+)
+#: The message log must not lose a message: retried until it works.
+RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
+#: The inbound pipeline is local and fast; a few quick attempts.
+PREPARE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5)
+
+DEFAULT_AI_TIMEOUT = timedelta(seconds=30)
+DEFAULT_HTTP_TIMEOUT = timedelta(seconds=10)
+MAX_MESSAGE_CHARS = 20_000
+SEEN_LIMIT = 1000
+AGENT_ACTIONS = frozenset({"accept", "reply", "resolve", "transfer"})
+
+
+class _PinnedFlows:
+    """FlowResolver for workflow code: pinned revisions from the worker's compiled cache."""
+
+    def __init__(self, live: dict[str, str]) -> None:
+        self.live = live
+
+    def get(self, name: str, revision: str | None = None) -> CompiledFlow | None:
+        revision = revision or self.live.get(name)
+        if revision is None:
+            return None
+        compiled = registry.compiled_for(workflow.info().task_queue)
+        # Content-addressed and immutable: reading it is deterministic, so the
+        # sandbox may let this one read through.
+        with workflow.unsafe.sandbox_unrestricted():
+            return compiled.get(name, revision)
+
+
+@workflow.defn(name="Conversation")
+class ConversationWorkflow:
+    """Drives one conversation's flow; see the module docstring."""
+
+    @workflow.init
+    def __init__(self, data: ConversationInput) -> None:
+        self.input = data
+        self.events: deque[Event] = deque(event_from_dict(e) for e in data.backlog)
+        self.seen: dict[str, None] = dict.fromkeys(data.seen)
+        self.timers: dict[str, str] = dict(data.timers)
+        self.timer_tasks: dict[str, asyncio.Task[None]] = {}
+        self.outbox: deque[DeliverInput] = deque()
+        self.delivering = False
+        self.in_flight = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.sent = data.sent
+        self.flows = _PinnedFlows(dict(data.live))
+        self.state: ConversationState | None = (
+            ConversationState.from_dict(data.state) if data.state is not None else None
+        )
+
+    # -- the loop ---------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, data: ConversationInput) -> dict[str, Any]:
+        self.flows.live.setdefault(data.flow, data.revision)
+        if self.state is None:
+            flow = self._flow(data.flow, data.revision)
+            self.state = begin(
+                flow,
+                conversation={"id": data.conversation_id, "channel": data.channel, "started_at": self._now()},
+                contact=data.contact,
+                at=self._now(),
+            )
+        for timer_id, due in self.timers.items():
+            delay = max(0.0, (_parse(due) - workflow.now()).total_seconds())
+            self.timer_tasks[timer_id] = asyncio.create_task(self._timer(timer_id, delay))
+        outbox = asyncio.create_task(self._deliver_forever())
+        handled = 0
+        while True:
+            await workflow.wait_condition(lambda: bool(self.events) or (self.state is not None and self.state.ended))
+            if not self.events:
+                break
+            await self._handle(self.events.popleft())
+            handled += 1
+            if self._should_continue_as_new(handled):
+                await self._quiesce(outbox)
+                workflow.continue_as_new(self._carry_over())
+        await workflow.wait_condition(lambda: not self.outbox and not self.delivering)
+        outbox.cancel()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self.state is not None
+        return {"status": self.state.end_status, "step": self.state.step}
+
+    async def _handle(self, event: Event) -> None:
+        assert self.state is not None
+        if isinstance(event, MessageReceived):
+            prepared = await self._prepare(event)
+            if prepared is None:
+                return
+            event = prepared
+        ctx = InterpreterContext(self.flows)
+        outcome = advance(ctx, self.state, event)
+        self.state = outcome.state
+        for command in outcome.commands:
+            self._execute(command)
+
+    async def _prepare(self, event: MessageReceived) -> MessageReceived | None:
+        """Persist the message, run the inbound pipeline, and move to a new live revision."""
+        assert self.state is not None
+        message = event.message
+        await self._record(message["id"], "in", message["text"], event.at, status="received", sender="customer")
+        prepared = await workflow.execute_local_activity_method(
+            ConversationActivities.prepare,
+            PrepareInput(
+                self.input.conversation_id,
+                self.state.flow,
+                self.state.revision,
+                message,
+                flows=self._flows_of_interest(),
+            ),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=PREPARE_RETRY,
+        )
+        self.flows.live.update(prepared.live)
+        live = prepared.live.get(self.state.flow)
+        if live is not None and live != self.state.revision:
+            moved = adopt_revision(self.state, self._flow(self.state.flow, live))
+            if moved is not None:
+                workflow.logger.info("conversation moved to revision %s of %s", live[:12], self.state.flow)
+                self.state = moved
+        if prepared.blocked is not None:
+            await self._record(
+                message["id"], "in", message["text"], event.at, status="blocked", detail=prepared.blocked
+            )
+            if prepared.reply:
+                self._queue_delivery(prepared.reply, (), "bot")
+            return None
+        return MessageReceived(message=prepared.message, at=event.at)
+
+    def _flows_of_interest(self) -> list[str]:
+        assert self.state is not None
+        names = {self.state.flow, *(frame.flow for frame in self.state.stack)}
+        current = self.flows.get(self.state.flow, self.state.revision)
+        if current is not None:
+            names |= {s.action.flow for s in current.steps.values() if isinstance(s.action, FlowJumpAction)}
+        return sorted(names)
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _execute(self, command: Command) -> None:
+        if isinstance(command, SendText):
+            self._queue_delivery(command.text, command.choices, command.sender)
+        elif isinstance(command, StartTimer):
+            due = workflow.now() + timedelta(milliseconds=command.delay_ms)
+            self.timers[command.timer_id] = due.isoformat()
+            self.timer_tasks[command.timer_id] = asyncio.create_task(
+                self._timer(command.timer_id, command.delay_ms / 1000)
+            )
+        elif isinstance(command, CancelTimer):
+            self.timers.pop(command.timer_id, None)
+            task = self.timer_tasks.pop(command.timer_id, None)
+            if task is not None:
+                task.cancel()
+        elif isinstance(command, CallAI):
+            self._spawn(self._call_ai(command))
+        elif isinstance(command, CallHttp):
+            self._spawn(self._call_http(command))
+        elif isinstance(command, (StartHandoff, CancelHandoff)):
+            kind = "handoff" if isinstance(command, StartHandoff) else "handoff_cancelled"
+            self._spawn(self._record(f"{kind}-{self.sent}", "event", command.queue, self._now(), status=kind))
+        elif isinstance(command, Fault):
+            workflow.logger.warning(
+                "flow %s step %s: %s (%s)", command.flow, command.step, command.message, command.code
+            )
+        elif isinstance(command, EndConversation):
+            workflow.logger.info("conversation ended: %s", command.status)
+
+    def _spawn(self, work: Any) -> None:
+        self.in_flight += 1
+
+        async def tracked() -> None:
+            try:
+                await work
+            finally:
+                self.in_flight -= 1
+
+        task = asyncio.create_task(tracked())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _timer(self, timer_id: str, seconds: float) -> None:
+        try:
+            await workflow.sleep(seconds)
+        except asyncio.CancelledError:
+            return
+        if self.timers.pop(timer_id, None) is not None:
+            self.timer_tasks.pop(timer_id, None)
+            self.events.append(TimerFired(timer_id=timer_id, at=self._now()))
+
+    async def _call_ai(self, call: CallAI) -> None:
+        timeout = timedelta(milliseconds=call.timeout_ms) if call.timeout_ms else DEFAULT_AI_TIMEOUT
+        attempts = (call.retries if call.retries is not None else 1) + 1
+        try:
+            result = await workflow.execute_activity_method(
+                ConversationActivities.call_ai,
+                AIInput(call=to_dict(call), conversation_id=self.input.conversation_id),
+                start_to_close_timeout=timeout,
+                retry_policy=RetryPolicy(maximum_attempts=attempts),
+            )
+            self.events.append(event_from_dict({**result, "call_id": call.call_id, "at": self._now()}))
+        except ActivityError as exc:
+            reason = "timeout" if isinstance(exc.cause, TimeoutError) else "failed"
+            self.events.append(AIFailed(call.call_id, reason, self._now(), _failure(exc)))
+
+    async def _call_http(self, call: CallHttp) -> None:
+        timeout = timedelta(milliseconds=call.timeout_ms) if call.timeout_ms else DEFAULT_HTTP_TIMEOUT
+        attempts = (call.retries or 0) + 1
+        try:
+            result = await workflow.execute_activity_method(
+                ConversationActivities.call_http,
+                HttpInput(call=to_dict(call), conversation_id=self.input.conversation_id),
+                # the activity applies the request timeout; this bounds one attempt
+                start_to_close_timeout=timeout + timedelta(seconds=5),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=attempts),
+            )
+            self.events.append(HttpResult(call.call_id, int(result["status"]), result.get("body"), self._now()))
+        except ActivityError as exc:
+            cause = exc.cause
+            timed_out = isinstance(cause, TimeoutError) or (
+                isinstance(cause, ApplicationError) and cause.type == "HttpTimeout"
+            )
+            self.events.append(
+                HttpFailed(call.call_id, "timeout" if timed_out else "error", self._now(), _failure(exc))
+            )
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def _queue_delivery(self, text: str, choices: tuple[str, ...], sender: str) -> None:
+        self.sent += 1
+        self.outbox.append(
+            DeliverInput(
+                conversation_id=self.input.conversation_id,
+                channel=self._reply_channel(),
+                key=f"{self.input.conversation_id}:{self.sent}",
+                text=text,
+                choices=list(choices),
+                sender=sender,
+                contact=self.state.contact if self.state else {},
+            )
+        )
+
+    def _reply_channel(self) -> str:
+        # Replies go to the channel of the latest inbound message.
+        message = self.state.message if self.state else None
+        return str((message or {}).get("channel") or self.input.channel)
+
+    async def _deliver_forever(self) -> None:
+        """Send queued replies one at a time, in order."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self.outbox))
+            item = self.outbox[0]
+            self.delivering = True
+            try:
+                await workflow.execute_activity_method(
+                    ConversationActivities.deliver,
+                    item,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=DELIVERY_RETRY,
+                )
+                await self._record(
+                    item.key, "out", item.text, self._now(), status="sent", sender=item.sender, channel=item.channel
+                )
+            except ActivityError as exc:
+                workflow.logger.warning("delivery %s failed for good: %s", item.key, _failure(exc))
+                await self._record(
+                    item.key,
+                    "out",
+                    item.text,
+                    self._now(),
+                    status="failed",
+                    sender=item.sender,
+                    channel=item.channel,
+                    detail=_failure(exc),
+                )
+            finally:
+                self.outbox.popleft()
+                self.delivering = False
+
+    async def _record(
+        self,
+        message_id: str,
+        direction: str,
+        text: str,
+        at: str,
+        *,
+        status: str,
+        sender: str = "customer",
+        channel: str | None = None,
+        detail: str = "",
+    ) -> None:
+        state = self.state
+        await workflow.execute_activity_method(
+            ConversationActivities.record,
+            RecordInput(
+                conversation_id=self.input.conversation_id,
+                direction=direction,
+                text=text,
+                channel=channel or self.input.channel,
+                message_id=message_id,
+                at=at,
+                status=status,
+                sender=sender,
+                flow=state.flow if state else self.input.flow,
+                revision=state.revision if state else self.input.revision,
+                detail=detail,
+            ),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RECORD_RETRY,
+        )
+
+    # -- updates and queries --------------------------------------------------------------
+
+    @workflow.update(name="message")
+    def message(self, message: InboundMessage) -> Accepted:
+        """Accept a customer's message into the queue (a redelivery is accepted once)."""
+        if message.id in self.seen:
+            return Accepted(self.input.conversation_id, message.id, duplicate=True)
+        self.seen[message.id] = None
+        while len(self.seen) > SEEN_LIMIT:
+            del self.seen[next(iter(self.seen))]
+        body = {
+            "id": message.id,
+            "text": message.text,
+            "channel": message.channel,
+            "flags": {},
+            "meta": dict(message.meta),
+        }
+        self.events.append(MessageReceived(message=body, at=self._now()))
+        return Accepted(self.input.conversation_id, message.id)
+
+    @message.validator
+    def _check_message(self, message: InboundMessage) -> None:
+        if not message.id or not isinstance(message.text, str) or not message.channel:
+            raise ValueError("a message needs an id, a text and a channel")
+        if len(message.text) > MAX_MESSAGE_CHARS:
+            raise ValueError(f"message is longer than {MAX_MESSAGE_CHARS} characters")
+        if self.state is not None and self.state.ended:
+            raise ValueError("the conversation has ended")
+
+    @workflow.update(name="agent")
+    def agent(self, action: AgentAction) -> dict[str, Any]:
+        """An agent accepts, replies to, resolves or transfers a handed-off conversation."""
+        now = self._now()
+        if action.action == "accept":
+            self.events.append(AgentAccepted(action.agent, now))
+        elif action.action == "reply":
+            self.events.append(AgentMessage(action.agent, action.text, now))
+        elif action.action == "resolve":
+            self.events.append(AgentResolved(action.agent, now))
+        else:  # transfer: the hand-off stays open on another queue
+            assert self.state is not None and self.state.handoff is not None
+            self.state.handoff["queue"] = action.queue
+            self._spawn(self._record(f"transfer-{self.sent}", "event", action.queue, now, status="handoff"))
+        return {"accepted": True}
+
+    @agent.validator
+    def _check_agent(self, action: AgentAction) -> None:
+        if action.action not in AGENT_ACTIONS:
+            raise ValueError(f"unknown agent action {action.action!r}; use one of {sorted(AGENT_ACTIONS)}")
+        if not action.agent:
+            raise ValueError("the agent is missing")
+        if self.state is None or self.state.status != "handoff":
+            raise ValueError("the conversation is not handed off to an agent")
+        if action.action == "reply" and not action.text.strip():
+            raise ValueError("a reply needs text")
+        if action.action == "transfer" and not action.queue:
+            raise ValueError("a transfer needs a queue")
+
+    @workflow.update(name="close")
+    def close(self, request: CloseRequest) -> dict[str, Any]:
+        """Close the conversation from outside (API, agent console)."""
+        self.events.append(CloseRequested(request.status or "closed", self._now()))
+        return {"accepted": True}
+
+    @close.validator
+    def _check_close(self, request: CloseRequest) -> None:
+        if self.state is not None and self.state.ended:
+            raise ValueError("the conversation has already ended")
+
+    @workflow.query(name="state")
+    def query_state(self) -> StateView:
+        """Current step, status, revision and variables (never secrets: none are in state)."""
+        view = self.state.public_view() if self.state else {}
+        return StateView(self.input.conversation_id, view, dict(self.timers), self.in_flight)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _flow(self, name: str, revision: str) -> CompiledFlow:
+        flow = self.flows.get(name, revision)
+        if flow is None:  # pragma: no cover - get() raises rather than return None for a revision
+            raise ApplicationError(f"flow {name} revision {revision} is not available", non_retryable=True)
+        return flow
+
+    def _now(self) -> str:
+        return workflow.now().isoformat()
+
+    def _should_continue_as_new(self, handled: int) -> bool:
+        assert self.state is not None
+        if self.state.ended:
+            return False
+        return handled >= self.input.max_events_per_run or workflow.info().is_continue_as_new_suggested()
+
+    async def _quiesce(self, outbox: asyncio.Task[None]) -> None:
+        """Let in-flight work finish so that nothing is lost when the run is replaced."""
+        await workflow.wait_condition(lambda: self.in_flight == 0 and not self.outbox and not self.delivering)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        outbox.cancel()
+        for task in self.timer_tasks.values():
+            task.cancel()
+
+    def _carry_over(self) -> ConversationInput:
+        assert self.state is not None
+        return ConversationInput(
+            conversation_id=self.input.conversation_id,
+            flow=self.state.flow,
+            revision=self.state.revision,
+            channel=self.input.channel,
+            contact=self.state.contact,
+            state=self.state.to_dict(),
+            seen=list(self.seen),
+            timers=dict(self.timers),
+            backlog=[to_dict(e) for e in self.events],
+            sent=self.sent,
+            live=dict(self.flows.live),
+            max_events_per_run=self.input.max_events_per_run,
+        )
+
+
+def _parse(iso: str) -> Any:
+    from datetime import datetime  # noqa: PLC0415 - datetime.fromisoformat is deterministic
+
+    return datetime.fromisoformat(iso)
+
+
+def _failure(exc: ActivityError) -> str:
+    cause = exc.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or exc)
