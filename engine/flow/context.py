@@ -75,6 +75,12 @@ class InterpreterContext:
     flows: FlowResolver
     settings: FlowSettings = field(default_factory=FlowSettings)
     limits: Limits = field(default_factory=Limits)
+    #: interpreter changes this conversation has opted into (see engine.runtime.patches)
+    features: frozenset[str] = frozenset()
+
+    def has(self, feature: str) -> bool:
+        """Whether a guarded interpreter change applies to this conversation."""
+        return feature in self.features
 
 
 def build_scope(ctx: InterpreterContext, state: ConversationState, *, secrets: bool = False) -> dict[str, Any]:

@@ -46,9 +46,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from engine.flow.interpret import adopt_revision, advance, begin
     from engine.flow.model import CompiledFlow, FlowJumpAction
+    from engine.flow.offline import OFFLINE_PROVIDERS
     from engine.flow.state import ConversationState
     from engine.runtime import registry
     from engine.runtime.activities import ConversationActivities
+    from engine.runtime.patches import INTERPRETER_PATCHES
     from engine.runtime.types import (
         Accepted,
         AgentAction,
@@ -158,7 +160,8 @@ class ConversationWorkflow:
             if prepared is None:
                 return
             event = prepared
-        ctx = InterpreterContext(self.flows)
+        features = frozenset(name for name in INTERPRETER_PATCHES if workflow.patched(name))
+        ctx = InterpreterContext(self.flows, features=features)
         outcome = advance(ctx, self.state, event)
         self.state = outcome.state
         for command in outcome.commands:
@@ -168,7 +171,8 @@ class ConversationWorkflow:
         """Persist the message, run the inbound pipeline, and move to a new live revision."""
         assert self.state is not None
         message = event.message
-        await self._record(message["id"], "in", message["text"], event.at, status="received", sender="customer")
+        # The message is already durable in history; the log write need not hold up the reply.
+        self._spawn(self._record(message["id"], "in", message["text"], event.at, status="received"))
         prepared = await workflow.execute_local_activity_method(
             ConversationActivities.prepare,
             PrepareInput(
@@ -260,17 +264,28 @@ class ConversationWorkflow:
     async def _call_ai(self, call: CallAI) -> None:
         timeout = timedelta(milliseconds=call.timeout_ms) if call.timeout_ms else DEFAULT_AI_TIMEOUT
         attempts = (call.retries if call.retries is not None else 1) + 1
+        data = AIInput(call=to_dict(call), conversation_id=self.input.conversation_id)
+        retry = RetryPolicy(maximum_attempts=attempts)
         try:
-            result = await workflow.execute_activity_method(
-                ConversationActivities.call_ai,
-                AIInput(call=to_dict(call), conversation_id=self.input.conversation_id),
-                start_to_close_timeout=timeout,
-                retry_policy=RetryPolicy(maximum_attempts=attempts),
-            )
+            if self._offline_chain(call):
+                # Offline providers (echo, faq) answer from memory in microseconds: a
+                # local activity spares two round trips through the server.
+                result = await workflow.execute_local_activity_method(
+                    ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
+                )
+            else:
+                result = await workflow.execute_activity_method(
+                    ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
+                )
             self.events.append(event_from_dict({**result, "call_id": call.call_id, "at": self._now()}))
         except ActivityError as exc:
             reason = "timeout" if isinstance(exc.cause, TimeoutError) else "failed"
             self.events.append(AIFailed(call.call_id, reason, self._now(), _failure(exc)))
+
+    def _offline_chain(self, call: CallAI) -> bool:
+        flow = self.flows.get(call.flow, call.revision)
+        chain = flow.chains.get(call.chain) if flow is not None else None
+        return chain is not None and all(p.use in OFFLINE_PROVIDERS for p in chain.providers)
 
     async def _call_http(self, call: CallHttp) -> None:
         timeout = timedelta(milliseconds=call.timeout_ms) if call.timeout_ms else DEFAULT_HTTP_TIMEOUT
@@ -327,8 +342,11 @@ class ConversationWorkflow:
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=DELIVERY_RETRY,
                 )
-                await self._record(
-                    item.key, "out", item.text, self._now(), status="sent", sender=item.sender, channel=item.channel
+                # Logged without holding up the next reply.
+                self._spawn(
+                    self._record(
+                        item.key, "out", item.text, self._now(), status="sent", sender=item.sender, channel=item.channel
+                    )
                 )
             except ActivityError as exc:
                 workflow.logger.warning("delivery %s failed for good: %s", item.key, _failure(exc))
