@@ -18,6 +18,7 @@ COMMANDS = {
     "validate": "engine.commands.validate",
     "try": "engine.commands.chat",
     "test": "engine.commands.flowtest",
+    "worker": "engine.commands.worker",
 }
 
 

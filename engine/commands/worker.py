@@ -1,0 +1,161 @@
+"""``flowdesk worker``: run conversation workflows and activities against a Temporal cluster.
+
+The scale-out half of a distributed installation: API nodes run ``flowdesk serve``,
+any number of worker nodes run this, all pointing at one cluster. Options win over
+``flowdesk.yaml`` (``temporal.*``) and ``FLOWDESK_*`` variables, which win over defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.runtime.connect import TLSSettings, connect
+from engine.settings import Settings, resolve_env_ref
+
+DEFAULT_TASK_QUEUE = "flowdesk"
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "worker",
+        help="run conversation workflows and activities against a Temporal cluster",
+        description="Run a Flowdesk worker (workflows + activities only) for scale-out. Stops cleanly on Ctrl-C "
+        "or SIGTERM.",
+    )
+    parser.add_argument(
+        "--temporal-address",
+        metavar="HOST:PORT",
+        help="Temporal frontend to work for (default: temporal.address from the settings; required if unset)",
+    )
+    parser.add_argument("--namespace", help="Temporal namespace (default: temporal.namespace, else 'default')")
+    parser.add_argument(
+        "--task-queue", help=f"task queue to poll (default: temporal.task_queue, else {DEFAULT_TASK_QUEUE!r})"
+    )
+    parser.add_argument("--tls-ca", metavar="FILE", help="PEM CA certificate to verify the server with (turns TLS on)")
+    parser.add_argument("--tls-cert", metavar="FILE", help="PEM client certificate, for mutual TLS (with --tls-key)")
+    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-server-name", metavar="NAME", help="server name to verify, if not the address's host")
+    parser.add_argument("--settings", metavar="FILE", help="settings file (default: ./flowdesk.yaml if present)")
+    parser.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Where the worker connects and what it serves, after options, settings and defaults."""
+
+    address: str
+    namespace: str
+    task_queue: str
+    tls: TLSSettings | None
+    data_dir: Path
+    flows_dir: Path
+
+
+def resolve_options(args: argparse.Namespace, settings: Settings) -> WorkerOptions:
+    """Merge command-line options over settings; a ConfigError says what is missing."""
+    address = args.temporal_address or resolve_env_ref(settings.get("temporal", "address", default=""), os.environ)
+    if not address:
+        raise ConfigError(
+            "flowdesk worker needs a Temporal cluster: pass --temporal-address HOST:PORT or set temporal.address "
+            "in flowdesk.yaml (or FLOWDESK_TEMPORAL_ADDRESS); a worker never starts an embedded server"
+        )
+    return WorkerOptions(
+        address=address,
+        namespace=args.namespace or settings.get("temporal", "namespace", default="default"),
+        task_queue=args.task_queue or settings.get("temporal", "task_queue", default=DEFAULT_TASK_QUEUE),
+        tls=_tls(args, settings),
+        data_dir=Path(settings.get("data_dir", default=".flowdesk")),
+        flows_dir=Path(settings.get("flows_dir", default="flows")),
+    )
+
+
+def _tls(args: argparse.Namespace, settings: Settings) -> TLSSettings | None:
+    # Paths in flowdesk.yaml are relative to its directory, like word-list files;
+    # paths on the command line are relative to where the command runs.
+    base = settings.file.parent if settings.file is not None else Path()
+    configured: dict[str, str] = settings.get("temporal", "tls", default={}) or {}
+
+    def path(option: str | None, key: str) -> Path | None:
+        if option:
+            return Path(option)
+        return base / configured[key] if configured.get(key) else None
+
+    tls = TLSSettings(
+        ca_file=path(args.tls_ca, "ca_file"),
+        cert_file=path(args.tls_cert, "cert_file"),
+        key_file=path(args.tls_key, "key_file"),
+        server_name=args.tls_server_name or configured.get("server_name"),
+    )
+    return tls if tls != TLSSettings() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.load(args.settings)
+        options = resolve_options(args, settings)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=str(settings.get("log", "level", default="info")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(_serve(options))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(options: WorkerOptions) -> int:
+    # Imported here, not at the top: `flowdesk --help` loads every command module, and
+    # the workflow code behind this import costs about half a second.
+    from engine.runtime.worker import run_worker  # noqa: PLC0415
+
+    client = await connect(options.address, options.namespace, tls=options.tls)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_worker(
+            client,
+            task_queue=options.task_queue,
+            data_dir=options.data_dir,
+            flows_dir=options.flows_dir,
+            stop=stop,
+        )
+    )
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            # First signal: stop polling and let the worker finish its current tasks.
+            print(f"flowdesk worker: {signal.Signals(signum).name}, stopping...", file=sys.stderr)
+            stop.set()
+        else:
+            # Second signal: the user will not wait; abandon running tasks (Temporal retries them elsewhere).
+            task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    print(
+        f"flowdesk worker: polling task queue {options.task_queue!r} on {options.address} "
+        f"(namespace {options.namespace}); Ctrl-C to stop",
+        file=sys.stderr,
+    )
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise  # we were cancelled ourselves, not the worker by a second signal
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return 0

@@ -1,0 +1,1 @@
+"""Temporal runtime: conversation workflow, activities, worker and the embedded dev server."""
