@@ -67,6 +67,8 @@ class ConversationActivities:
     @activity.defn(name="flowdesk.prepare")
     async def prepare(self, data: PrepareInput) -> Prepared:
         """Inbound pipeline of the message, and the live revisions the workflow asked about."""
+        if data.record is not None:
+            self.log.record(data.record)
         flow = self.catalog.compiled.get(data.flow, data.revision)
         message, blocked, reply = run_inbound(flow, data.message)
         return Prepared(message=message, blocked=blocked, reply=reply, live=self.catalog.live_revisions(data.flows))
@@ -83,9 +85,25 @@ class ConversationActivities:
         if channel is None:
             raise ApplicationError(f"no channel {data.channel!r} on this worker", type="NoChannel", non_retryable=True)
         try:
-            return await channel.send(data)
+            delivered = await channel.send(data)
         except DeliveryRejected as exc:
             raise ApplicationError(str(exc), type="DeliveryRejected", non_retryable=True) from None
+        # Logged here rather than by another activity: one round trip per reply.
+        self.log.record(
+            RecordInput(
+                conversation_id=data.conversation_id,
+                direction="out",
+                text=data.text,
+                channel=data.channel,
+                message_id=data.key,
+                at=call_time(),
+                status="sent",
+                sender=data.sender,
+                flow=data.flow,
+                revision=data.revision,
+            )
+        )
+        return delivered
 
     @activity.defn(name="flowdesk.call_ai")
     async def call_ai(self, data: AIInput) -> dict[str, Any]:

@@ -91,6 +91,8 @@ class PrepareInput:
     message: dict[str, Any]
     #: flow ids whose live revision the workflow needs (its own and call/goto targets)
     flows: list[str] = field(default_factory=list)
+    #: the message's log entry, written first (one local activity instead of two steps)
+    record: RecordInput | None = None
 
 
 @dataclass
@@ -114,6 +116,9 @@ class DeliverInput:
     choices: list[str] = field(default_factory=list)
     sender: str = "bot"
     contact: dict[str, Any] = field(default_factory=dict)
+    #: for the log entry the activity writes once the channel took the message
+    flow: str = ""
+    revision: str = ""
 
 
 @dataclass

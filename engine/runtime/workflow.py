@@ -171,8 +171,6 @@ class ConversationWorkflow:
         """Persist the message, run the inbound pipeline, and move to a new live revision."""
         assert self.state is not None
         message = event.message
-        # The message is already durable in history; the log write need not hold up the reply.
-        self._spawn(self._record(message["id"], "in", message["text"], event.at, status="received"))
         prepared = await workflow.execute_local_activity_method(
             ConversationActivities.prepare,
             PrepareInput(
@@ -181,6 +179,7 @@ class ConversationWorkflow:
                 self.state.revision,
                 message,
                 flows=self._flows_of_interest(),
+                record=self._entry(message["id"], "in", message["text"], event.at, status="received"),
             ),
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=PREPARE_RETRY,
@@ -321,6 +320,8 @@ class ConversationWorkflow:
                 choices=list(choices),
                 sender=sender,
                 contact=self.state.contact if self.state else {},
+                flow=self.state.flow if self.state else self.input.flow,
+                revision=self.state.revision if self.state else self.input.revision,
             )
         )
 
@@ -342,12 +343,6 @@ class ConversationWorkflow:
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=DELIVERY_RETRY,
                 )
-                # Logged without holding up the next reply.
-                self._spawn(
-                    self._record(
-                        item.key, "out", item.text, self._now(), status="sent", sender=item.sender, channel=item.channel
-                    )
-                )
             except ActivityError as exc:
                 workflow.logger.warning("delivery %s failed for good: %s", item.key, _failure(exc))
                 await self._record(
@@ -364,7 +359,7 @@ class ConversationWorkflow:
                 self.outbox.popleft()
                 self.delivering = False
 
-    async def _record(
+    def _entry(
         self,
         message_id: str,
         direction: str,
@@ -375,23 +370,27 @@ class ConversationWorkflow:
         sender: str = "customer",
         channel: str | None = None,
         detail: str = "",
-    ) -> None:
+    ) -> RecordInput:
         state = self.state
-        await workflow.execute_activity_method(
+        return RecordInput(
+            conversation_id=self.input.conversation_id,
+            direction=direction,
+            text=text,
+            channel=channel or self.input.channel,
+            message_id=message_id,
+            at=at,
+            status=status,
+            sender=sender,
+            flow=state.flow if state else self.input.flow,
+            revision=state.revision if state else self.input.revision,
+            detail=detail,
+        )
+
+    async def _record(self, message_id: str, direction: str, text: str, at: str, **details: Any) -> None:
+        """Write a log entry from the workflow (failures, hand-offs): a local activity."""
+        await workflow.execute_local_activity_method(
             ConversationActivities.record,
-            RecordInput(
-                conversation_id=self.input.conversation_id,
-                direction=direction,
-                text=text,
-                channel=channel or self.input.channel,
-                message_id=message_id,
-                at=at,
-                status=status,
-                sender=sender,
-                flow=state.flow if state else self.input.flow,
-                revision=state.revision if state else self.input.revision,
-                detail=detail,
-            ),
+            self._entry(message_id, direction, text, at, **details),
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RECORD_RETRY,
         )
