@@ -96,7 +96,7 @@ class ConversationActivities:
                 text=data.text,
                 channel=data.channel,
                 message_id=data.key,
-                at=call_time(),
+                at=data.at or call_time(),
                 status="sent",
                 sender=data.sender,
                 flow=data.flow,

@@ -9,6 +9,7 @@ determinism because revisions are content-addressed and never change.
 from __future__ import annotations
 
 from engine.errors import FlowRuntimeError
+from engine.flow.model import CompiledFlow
 from engine.runtime.revisions import CompiledFlows
 
 _COMPILED: dict[str, CompiledFlows] = {}
@@ -22,8 +23,18 @@ def unregister(task_queue: str) -> None:
     _COMPILED.pop(task_queue, None)
 
 
-def compiled_for(task_queue: str) -> CompiledFlows:
-    try:
-        return _COMPILED[task_queue]
-    except KeyError:
-        raise FlowRuntimeError("no_worker_flows", f"no flows registered for task queue {task_queue!r}") from None
+def load(task_queue: str, name: str, revision: str) -> CompiledFlow:
+    """Revision ``revision`` of flow ``name``, from the flows of ``task_queue``'s worker.
+
+    A ``Replayer`` replays on a task queue of its own; then any registered set that
+    holds the revision will do, since a revision's content is the same everywhere.
+    """
+    own = _COMPILED.get(task_queue)
+    if own is not None:
+        return own.get(name, revision)
+    for compiled in list(_COMPILED.values()):
+        try:
+            return compiled.get(name, revision)
+        except FlowRuntimeError:
+            continue
+    raise FlowRuntimeError("no_worker_flows", f"no flows registered for task queue {task_queue!r}")

@@ -54,6 +54,7 @@ class FileRevisionStore:
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(source)
+        Path(tmp).chmod(0o644)  # mkstemp makes it private; workers may run as another user
         Path(tmp).replace(target)
 
 

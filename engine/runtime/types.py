@@ -119,6 +119,8 @@ class DeliverInput:
     #: for the log entry the activity writes once the channel took the message
     flow: str = ""
     revision: str = ""
+    #: workflow time the reply was queued (the log uses workflow time throughout)
+    at: str = ""
 
 
 @dataclass

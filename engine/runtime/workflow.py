@@ -92,11 +92,10 @@ class _PinnedFlows:
         revision = revision or self.live.get(name)
         if revision is None:
             return None
-        compiled = registry.compiled_for(workflow.info().task_queue)
         # Content-addressed and immutable: reading it is deterministic, so the
         # sandbox may let this one read through.
         with workflow.unsafe.sandbox_unrestricted():
-            return compiled.get(name, revision)
+            return registry.load(workflow.info().task_queue, name, revision)
 
 
 @workflow.defn(name="Conversation")
@@ -114,6 +113,7 @@ class ConversationWorkflow:
         self.delivering = False
         self.in_flight = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.calls: set[asyncio.Task[None]] = set()
         self.sent = data.sent
         self.flows = _PinnedFlows(dict(data.live))
         self.state: ConversationState | None = (
@@ -147,7 +147,11 @@ class ConversationWorkflow:
             if self._should_continue_as_new(handled):
                 await self._quiesce(outbox)
                 workflow.continue_as_new(self._carry_over())
-        await workflow.wait_condition(lambda: not self.outbox and not self.delivering)
+        # The conversation has ended: its last replies and log entries still go out;
+        # AI and HTTP calls still running have nobody left to answer.
+        for call in list(self.calls):
+            call.cancel()
+        await workflow.wait_condition(lambda: self.in_flight == 0 and not self.outbox and not self.delivering)
         outbox.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
         assert self.state is not None
@@ -225,9 +229,9 @@ class ConversationWorkflow:
             if task is not None:
                 task.cancel()
         elif isinstance(command, CallAI):
-            self._spawn(self._call_ai(command))
+            self.calls.add(self._spawn(self._call_ai(command)))
         elif isinstance(command, CallHttp):
-            self._spawn(self._call_http(command))
+            self.calls.add(self._spawn(self._call_http(command)))
         elif isinstance(command, (StartHandoff, CancelHandoff)):
             kind = "handoff" if isinstance(command, StartHandoff) else "handoff_cancelled"
             self._spawn(self._record(f"{kind}-{self.sent}", "event", command.queue, self._now(), status=kind))
@@ -238,7 +242,7 @@ class ConversationWorkflow:
         elif isinstance(command, EndConversation):
             workflow.logger.info("conversation ended: %s", command.status)
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Any) -> asyncio.Task[None]:
         self.in_flight += 1
 
         async def tracked() -> None:
@@ -250,6 +254,8 @@ class ConversationWorkflow:
         task = asyncio.create_task(tracked())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self.calls.discard)
+        return task
 
     async def _timer(self, timer_id: str, seconds: float) -> None:
         try:
@@ -322,6 +328,7 @@ class ConversationWorkflow:
                 contact=self.state.contact if self.state else {},
                 flow=self.state.flow if self.state else self.input.flow,
                 revision=self.state.revision if self.state else self.input.revision,
+                at=self._now(),
             )
         )
 
@@ -340,7 +347,8 @@ class ConversationWorkflow:
                 await workflow.execute_activity_method(
                     ConversationActivities.deliver,
                     item,
-                    start_to_close_timeout=timedelta(seconds=30),
+                    # Short: a delivery cut off by a crashed worker holds up the replies after it.
+                    start_to_close_timeout=timedelta(seconds=10),
                     retry_policy=DELIVERY_RETRY,
                 )
             except ActivityError as exc:
@@ -349,7 +357,7 @@ class ConversationWorkflow:
                     item.key,
                     "out",
                     item.text,
-                    self._now(),
+                    item.at,  # like a sent reply's entry: when the reply was queued
                     status="failed",
                     sender=item.sender,
                     channel=item.channel,
