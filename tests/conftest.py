@@ -5,6 +5,10 @@ shutdown (``Fatal Python error: PyGILState_Release``, temporalio/sdk-python#300)
 turning a green run into a random failure. Once pytest has reported everything,
 a session that imported ``temporalio`` leaves through ``os._exit`` with pytest's own
 exit status; runs that never touched Temporal exit normally.
+
+Workers in tests run workflow code in Temporal's sandbox (production runs it
+without, for speed; see engine.runtime.worker.workflow_runner), so that a
+non-deterministic call in workflow code fails a test.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import sys
 import pytest
 
 _session: pytest.Session | None = None
+
+os.environ.setdefault("FLOWDESK_WORKFLOW_SANDBOX", "on")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

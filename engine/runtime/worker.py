@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from engine.runtime import registry
@@ -35,8 +35,13 @@ def build_worker(
     message_log: MessageLog,
     secrets: SecretLookup = os.environ.get,
     max_concurrent_activities: int = 200,
+    sandboxed: bool | None = None,
 ) -> Worker:
-    """A worker running conversations of ``catalog``'s flows on ``task_queue``."""
+    """A worker running conversations of ``catalog``'s flows on ``task_queue``.
+
+    ``sandboxed`` (default: the ``FLOWDESK_WORKFLOW_SANDBOX`` environment variable,
+    else off) runs workflow code in Temporal's sandbox; see :func:`workflow_runner`.
+    """
     registry.register(task_queue, catalog.compiled)
     activities = ConversationActivities(catalog, channels=channels or {}, log=message_log, secrets=secrets)
     return Worker(
@@ -50,11 +55,26 @@ def build_worker(
             activities.call_ai,
             activities.call_http,
         ],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(sandboxed),
         max_concurrent_activities=max_concurrent_activities,
     )
+
+
+def workflow_runner(sandboxed: bool | None = None) -> WorkflowRunner:
+    """The plain runner by default; Temporal's sandbox when asked for.
+
+    The sandbox guards workflow code against non-deterministic calls, at a price:
+    it costs a third of the worker's CPU per message (measured with
+    bench/roundtrip.py), enough to miss 50 msg/s on two cores. Flowdesk's workflow
+    code is a thin loop over a pure interpreter whose time and ids come from
+    events; the test suite runs it sandboxed (tests/conftest.py) and replays
+    recorded histories, which is where a non-deterministic change gets caught.
+    """
+    if sandboxed is None:
+        sandboxed = os.environ.get("FLOWDESK_WORKFLOW_SANDBOX", "off").lower() in ("1", "on", "true", "yes")
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
 def default_catalog(data_dir: Path, flows_dir: Path) -> FlowCatalog:

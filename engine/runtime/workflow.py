@@ -75,6 +75,10 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 #: The inbound pipeline is local and fast; a few quick attempts.
 PREPARE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5)
 
+#: A regular activity fails with ActivityError (the reason is its cause); a local
+#: activity whose retries are used up raises the reason itself.
+ACTIVITY_FAILURES = (ActivityError, ApplicationError, TimeoutError)
+
 DEFAULT_AI_TIMEOUT = timedelta(seconds=30)
 DEFAULT_HTTP_TIMEOUT = timedelta(seconds=10)
 MAX_MESSAGE_CHARS = 20_000
@@ -175,19 +179,25 @@ class ConversationWorkflow:
         """Persist the message, run the inbound pipeline, and move to a new live revision."""
         assert self.state is not None
         message = event.message
-        prepared = await workflow.execute_local_activity_method(
-            ConversationActivities.prepare,
-            PrepareInput(
-                self.input.conversation_id,
-                self.state.flow,
-                self.state.revision,
-                message,
-                flows=self._flows_of_interest(),
-                record=self._entry(message["id"], "in", message["text"], event.at, status="received"),
-            ),
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=PREPARE_RETRY,
-        )
+        try:
+            prepared = await workflow.execute_local_activity_method(
+                ConversationActivities.prepare,
+                PrepareInput(
+                    self.input.conversation_id,
+                    self.state.flow,
+                    self.state.revision,
+                    message,
+                    flows=self._flows_of_interest(),
+                    record=self._entry(message["id"], "in", message["text"], event.at, status="received"),
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=PREPARE_RETRY,
+            )
+        except ACTIVITY_FAILURES as exc:
+            # The customer is not kept waiting on a broken pipeline: the message goes
+            # on as written, on the revision the conversation already has.
+            workflow.logger.error("inbound pipeline failed, message passed on unprocessed: %s", _failure(exc))
+            return event
         self.flows.live.update(prepared.live)
         live = prepared.live.get(self.state.flow)
         if live is not None and live != self.state.revision:
@@ -283,8 +293,8 @@ class ConversationWorkflow:
                     ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
                 )
             self.events.append(event_from_dict({**result, "call_id": call.call_id, "at": self._now()}))
-        except ActivityError as exc:
-            reason = "timeout" if isinstance(exc.cause, TimeoutError) else "failed"
+        except ACTIVITY_FAILURES as exc:
+            reason = "timeout" if isinstance(_cause(exc), TimeoutError) else "failed"
             self.events.append(AIFailed(call.call_id, reason, self._now(), _failure(exc)))
 
     def _offline_chain(self, call: CallAI) -> bool:
@@ -304,8 +314,8 @@ class ConversationWorkflow:
                 retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=attempts),
             )
             self.events.append(HttpResult(call.call_id, int(result["status"]), result.get("body"), self._now()))
-        except ActivityError as exc:
-            cause = exc.cause
+        except ACTIVITY_FAILURES as exc:
+            cause = _cause(exc)
             timed_out = isinstance(cause, TimeoutError) or (
                 isinstance(cause, ApplicationError) and cause.type == "HttpTimeout"
             )
@@ -344,14 +354,8 @@ class ConversationWorkflow:
             item = self.outbox[0]
             self.delivering = True
             try:
-                await workflow.execute_activity_method(
-                    ConversationActivities.deliver,
-                    item,
-                    # Short: a delivery cut off by a crashed worker holds up the replies after it.
-                    start_to_close_timeout=timedelta(seconds=10),
-                    retry_policy=DELIVERY_RETRY,
-                )
-            except ActivityError as exc:
+                await self._send(item)
+            except ACTIVITY_FAILURES as exc:
                 workflow.logger.warning("delivery %s failed for good: %s", item.key, _failure(exc))
                 await self._record(
                     item.key,
@@ -366,6 +370,34 @@ class ConversationWorkflow:
             finally:
                 self.outbox.popleft()
                 self.delivering = False
+
+    async def _send(self, item: DeliverInput) -> None:
+        """Deliver one reply: first in this workflow task, then as a retried activity.
+
+        Most deliveries succeed at once; as a local activity that costs no extra round
+        trip through the server. A failure that may pass is handed to a regular
+        activity with the full retry policy; the idempotency key keeps a message that
+        did get through the first time from being sent twice.
+        """
+        try:
+            await workflow.execute_local_activity_method(
+                ConversationActivities.deliver,
+                item,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+            return
+        except ACTIVITY_FAILURES as exc:
+            cause = _cause(exc)
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise
+        await workflow.execute_activity_method(
+            ConversationActivities.deliver,
+            item,
+            # Short: a delivery cut off by a crashed worker holds up the replies after it.
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=DELIVERY_RETRY,
+        )
 
     def _entry(
         self,
@@ -527,6 +559,11 @@ def _parse(iso: str) -> Any:
     return datetime.fromisoformat(iso)
 
 
-def _failure(exc: ActivityError) -> str:
-    cause = exc.cause
+def _cause(exc: BaseException) -> BaseException | None:
+    """What went wrong: an activity's error carries it as its cause, a local activity's is it."""
+    return exc.cause if isinstance(exc, ActivityError) else exc
+
+
+def _failure(exc: BaseException) -> str:
+    cause = _cause(exc)
     return str(cause.message if isinstance(cause, ApplicationError) else cause or exc)

@@ -133,4 +133,8 @@ async def test_an_unguarded_interpreter_change_is_caught(
     monkeypatch.setattr(conversation_workflow, "advance", says_everything_twice)
     result = await _replayer().replay_workflow(fx_recorded, raise_on_replay_failure=False)
     assert result.replay_failure is not None
-    assert "nondetermin" in str(result.replay_failure).lower()
+    # Extra replies are extra local-activity deliveries: the replay stops either on
+    # a command the history lacks (nondeterminism) or on a recorded local-activity
+    # result that no longer fits the call it is matched with.
+    failure = str(result.replay_failure).lower()
+    assert "nondetermin" in failure or "failed decoding arguments" in failure, failure[:500]
