@@ -7,11 +7,13 @@ so a redelivered webhook is accepted once.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.errors import FlowdeskError
 from engine.flow.context import FlowSettings
@@ -28,6 +30,9 @@ from engine.runtime.types import (
     workflow_id,
 )
 from engine.runtime.workflow import ConversationWorkflow
+
+#: Attempts at sending one message while the server says too many are in flight.
+UPDATE_ATTEMPTS = 8
 
 
 class NoFlowError(FlowdeskError):
@@ -65,23 +70,34 @@ class Conversations:
         )
         if flow is None:
             raise NoFlowError(f"no live flow takes conversations from channel {message.channel!r}")
-        start = WithStartWorkflowOperation(
-            ConversationWorkflow.run,
-            ConversationInput(
-                conversation_id=conversation_id,
-                flow=flow.name,
-                revision=flow.revision,
-                channel=message.channel,
-                contact=dict(message.contact),
-            ),
-            id=workflow_id(conversation_id),
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        conversation = ConversationInput(
+            conversation_id=conversation_id,
+            flow=flow.name,
+            revision=flow.revision,
+            channel=message.channel,
+            contact=dict(message.contact),
         )
-        accepted: Accepted = await self.client.execute_update_with_start_workflow(
-            ConversationWorkflow.message, message, start_workflow_operation=start, id=message.id
-        )
-        return accepted
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                # A start operation can be used once: a new one per attempt.
+                start = WithStartWorkflowOperation(
+                    ConversationWorkflow.run,
+                    conversation,
+                    id=workflow_id(conversation_id),
+                    task_queue=self.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                )
+                accepted: Accepted = await self.client.execute_update_with_start_workflow(
+                    ConversationWorkflow.message, message, start_workflow_operation=start, id=message.id
+                )
+                return accepted
+            except RPCError as exc:
+                # A burst on one conversation can exceed the server's limit of updates
+                # in flight per workflow; the message is not lost, just sent again.
+                if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED or attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def agent(self, conversation_id: str, action: AgentAction) -> None:
         await self.handle(conversation_id).execute_update(ConversationWorkflow.agent, action)

@@ -372,25 +372,14 @@ class ConversationWorkflow:
                 self.delivering = False
 
     async def _send(self, item: DeliverInput) -> None:
-        """Deliver one reply: first in this workflow task, then as a retried activity.
+        """Deliver one reply as a regular activity.
 
-        Most deliveries succeed at once; as a local activity that costs no extra round
-        trip through the server. A failure that may pass is handed to a regular
-        activity with the full retry policy; the idempotency key keeps a message that
-        did get through the first time from being sent twice.
+        Not a local activity, though that would spare a round trip: a local activity
+        runs before its workflow task is committed, and when updates arrive during
+        that task the server can reject it; the task then runs again, possibly with
+        the messages in another order, so replies would go out for a history that
+        never happened. A regular activity is scheduled only from committed history.
         """
-        try:
-            await workflow.execute_local_activity_method(
-                ConversationActivities.deliver,
-                item,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_attempts=1),
-            )
-            return
-        except ACTIVITY_FAILURES as exc:
-            cause = _cause(exc)
-            if isinstance(cause, ApplicationError) and cause.non_retryable:
-                raise
         await workflow.execute_activity_method(
             ConversationActivities.deliver,
             item,
