@@ -1,0 +1,269 @@
+"""What a conversation's workflow does to the world: timers, AI and HTTP calls, delivery, log.
+
+A mixin of :class:`engine.runtime.workflow.ConversationWorkflow`: the loop and the
+handlers live there, the effects of the interpreter's commands here. All of it is
+workflow code (deterministic; the world is reached only through activities).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from engine.flow.events import (
+        AIFailed,
+        CallAI,
+        CallHttp,
+        Event,
+        HttpFailed,
+        HttpResult,
+        TimerFired,
+        event_from_dict,
+        to_dict,
+    )
+    from engine.flow.model import CompiledFlow
+    from engine.flow.offline import OFFLINE_PROVIDERS
+    from engine.flow.state import ConversationState
+    from engine.runtime import registry
+    from engine.runtime.activities import ConversationActivities
+    from engine.runtime.types import AIInput, ConversationInput, DeliverInput, HttpInput, RecordInput
+
+#: A delivery is retried for about four minutes, then recorded as failed: a
+#: reply that arrives an hour late is worse than a visible failure.
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=8
+)
+#: The message log must not lose a message: retried until it works.
+RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
+
+#: A regular activity fails with ActivityError (the reason is its cause); a local
+#: activity whose retries are used up raises the reason itself.
+ACTIVITY_FAILURES = (ActivityError, ApplicationError, TimeoutError)
+
+DEFAULT_AI_TIMEOUT = timedelta(seconds=30)
+DEFAULT_HTTP_TIMEOUT = timedelta(seconds=10)
+
+
+class PinnedFlows:
+    """FlowResolver for workflow code: pinned revisions from the worker's compiled cache."""
+
+    def __init__(self, live: dict[str, str]) -> None:
+        self.live = live
+
+    def get(self, name: str, revision: str | None = None) -> CompiledFlow | None:
+        revision = revision or self.live.get(name)
+        if revision is None:
+            return None
+        # Content-addressed and immutable: reading it is deterministic, so the
+        # sandbox may let this one read through.
+        with workflow.unsafe.sandbox_unrestricted():
+            return registry.load(workflow.info().task_queue, name, revision)
+
+
+class ConversationEffects:
+    """Carrying out commands; the workflow's state is declared here, set in its __init__."""
+
+    input: ConversationInput
+    state: ConversationState | None
+    events: deque[Event]
+    timers: dict[str, str]
+    timer_tasks: dict[str, asyncio.Task[None]]
+    outbox: deque[DeliverInput]
+    delivering: bool
+    in_flight: int
+    tasks: set[asyncio.Task[None]]
+    calls: set[asyncio.Task[None]]
+    sent: int
+    flows: PinnedFlows
+
+    def _spawn(self, work: Any) -> asyncio.Task[None]:
+        self.in_flight += 1
+
+        async def tracked() -> None:
+            try:
+                await work
+            finally:
+                self.in_flight -= 1
+
+        task = asyncio.create_task(tracked())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self.calls.discard)
+        return task
+
+    async def _timer(self, timer_id: str, seconds: float) -> None:
+        try:
+            await workflow.sleep(seconds)
+        except asyncio.CancelledError:
+            return
+        if self.timers.pop(timer_id, None) is not None:
+            self.timer_tasks.pop(timer_id, None)
+            self.events.append(TimerFired(timer_id=timer_id, at=self._now()))
+
+    async def _call_ai(self, call: CallAI) -> None:
+        timeout = timedelta(milliseconds=call.timeout_ms) if call.timeout_ms else DEFAULT_AI_TIMEOUT
+        attempts = (call.retries if call.retries is not None else 1) + 1
+        data = AIInput(call=to_dict(call), conversation_id=self.input.conversation_id)
+        retry = RetryPolicy(maximum_attempts=attempts)
+        try:
+            if self._offline_chain(call):
+                # Offline providers (echo, faq) answer from memory in microseconds: a
+                # local activity spares two round trips through the server.
+                result = await workflow.execute_local_activity_method(
+                    ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
+                )
+            else:
+                result = await workflow.execute_activity_method(
+                    ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
+                )
+            self.events.append(event_from_dict({**result, "call_id": call.call_id, "at": self._now()}))
+        except ACTIVITY_FAILURES as exc:
+            reason = "timeout" if isinstance(_cause(exc), TimeoutError) else "failed"
+            self.events.append(AIFailed(call.call_id, reason, self._now(), failure_text(exc)))
+
+    def _offline_chain(self, call: CallAI) -> bool:
+        flow = self.flows.get(call.flow, call.revision)
+        chain = flow.chains.get(call.chain) if flow is not None else None
+        return chain is not None and all(p.use in OFFLINE_PROVIDERS for p in chain.providers)
+
+    async def _call_http(self, call: CallHttp) -> None:
+        timeout = timedelta(milliseconds=call.timeout_ms) if call.timeout_ms else DEFAULT_HTTP_TIMEOUT
+        attempts = (call.retries or 0) + 1
+        try:
+            result = await workflow.execute_activity_method(
+                ConversationActivities.call_http,
+                HttpInput(call=to_dict(call), conversation_id=self.input.conversation_id),
+                # the activity applies the request timeout; this bounds one attempt
+                start_to_close_timeout=timeout + timedelta(seconds=5),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=attempts),
+            )
+            self.events.append(HttpResult(call.call_id, int(result["status"]), result.get("body"), self._now()))
+        except ACTIVITY_FAILURES as exc:
+            cause = _cause(exc)
+            timed_out = isinstance(cause, TimeoutError) or (
+                isinstance(cause, ApplicationError) and cause.type == "HttpTimeout"
+            )
+            self.events.append(
+                HttpFailed(call.call_id, "timeout" if timed_out else "error", self._now(), failure_text(exc))
+            )
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def _queue_delivery(self, text: str, choices: tuple[str, ...], sender: str) -> None:
+        self.sent += 1
+        self.outbox.append(
+            DeliverInput(
+                conversation_id=self.input.conversation_id,
+                channel=self._reply_channel(),
+                key=f"{self.input.conversation_id}:{self.sent}",
+                text=text,
+                choices=list(choices),
+                sender=sender,
+                contact=self.state.contact if self.state else {},
+                flow=self.state.flow if self.state else self.input.flow,
+                revision=self.state.revision if self.state else self.input.revision,
+                at=self._now(),
+            )
+        )
+
+    def _reply_channel(self) -> str:
+        # Replies go to the channel of the latest inbound message.
+        message = self.state.message if self.state else None
+        return str((message or {}).get("channel") or self.input.channel)
+
+    async def _deliver_forever(self) -> None:
+        """Send queued replies one at a time, in order."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self.outbox))
+            item = self.outbox[0]
+            self.delivering = True
+            try:
+                await self._send(item)
+            except ACTIVITY_FAILURES as exc:
+                workflow.logger.warning("delivery %s failed for good: %s", item.key, failure_text(exc))
+                await self._record(
+                    item.key,
+                    "out",
+                    item.text,
+                    item.at,  # like a sent reply's entry: when the reply was queued
+                    status="failed",
+                    sender=item.sender,
+                    channel=item.channel,
+                    detail=failure_text(exc),
+                )
+            finally:
+                self.outbox.popleft()
+                self.delivering = False
+
+    async def _send(self, item: DeliverInput) -> None:
+        """Deliver one reply as a regular activity.
+
+        Not a local activity, though that would spare a round trip: a local activity
+        runs before its workflow task is committed, and when updates arrive during
+        that task the server can reject it; the task then runs again, possibly with
+        the messages in another order, so replies would go out for a history that
+        never happened. A regular activity is scheduled only from committed history.
+        """
+        await workflow.execute_activity_method(
+            ConversationActivities.deliver,
+            item,
+            # Short: a delivery cut off by a crashed worker holds up the replies after it.
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=DELIVERY_RETRY,
+        )
+
+    def _entry(
+        self,
+        message_id: str,
+        direction: str,
+        text: str,
+        at: str,
+        *,
+        status: str,
+        sender: str = "customer",
+        channel: str | None = None,
+        detail: str = "",
+    ) -> RecordInput:
+        state = self.state
+        return RecordInput(
+            conversation_id=self.input.conversation_id,
+            direction=direction,
+            text=text,
+            channel=channel or self.input.channel,
+            message_id=message_id,
+            at=at,
+            status=status,
+            sender=sender,
+            flow=state.flow if state else self.input.flow,
+            revision=state.revision if state else self.input.revision,
+            detail=detail,
+        )
+
+    async def _record(self, message_id: str, direction: str, text: str, at: str, **details: Any) -> None:
+        """Write a log entry from the workflow (failures, hand-offs): a local activity."""
+        await workflow.execute_local_activity_method(
+            ConversationActivities.record,
+            self._entry(message_id, direction, text, at, **details),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RECORD_RETRY,
+        )
+
+    def _now(self) -> str:
+        return workflow.now().isoformat()
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """What went wrong: an activity's error carries it as its cause, a local activity's is it."""
+    return exc.cause if isinstance(exc, ActivityError) else exc
+
+
+def failure_text(exc: BaseException) -> str:
+    cause = _cause(exc)
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or exc)
