@@ -42,15 +42,24 @@ class JsonlMessageLog:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        # Entries written by this process; a restarted worker may still repeat one
+        # (the database store keys entries instead).
+        self._written: set[tuple[str, str, str, str]] = set()
 
     def path(self, conversation_id: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in conversation_id)
         return self.root / f"{safe}.jsonl"
 
     def record(self, entry: RecordInput) -> None:
+        """Append an entry once: a local activity re-run with its workflow task writes it again."""
+        identity = (entry.conversation_id, entry.message_id, entry.direction, entry.status)
         line = json.dumps(asdict(entry), ensure_ascii=False)
-        with self._lock, self.path(entry.conversation_id).open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        with self._lock:
+            if identity in self._written:
+                return
+            with self.path(entry.conversation_id).open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+            self._written.add(identity)
 
     def entries(self, conversation_id: str) -> list[RecordInput]:
         try:
