@@ -198,6 +198,17 @@ def render(source: str, scope: Mapping[str, Any]) -> str:
     return text
 
 
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` with every string in it (at any depth of dicts and lists) passed through ``change``."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_strings(v, change) for v in value]
+    return value
+
+
 def to_json_value(value: Any) -> JSON:
     """Convert an expression result to plain JSON data, or raise :class:`ExpressionError`."""
     return _json(value, [MAX_ITEMS], 0)

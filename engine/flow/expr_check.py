@@ -113,36 +113,39 @@ class ExpressionChecker:
         self.doc = doc
         # Sub-flows declare the inputs they receive through `with:` under `vars:`.
         self.assigned = assigned_vars(doc.data)
+        self.lines = doc.text.splitlines()
         self.out: list[Diagnostic] = []
 
-    def report(self, site: Site, code: str, message: str, *, inner_line: int = 0, hint: str | None = None) -> None:
-        """Report at the site, or at line ``inner_line`` of a multi-line value's own text."""
+    def report(
+        self, site: Site, code: str, message: str, *, at: tuple[int, int] | None = None, hint: str | None = None
+    ) -> None:
+        """Report at the site's value, or at ``at`` (line, column) inside it."""
         pos = self.doc.position(site.path)
-        line, column = pos.line, pos.column
-        lines = self.doc.text.splitlines()
-        block = _block_scalar(lines, pos.line, pos.column) if inner_line else None
-        if inner_line and ("\n" in site.source or block is not None):
-            first = pos.line + 1 if block is not None else pos.line
-            line = min(first + inner_line - 1, len(lines))
-            text = lines[line - 1] if 0 < line <= len(lines) else ""
-            column = len(text) - len(text.lstrip()) + 1
+        line, column = at or (pos.line, pos.column)
         self.out.append(
             make(code, message, file=self.doc.file, line=line, column=column, path=json_path(site.path), hint=hint)
         )
 
-    def error_line(self, site: Site, line: int) -> int:
-        """The line, within the value as written, where Jinja found an error.
+    def error_position(self, site: Site, error_line: int) -> tuple[int, int] | None:
+        """Where in the file Jinja's error at line ``error_line`` of a multi-line value is.
 
         YAML folds `>` blocks and multi-line quoted text into one line, so Jinja's
         line number is meaningless there; Jinja ignores newlines inside tags, so the
-        unfolded lines give the same error at its written line.
+        unfolded lines give the same error at its written line. None for a one-line
+        value: the value's own position is the place.
         """
         pos = self.doc.position(site.path)
-        block = _block_scalar(self.doc.text.splitlines(), pos.line, pos.column)
-        if block is None:
-            return line
-        unfolded = expr_static.syntax_error(block, template=site.template)
-        return unfolded.line if unfolded is not None and unfolded.line else line
+        block = _block_scalar(self.lines, pos.line, pos.column)
+        if block is None and "\n" not in site.source:
+            return None
+        first = pos.line
+        if block is not None:
+            first += 1  # a block scalar's text starts on the line after `|` or `>`
+            unfolded = expr_static.syntax_error(block, template=site.template)
+            error_line = unfolded.line if unfolded is not None and unfolded.line else error_line
+        line = min(first + error_line - 1, len(self.lines))
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        return line, len(text) - len(text.lstrip()) + 1
 
     def run(self) -> list[Diagnostic]:
         for site in sites(self.doc.data):
@@ -154,7 +157,7 @@ class ExpressionChecker:
         error = expr_static.syntax_error(site.source, template=site.template)
         if error is not None:
             code = "FD404" if site.template else "FD401"
-            self.report(site, code, str(error), inner_line=self.error_line(site, error.line or 1))
+            self.report(site, code, str(error), at=self.error_position(site, error.line or 1))
             return
         names = expr_static.referenced_names(site.source, template=site.template)
         for name in sorted(names - expr.SCOPE_NAMES - _JINJA_GLOBALS):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 from functools import lru_cache
-from typing import Any
 
 from engine.flow import expr
 from engine.flow.events import (
@@ -225,15 +224,6 @@ class StepRunner(RunnerBase):
         def render(template: str) -> str:
             return expr.render(template, scope)
 
-        def render_tree(value: Any) -> Any:
-            if isinstance(value, str):
-                return render(value)
-            if isinstance(value, dict):
-                return {k: render_tree(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [render_tree(v) for v in value]
-            return value
-
         call_id = self.state.next_id("http")
         self.emit(
             CallHttp(
@@ -243,7 +233,7 @@ class StepRunner(RunnerBase):
                 url=render(action.url),
                 headers=tuple((k, render(v)) for k, v in action.headers),
                 query=tuple((k, render(v)) for k, v in action.query),
-                json_body=render_tree(action.json_body) if action.has_json else None,
+                json_body=expr.map_strings(action.json_body, render) if action.has_json else None,
                 has_json=action.has_json,
                 body=render(action.body) if action.body is not None else None,
                 timeout_ms=step.timeout_ms,

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -31,18 +32,6 @@ SecretLookup = Callable[[str], str | None]
 
 #: Response bodies larger than this are cut (a flow stores them in its variables).
 MAX_BODY_BYTES = 256_000
-
-
-class _CatalogFlows:
-    """The interpreter's FlowResolver over a catalog (pinned revisions only)."""
-
-    def __init__(self, catalog: FlowCatalog) -> None:
-        self.catalog = catalog
-
-    def get(self, name: str, revision: str | None = None) -> Any:
-        if revision is None:
-            return self.catalog.live(name)
-        return self.catalog.compiled.get(name, revision)
 
 
 class ConversationActivities:
@@ -110,7 +99,7 @@ class ConversationActivities:
         """Run an AI chain; a chain that fails as a whole is a result, not an exception."""
         fields = {k: v for k, v in data.call.items() if k != "kind"}
         call = CallAI(**{**fields, "history": tuple(fields.get("history", ())), "intents": _intents(fields)})
-        result: AIResult | AIFailed = OfflineAI(_CatalogFlows(self.catalog))(call, call_time())
+        result: AIResult | AIFailed = OfflineAI(self.catalog)(call, call_time())
         return to_dict(result)
 
     @activity.defn(name="flowdesk.call_http")
@@ -139,7 +128,7 @@ class ConversationActivities:
             "params": {k: resolve(v) for k, v in call.get("query", ())},
         }
         if call.get("has_json"):
-            kwargs["json"] = _map_strings(call.get("json_body"), resolve)
+            kwargs["json"] = expr.map_strings(call.get("json_body"), resolve)
         elif call.get("body") is not None:
             kwargs["content"] = resolve(call["body"]).encode("utf-8")
         timeout = httpx.Timeout((call.get("timeout_ms") or 10_000) / 1000)
@@ -161,23 +150,11 @@ class ConversationActivities:
 
 def call_time() -> str:
     """Now, for results made inside an activity (activities may read the clock)."""
-    from datetime import UTC, datetime  # noqa: PLC0415 - keep module import cheap for workflows
-
     return datetime.now(UTC).isoformat()
 
 
 def _intents(call: Mapping[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((name, tuple(examples)) for name, examples in call.get("intents", ()))
-
-
-def _map_strings(value: Any, resolve: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return resolve(value)
-    if isinstance(value, dict):
-        return {k: _map_strings(v, resolve) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_map_strings(v, resolve) for v in value]
-    return value
 
 
 def _body(response: httpx.Response) -> Any:

@@ -115,6 +115,10 @@ class FlowCatalog:
                 self.publish(compiled.flow)
         return problems
 
+    def get(self, name: str, revision: str | None = None) -> CompiledFlow | None:
+        """A FlowResolver for the interpreter: ``revision`` of ``name``, or its live one."""
+        return self.live(name) if revision is None else self.compiled.get(name, revision)
+
     def live(self, name: str) -> CompiledFlow | None:
         revision = self._live.get(name)
         return self.compiled.get(name, revision) if revision is not None else None

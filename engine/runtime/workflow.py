@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -101,7 +101,7 @@ class ConversationWorkflow(ConversationEffects):
                 at=self._now(),
             )
         for timer_id, due in self.timers.items():
-            delay = max(0.0, (_parse(due) - workflow.now()).total_seconds())
+            delay = max(0.0, (datetime.fromisoformat(due) - workflow.now()).total_seconds())
             self.timer_tasks[timer_id] = asyncio.create_task(self._timer(timer_id, delay))
         outbox = asyncio.create_task(self._deliver_forever())
         handled = 0
@@ -328,9 +328,3 @@ class ConversationWorkflow(ConversationEffects):
             live=dict(self.flows.live),
             max_events_per_run=self.input.max_events_per_run,
         )
-
-
-def _parse(iso: str) -> Any:
-    from datetime import datetime  # noqa: PLC0415 - datetime.fromisoformat is deterministic
-
-    return datetime.fromisoformat(iso)
