@@ -32,7 +32,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.runtime.embedded import find_binary
 from engine.runtime.types import AgentAction, workflow_id
-from tests.integration.runtime_support import Runtime, ShopServer, eventually, running_conversations
+from tests.integration.runtime_support import ECHO_FLOW, Runtime, ShopServer, eventually, running_conversations
 
 HISTORIES = Path(__file__).parent / "histories"
 #: the task queue the recorded conversations ran on (it is in every history)
@@ -101,21 +101,6 @@ steps:
   again:
     say: Anything else?
     next: listen
-"""
-
-ECHO_FLOW = """
-flow: echo
-steps:
-  listen:
-    wait: message
-    timeout: 30m
-    on_timeout: bye
-  reply:
-    say: "got {{ message.text }}"
-    next: listen
-  bye:
-    say: bye
-    end: abandoned
 """
 
 

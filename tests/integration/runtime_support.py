@@ -50,6 +50,22 @@ from engine.runtime.types import (
 from engine.runtime.worker import build_worker
 from engine.runtime.workflow import ConversationWorkflow
 
+#: Answers every message with "got <text>"; after 30 quiet minutes says bye and ends.
+ECHO_FLOW = """
+flow: echo
+steps:
+  listen:
+    wait: message
+    timeout: 30m
+    on_timeout: bye
+  reply:
+    say: "got {{ message.text }}"
+    next: listen
+  bye:
+    say: bye
+    end: abandoned
+"""
+
 #: The channel every test conversation talks on.
 CHANNEL = "test"
 

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from engine.runtime.types import AgentAction
 from tests.integration.runtime_support import (
     DEADLINE,
+    ECHO_FLOW,
     ShopServer,
     history_text,
     running_conversations,
@@ -60,21 +61,6 @@ steps:
   broken:
     say: Something went wrong.
     end: failed
-"""
-
-ECHO_FLOW = """
-flow: echo
-steps:
-  listen:
-    wait: message
-    timeout: 30m
-    on_timeout: bye
-  reply:
-    say: "got {{ message.text }}"
-    next: listen
-  bye:
-    say: bye
-    end: abandoned
 """
 
 HANDOFF_FLOW = """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from temporalio.client import Client
@@ -25,6 +27,21 @@ steps:
 """
 
 
+@asynccontextmanager
+async def serving(
+    config: EmbeddedTemporalConfig, catalog: FlowCatalog, channel: CollectingChannel, log: JsonlMessageLog
+) -> AsyncIterator[Conversations]:
+    """A new embedded server process on ``config``'s data directory, with a worker for it."""
+    server = EmbeddedTemporal(config)
+    await server.start()
+    try:
+        client = await Client.connect(server.address, namespace=server.namespace)
+        async with build_worker(client, catalog, task_queue="restart", channels={CHANNEL: channel}, message_log=log):
+            yield Conversations(client, catalog, task_queue="restart")
+    finally:
+        await server.stop()
+
+
 async def test_a_waiting_conversation_survives_a_restart_of_the_embedded_server(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     catalog = FlowCatalog(FileRevisionStore(data_dir / "revisions"))
@@ -33,33 +50,19 @@ async def test_a_waiting_conversation_survives_a_restart_of_the_embedded_server(
     log = JsonlMessageLog(data_dir / "messages")
     config = EmbeddedTemporalConfig(data_dir=data_dir / "temporal", port=0, ui_port=None)
 
-    server = EmbeddedTemporal(config)
-    await server.start()
-    try:
-        client = await Client.connect(server.address, namespace=server.namespace)
-        async with build_worker(client, catalog, task_queue="restart", channels={CHANNEL: channel}, message_log=log):
-            conversations = Conversations(client, catalog, task_queue="restart")
-            await conversations.send("r1", InboundMessage(id="m1", text="hi", channel=CHANNEL))
-            assert await channel.wait_texts("r1", 1) == ["Hello, what's your name?"]
-    finally:
-        await server.stop()
+    async with serving(config, catalog, channel, log) as conversations:
+        await conversations.send("r1", InboundMessage(id="m1", text="hi", channel=CHANNEL))
+        assert await channel.wait_texts("r1", 1) == ["Hello, what's your name?"]
 
     # Same data directory, a new server process (and port): the workflow is still there.
-    server = EmbeddedTemporal(config)
-    await server.start()
-    try:
-        client = await Client.connect(server.address, namespace=server.namespace)
-        async with build_worker(client, catalog, task_queue="restart", channels={CHANNEL: channel}, message_log=log):
-            conversations = Conversations(client, catalog, task_queue="restart")
-            view = await conversations.state("r1")
-            assert view.state["step"] == "listen" and view.timers  # the 30-minute timer is still set
-            await conversations.send("r1", InboundMessage(id="m2", text="Ada", channel=CHANNEL))
-            texts = await channel.wait_texts("r1", 2)
-            assert texts == ["Hello, what's your name?", "Nice to meet you, Ada."]
-            await eventually(lambda: len(log.entries("r1")) >= 4 or None, "four messages in the log")
-            assert [(e.direction, e.text) for e in log.entries("r1") if e.direction == "in"] == [
-                ("in", "hi"),
-                ("in", "Ada"),
-            ]
-    finally:
-        await server.stop()
+    async with serving(config, catalog, channel, log) as conversations:
+        view = await conversations.state("r1")
+        assert view.state["step"] == "listen" and view.timers  # the 30-minute timer is still set
+        await conversations.send("r1", InboundMessage(id="m2", text="Ada", channel=CHANNEL))
+        texts = await channel.wait_texts("r1", 2)
+        assert texts == ["Hello, what's your name?", "Nice to meet you, Ada."]
+        await eventually(lambda: len(log.entries("r1")) >= 4 or None, "four messages in the log")
+        assert [(e.direction, e.text) for e in log.entries("r1") if e.direction == "in"] == [
+            ("in", "hi"),
+            ("in", "Ada"),
+        ]

@@ -22,22 +22,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from engine.runtime.types import AgentAction
-from tests.integration.runtime_support import Runtime, eventually, running_conversations
-
-IDLE_FLOW = """
-flow: idle
-steps:
-  listen:
-    wait: message
-    timeout: 30m
-    on_timeout: bye
-  reply:
-    say: "got {{ message.text }}"
-    next: listen
-  bye:
-    say: bye
-    end: abandoned
-"""
+from tests.integration.runtime_support import ECHO_FLOW, Runtime, eventually, running_conversations
 
 DESK_FLOW = """
 flow: desk
@@ -65,7 +50,7 @@ WALL_BUDGET = 20.0
 async def fixture_runtime(
     fx_time_env: WorkflowEnvironment, fx_task_queue: str, tmp_path: Path
 ) -> AsyncIterator[Runtime]:
-    async with running_conversations(fx_time_env.client, fx_task_queue, tmp_path, [IDLE_FLOW, DESK_FLOW]) as rt:
+    async with running_conversations(fx_time_env.client, fx_task_queue, tmp_path, [ECHO_FLOW, DESK_FLOW]) as rt:
         started = time.monotonic()
         yield rt
         assert time.monotonic() - started < WALL_BUDGET
@@ -107,7 +92,7 @@ async def test_thirty_minutes_of_silence_close_the_conversation(
     fx_time_env: WorkflowEnvironment, fx_runtime: Runtime
 ) -> None:
     rt = fx_runtime
-    conv = await _started(rt, "idle")
+    conv = await _started(rt, "echo")
     await rt.update(conv, "hello")
     assert await rt.channel.wait_texts(conv, 1) == ["got hello"]
     await rt.wait_step(conv, "listen")
@@ -127,7 +112,7 @@ async def test_a_message_before_the_timeout_starts_the_wait_again(
     fx_time_env: WorkflowEnvironment, fx_runtime: Runtime
 ) -> None:
     rt = fx_runtime
-    conv = await _started(rt, "idle")
+    conv = await _started(rt, "echo")
     await rt.update(conv, "hello")
     await rt.channel.wait_texts(conv, 1)
     await rt.wait_step(conv, "listen")
@@ -196,7 +181,7 @@ async def test_an_accepted_handoff_does_not_time_out(fx_time_env: WorkflowEnviro
 async def test_a_wait_timer_survives_continue_as_new(fx_time_env: WorkflowEnvironment, fx_runtime: Runtime) -> None:
     rt = fx_runtime
     conv = f"t-{uuid4()}"
-    await rt.start(conv, "idle", max_events_per_run=3)
+    await rt.start(conv, "echo", max_events_per_run=3)
     first_run = (await rt.handle(conv).describe()).run_id
     for text in ("one", "two", "three"):
         await rt.update(conv, text)
