@@ -154,6 +154,10 @@ class EmbeddedTemporal:
         args += ["--ip", config.host, "--port", str(self._port), "--namespace", config.namespace]
         args += ["--ui-port", str(self._ui_port)] if self._ui_port is not None else ["--headless"]
         args += ["--log-format", "json", "--log-level", config.log_level]
+        # An activity scheduled by a workflow task on this worker's queue comes back
+        # in the task's completion response: no poll round trip for each reply.
+        args += ["--dynamic-config-value", "system.enableActivityEagerExecution=true"]
+        args += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
         with self.log_file.open("ab") as log:
             start_offset = log.tell()
             log.write(f"--- flowdesk: {time.strftime('%Y-%m-%dT%H:%M:%S%z')} {' '.join(args)}\n".encode())
