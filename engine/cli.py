@@ -19,6 +19,9 @@ COMMANDS = {
     "try": "engine.commands.chat",
     "test": "engine.commands.flowtest",
     "worker": "engine.commands.worker",
+    "serve": "engine.commands.serve",
+    "db": "engine.commands.db",
+    "token": "engine.commands.token",
 }
 
 

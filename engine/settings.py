@@ -38,7 +38,11 @@ ENV_VARIABLES: dict[str, tuple[str, ...]] = {
     "FLOWDESK_TEMPORAL_ADDRESS": ("temporal", "address"),
     "FLOWDESK_LOG_LEVEL": ("log", "level"),
     "FLOWDESK_LOG_FORMAT": ("log", "format"),
+    "FLOWDESK_HOST": ("server", "host"),
+    "FLOWDESK_PORT": ("server", "port"),
 }
+#: Settings whose environment value is a whole number (the schema checks the rest).
+_INTEGER_SETTINGS = {("server", "port")}
 
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -137,7 +141,10 @@ class Settings:
                 if not isinstance(target.get(key), dict):
                     target[key] = {}
                 target = target[key]
-            target[override.path[-1]] = override.value
+            value: Any = override.value
+            if override.path in _INTEGER_SETTINGS and value.strip().isdigit():
+                value = int(value)
+            target[override.path[-1]] = value
         source = str(file) if file is not None else "<settings>"
         problems = schema_diagnostics(LoadedDocument(source, "", merged), settings_validator())
         if problems:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.commands.temporal_options import add_temporal_arguments, tls_settings
 from engine.errors import ConfigError
 from engine.runtime.connect import TLSSettings, connect
 from engine.settings import Settings, resolve_env_ref
@@ -31,19 +32,13 @@ def register(sub: Any) -> None:
         description="Run a Flowdesk worker (workflows + activities only) for scale-out. Stops cleanly on Ctrl-C "
         "or SIGTERM.",
     )
-    parser.add_argument(
-        "--temporal-address",
-        metavar="HOST:PORT",
-        help="Temporal frontend to work for (default: temporal.address from the settings; required if unset)",
+    add_temporal_arguments(
+        parser,
+        address_help="Temporal frontend to work for (default: temporal.address from the settings; required if unset)",
     )
-    parser.add_argument("--namespace", help="Temporal namespace (default: temporal.namespace, else 'default')")
     parser.add_argument(
         "--task-queue", help=f"task queue to poll (default: temporal.task_queue, else {DEFAULT_TASK_QUEUE!r})"
     )
-    parser.add_argument("--tls-ca", metavar="FILE", help="PEM CA certificate to verify the server with (turns TLS on)")
-    parser.add_argument("--tls-cert", metavar="FILE", help="PEM client certificate, for mutual TLS (with --tls-key)")
-    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
-    parser.add_argument("--tls-server-name", metavar="NAME", help="server name to verify, if not the address's host")
     parser.add_argument("--settings", metavar="FILE", help="settings file (default: ./flowdesk.yaml if present)")
     parser.set_defaults(func=run)
 
@@ -72,30 +67,10 @@ def resolve_options(args: argparse.Namespace, settings: Settings) -> WorkerOptio
         address=address,
         namespace=args.namespace or settings.get("temporal", "namespace", default="default"),
         task_queue=args.task_queue or settings.get("temporal", "task_queue", default=DEFAULT_TASK_QUEUE),
-        tls=_tls(args, settings),
+        tls=tls_settings(args, settings),
         data_dir=Path(settings.get("data_dir", default=".flowdesk")),
         flows_dir=Path(settings.get("flows_dir", default="flows")),
     )
-
-
-def _tls(args: argparse.Namespace, settings: Settings) -> TLSSettings | None:
-    # Paths in flowdesk.yaml are relative to its directory, like word-list files;
-    # paths on the command line are relative to where the command runs.
-    base = settings.file.parent if settings.file is not None else Path()
-    configured: dict[str, str] = settings.get("temporal", "tls", default={}) or {}
-
-    def path(option: str | None, key: str) -> Path | None:
-        if option:
-            return Path(option)
-        return base / configured[key] if configured.get(key) else None
-
-    tls = TLSSettings(
-        ca_file=path(args.tls_ca, "ca_file"),
-        cert_file=path(args.tls_cert, "cert_file"),
-        key_file=path(args.tls_key, "key_file"),
-        server_name=args.tls_server_name or configured.get("server_name"),
-    )
-    return tls if tls != TLSSettings() else None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from engine.errors import FlowdeskError
 from engine.flow import expr
 from engine.flow.events import AIFailed, AIResult, CallAI, to_dict
 from engine.flow.offline import OfflineAI
+from engine.metrics import DELIVERY_FAILURES, MESSAGES_OUT
 from engine.runtime.inbound import run_inbound
 from engine.runtime.ports import DeliveryRejected, MessageLog, OutboundChannel
 from engine.runtime.revisions import FlowCatalog
@@ -45,8 +47,11 @@ class ConversationActivities:
         log: MessageLog,
         secrets: SecretLookup = os.environ.get,
         http: httpx.AsyncClient | None = None,
+        knowledge_dir: Path | None = None,
     ) -> None:
         self.catalog = catalog
+        # Knowledge files (`faq` providers) are named relative to the flows directory.
+        self.offline_ai = OfflineAI(catalog, base_dir=knowledge_dir)
         self.channels = dict(channels)
         self.log = log
         self.secrets = secrets
@@ -57,7 +62,7 @@ class ConversationActivities:
     async def prepare(self, data: PrepareInput) -> Prepared:
         """Inbound pipeline of the message, and the live revisions the workflow asked about."""
         if data.record is not None:
-            self.log.record(data.record)
+            await asyncio.to_thread(self.log.record, data.record)
         flow = self.catalog.compiled.get(data.flow, data.revision)
         message, blocked, reply = run_inbound(flow, data.message)
         return Prepared(message=message, blocked=blocked, reply=reply, live=self.catalog.live_revisions(data.flows))
@@ -76,9 +81,12 @@ class ConversationActivities:
         try:
             delivered = await channel.send(data)
         except DeliveryRejected as exc:
+            DELIVERY_FAILURES.labels(data.channel).inc()
             raise ApplicationError(str(exc), type="DeliveryRejected", non_retryable=True) from None
+        MESSAGES_OUT.labels(data.channel).inc()
         # Logged here rather than by another activity: one round trip per reply.
-        self.log.record(
+        await asyncio.to_thread(
+            self.log.record,
             RecordInput(
                 conversation_id=data.conversation_id,
                 direction="out",
@@ -90,7 +98,7 @@ class ConversationActivities:
                 sender=data.sender,
                 flow=data.flow,
                 revision=data.revision,
-            )
+            ),
         )
         return delivered
 
@@ -99,7 +107,7 @@ class ConversationActivities:
         """Run an AI chain; a chain that fails as a whole is a result, not an exception."""
         fields = {k: v for k, v in data.call.items() if k != "kind"}
         call = CallAI(**{**fields, "history": tuple(fields.get("history", ())), "intents": _intents(fields)})
-        result: AIResult | AIFailed = OfflineAI(self.catalog)(call, call_time())
+        result: AIResult | AIFailed = self.offline_ai(call, call_time())
         return to_dict(result)
 
     @activity.defn(name="flowdesk.call_http")

@@ -11,8 +11,9 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.errors import FlowdeskError
@@ -29,7 +30,7 @@ from engine.runtime.types import (
     StateView,
     workflow_id,
 )
-from engine.runtime.workflow import ConversationWorkflow
+from engine.runtime.workflow import ENDED_ERROR, ConversationWorkflow
 
 #: Attempts at sending one message while the server says too many are in flight.
 UPDATE_ATTEMPTS = 8
@@ -37,6 +38,10 @@ UPDATE_ATTEMPTS = 8
 
 class NoFlowError(FlowdeskError):
     """No live flow serves this channel (or every flow's `when` said no)."""
+
+
+class ConversationEnded(FlowdeskError):
+    """The conversation's workflow has finished: a new message needs a new conversation."""
 
 
 class Conversations:
@@ -86,11 +91,19 @@ class Conversations:
                     id=workflow_id(conversation_id),
                     task_queue=self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    # A finished conversation is not started again under its old id.
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 )
                 accepted: Accepted = await self.client.execute_update_with_start_workflow(
                     ConversationWorkflow.message, message, start_workflow_operation=start, id=message.id
                 )
                 return accepted
+            except WorkflowAlreadyStartedError:
+                raise ConversationEnded(f"conversation {conversation_id} has ended") from None
+            except WorkflowUpdateFailedError as exc:
+                if isinstance(exc.cause, ApplicationError) and exc.cause.type == ENDED_ERROR:
+                    raise ConversationEnded(f"conversation {conversation_id} has ended") from None
+                raise
             except RPCError as exc:
                 # A burst on one conversation can exceed the server's limit of updates
                 # in flight per workflow; the message is not lost, just sent again.

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.flow.state import ConversationState
     from engine.runtime import registry
     from engine.runtime.activities import ConversationActivities
+    from engine.runtime.observe import time_step
     from engine.runtime.types import AIInput, ConversationInput, DeliverInput, HttpInput, RecordInput
 
 #: A delivery is retried for about four minutes, then recorded as failed: a
@@ -46,6 +47,9 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 #: A regular activity fails with ActivityError (the reason is its cause); a local
 #: activity whose retries are used up raises the reason itself.
 ACTIVITY_FAILURES = (ActivityError, ApplicationError, TimeoutError)
+
+#: How long a reply waits for the node holding the customer's socket to pick it up.
+NODE_PICKUP_TIMEOUT = timedelta(seconds=30)
 
 DEFAULT_AI_TIMEOUT = timedelta(seconds=30)
 DEFAULT_HTTP_TIMEOUT = timedelta(seconds=10)
@@ -112,6 +116,7 @@ class ConversationEffects:
         attempts = (call.retries if call.retries is not None else 1) + 1
         data = AIInput(call=to_dict(call), conversation_id=self.input.conversation_id)
         retry = RetryPolicy(maximum_attempts=attempts)
+        started = workflow.time()
         try:
             if self._offline_chain(call):
                 # Offline providers (echo, faq) answer from memory in microseconds: a
@@ -127,6 +132,10 @@ class ConversationEffects:
         except ACTIVITY_FAILURES as exc:
             reason = "timeout" if isinstance(_cause(exc), TimeoutError) else "failed"
             self.events.append(AIFailed(call.call_id, reason, self._now(), failure_text(exc)))
+        finally:
+            if not workflow.unsafe.is_replaying():
+                kind = "classify" if call.purpose == "classify" else "ai"
+                time_step(call.flow, kind, workflow.time() - started)
 
     def _offline_chain(self, call: CallAI) -> bool:
         flow = self.flows.get(call.flow, call.revision)
@@ -136,6 +145,7 @@ class ConversationEffects:
     async def _call_http(self, call: CallHttp) -> None:
         timeout = timedelta(milliseconds=call.timeout_ms) if call.timeout_ms else DEFAULT_HTTP_TIMEOUT
         attempts = (call.retries or 0) + 1
+        started = workflow.time()
         try:
             result = await workflow.execute_activity_method(
                 ConversationActivities.call_http,
@@ -153,6 +163,9 @@ class ConversationEffects:
             self.events.append(
                 HttpFailed(call.call_id, "timeout" if timed_out else "error", self._now(), failure_text(exc))
             )
+        finally:
+            if not workflow.unsafe.is_replaying() and self.state is not None:
+                time_step(self.state.flow, "http", workflow.time() - started)
 
     # -- delivery -------------------------------------------------------------------------
 
@@ -170,6 +183,7 @@ class ConversationEffects:
                 flow=self.state.flow if self.state else self.input.flow,
                 revision=self.state.revision if self.state else self.input.revision,
                 at=self._now(),
+                route=self._reply_route(),
             )
         )
 
@@ -177,6 +191,12 @@ class ConversationEffects:
         # Replies go to the channel of the latest inbound message.
         message = self.state.message if self.state else None
         return str((message or {}).get("channel") or self.input.channel)
+
+    def _reply_route(self) -> str:
+        # A socket channel names the node that holds the socket in each message.
+        message = self.state.message if self.state else None
+        meta = (message or {}).get("meta") or {}
+        return str(meta.get("reply_queue") or "")
 
     async def _deliver_forever(self) -> None:
         """Send queued replies one at a time, in order."""
@@ -187,13 +207,17 @@ class ConversationEffects:
             try:
                 await self._send(item)
             except ACTIVITY_FAILURES as exc:
-                workflow.logger.warning("delivery %s failed for good: %s", item.key, failure_text(exc))
+                # A node that held the socket and went away: the reply is kept for the
+                # visitor's next connection (any node replays the store's history).
+                kept = bool(item.route) and isinstance(_cause(exc), TimeoutError)
+                if not kept:
+                    workflow.logger.warning("delivery %s failed for good: %s", item.key, failure_text(exc))
                 await self._record(
                     item.key,
                     "out",
                     item.text,
                     item.at,  # like a sent reply's entry: when the reply was queued
-                    status="failed",
+                    status="stored" if kept else "failed",
                     sender=item.sender,
                     channel=item.channel,
                     detail=failure_text(exc),
@@ -211,6 +235,17 @@ class ConversationEffects:
         the messages in another order, so replies would go out for a history that
         never happened. A regular activity is scheduled only from committed history.
         """
+        if item.route:
+            await workflow.execute_activity_method(
+                ConversationActivities.deliver,
+                item,
+                task_queue=item.route,
+                # Nobody polls the queue of a node that is gone: keep the reply instead.
+                schedule_to_start_timeout=NODE_PICKUP_TIMEOUT,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=DELIVERY_RETRY,
+            )
+            return
         await workflow.execute_activity_method(
             ConversationActivities.deliver,
             item,

@@ -99,12 +99,24 @@ class FlowCatalog:
         self._live: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def publish(self, flow: CompiledFlow) -> None:
-        """Store a compiled flow's source and make it the live revision."""
+    def publish(self, flow: CompiledFlow) -> bool:
+        """Store a compiled flow's source and make it the live revision; False if it already was."""
+        if self._live.get(flow.name) == flow.revision:
+            return False
         self.store.put(flow.revision, flow.source)
         self.compiled.add(flow)
         with self._lock:
             self._live[flow.name] = flow.revision
+        return True
+
+    def retire(self, name: str) -> None:
+        """No new conversation starts on ``name``; running ones finish on their revision."""
+        with self._lock:
+            self._live.pop(name, None)
+
+    def live_map(self) -> dict[str, str]:
+        """Every live flow and its revision."""
+        return dict(self._live)
 
     def publish_dir(self, paths: Iterable[str | Path]) -> list[str]:
         """Compile and publish every valid flow under ``paths``; returns problems as text."""

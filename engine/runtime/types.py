@@ -140,6 +140,8 @@ class DeliverInput:
     revision: str = ""
     #: workflow time the reply was queued (the log uses workflow time throughout)
     at: str = ""
+    #: task queue of the node holding the customer's socket (web chat); "" = the worker's own
+    route: str = ""
 
 
 @dataclass

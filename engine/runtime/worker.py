@@ -36,6 +36,7 @@ def build_worker(
     secrets: SecretLookup = os.environ.get,
     max_concurrent_activities: int = 200,
     sandboxed: bool | None = None,
+    knowledge_dir: Path | None = None,
 ) -> Worker:
     """A worker running conversations of ``catalog``'s flows on ``task_queue``.
 
@@ -43,7 +44,9 @@ def build_worker(
     else off) runs workflow code in Temporal's sandbox; see :func:`workflow_runner`.
     """
     registry.register(task_queue, catalog.compiled)
-    activities = ConversationActivities(catalog, channels=channels or {}, log=message_log, secrets=secrets)
+    activities = ConversationActivities(
+        catalog, channels=channels or {}, log=message_log, secrets=secrets, knowledge_dir=knowledge_dir
+    )
     return Worker(
         client,
         task_queue=task_queue,
@@ -102,6 +105,7 @@ async def run_worker(
         task_queue=task_queue,
         channels=channels,
         message_log=JsonlMessageLog(data_dir / "messages"),
+        knowledge_dir=flows_dir,
     )
     log.info("worker on task queue %r with flows %s", task_queue, [f.name for f in catalog.flows()])
     async with worker:

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.flow.state import ConversationState
     from engine.runtime.activities import ConversationActivities
     from engine.runtime.effects import ACTIVITY_FAILURES, ConversationEffects, PinnedFlows, failure_text
+    from engine.runtime.observe import count_steps
     from engine.runtime.patches import INTERPRETER_PATCHES
     from engine.runtime.types import (
         Accepted,
@@ -63,6 +64,10 @@ PREPARE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximu
 MAX_MESSAGE_CHARS = 20_000
 SEEN_LIMIT = 1000
 AGENT_ACTIONS = frozenset({"accept", "reply", "resolve", "transfer"})
+#: The error type of a message sent to a conversation that has ended.
+ENDED_ERROR = "ConversationEnded"
+#: Runs started before this change do not log the end of their conversation.
+RECORD_END_PATCH = "record-conversation-end"
 
 
 @workflow.defn(name="Conversation")
@@ -135,6 +140,8 @@ class ConversationWorkflow(ConversationEffects):
         ctx = InterpreterContext(self.flows, features=features)
         outcome = advance(ctx, self.state, event)
         self.state = outcome.state
+        if not workflow.unsafe.is_replaying():
+            count_steps(outcome.trace)
         for command in outcome.commands:
             self._execute(command)
 
@@ -214,6 +221,13 @@ class ConversationWorkflow(ConversationEffects):
             )
         elif isinstance(command, EndConversation):
             workflow.logger.info("conversation ended: %s", command.status)
+            if workflow.patched(RECORD_END_PATCH):
+                # The store marks the conversation ended; the visitor's next message opens a new one.
+                self._spawn(
+                    self._record(
+                        f"end-{self.sent}", "event", command.status, self._now(), status="ended", detail=command.status
+                    )
+                )
 
     # -- updates and queries --------------------------------------------------------------
 
@@ -242,7 +256,7 @@ class ConversationWorkflow(ConversationEffects):
         if len(message.text) > MAX_MESSAGE_CHARS:
             raise ValueError(f"message is longer than {MAX_MESSAGE_CHARS} characters")
         if self.state is not None and self.state.ended:
-            raise ValueError("the conversation has ended")
+            raise ApplicationError("the conversation has ended", type=ENDED_ERROR)
 
     @workflow.update(name="agent")
     def agent(self, action: AgentAction) -> dict[str, Any]:

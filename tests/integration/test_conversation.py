@@ -266,7 +266,8 @@ async def test_closing_a_handed_off_conversation_withdraws_it_from_the_queue(
         assert (await asyncio.wait_for(rt.handle(conv).result(), DEADLINE))["status"] == "abandoned"
         # the agent console learns from the log that nobody needs to take it any more
         events = [(e.text, e.status) for e in rt.entries(conv, "event")]
-        assert events == [("support", "handoff"), ("support", "handoff_cancelled")]
+        # ...and the store, that the conversation is over.
+        assert events == [("support", "handoff"), ("support", "handoff_cancelled"), ("abandoned", "ended")]
 
 
 async def test_close_ends_the_conversation_with_the_given_status(

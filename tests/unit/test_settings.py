@@ -123,6 +123,8 @@ def test_env_overrides_lists_only_set_variables() -> None:
         "FLOWDESK_TEMPORAL_ADDRESS",
         "FLOWDESK_LOG_LEVEL",
         "FLOWDESK_LOG_FORMAT",
+        "FLOWDESK_HOST",
+        "FLOWDESK_PORT",
     }
 
 
@@ -146,3 +148,10 @@ def test_resolve_env_ref() -> None:
     assert resolve_env_ref("plain text", {}) == "plain text"
     with pytest.raises(ConfigError, match=r"environment variable TOKEN is not set"):
         resolve_env_ref("${env:TOKEN}", {})
+
+
+def test_the_port_from_the_environment_is_a_number() -> None:
+    settings = Settings.from_mapping({}, environ={"FLOWDESK_PORT": "9000", "FLOWDESK_HOST": "0.0.0.0"})
+    assert settings.get("server") == {"host": "0.0.0.0", "port": 9000}
+    with pytest.raises(ConfigError, match="FLOWDESK_PORT='http'"):
+        Settings.from_mapping({}, environ={"FLOWDESK_PORT": "http"})

@@ -1,0 +1,80 @@
+"""Prometheus metrics of a Flowdesk process, served at ``/metrics``.
+
+Every metric is declared here, once, so that ``docs/metrics.md`` can be checked
+against this module by a test. They live in the process-wide default registry:
+the worker running inside ``flowdesk serve`` counts into the same registry the
+server exposes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+#: Latencies of a chat: a few milliseconds to a few seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+MESSAGES_IN = Counter("flowdesk_messages_in_total", "Customer messages accepted, by channel.", ["channel"])
+MESSAGES_OUT = Counter(
+    "flowdesk_messages_out_total", "Replies handed to a channel (or stored for an offline visitor).", ["channel"]
+)
+DELIVERY_FAILURES = Counter(
+    "flowdesk_delivery_failures_total", "Replies a channel refused for good, by channel.", ["channel"]
+)
+STEPS = Counter("flowdesk_step_executions_total", "Flow steps run, by flow and step kind.", ["flow", "kind"])
+STEP_DURATION = Histogram(
+    "flowdesk_step_duration_seconds",
+    "Time a step took, from starting it to its result (AI and HTTP steps include the call).",
+    ["flow", "kind"],
+    buckets=LATENCY_BUCKETS,
+)
+RELOADS = Counter("flowdesk_flow_reloads_total", "Flow directory reloads, by outcome (ok or failed).", ["outcome"])
+FLOW_ERRORS = Gauge(
+    "flowdesk_flow_files_invalid", "Flow files whose last edit did not validate (last good revision live)."
+)
+ACTIVE_SOCKETS = Gauge("flowdesk_webchat_sockets", "Open web-chat WebSocket connections on this node.")
+UPDATE_LATENCY = Histogram(
+    "flowdesk_update_roundtrip_seconds",
+    "Time from sending a message to its conversation until it was durably accepted.",
+    ["channel"],
+    buckets=LATENCY_BUCKETS,
+)
+REJECTED_FRAMES = Counter(
+    "flowdesk_webchat_rejected_total", "Web-chat frames refused, by reason (rate_limited, too_large, ...).", ["reason"]
+)
+
+
+class ConversationsByStatus(Collector):
+    """``flowdesk_conversations{status}``, counted in the store when scraped."""
+
+    def __init__(self, count: Callable[[], dict[str, int]]) -> None:
+        self.count = count
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "flowdesk_conversations", "Conversations in the store, by status.", labels=["status"]
+        )
+        try:
+            counts = self.count()
+        except Exception:  # a scrape must not fail because the database is briefly away
+            counts = {}
+        for status in ("open", "handoff", "ended"):
+            family.add_metric([status], counts.get(status, 0))
+        yield family
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        # Describing without collecting keeps registration from querying the database.
+        yield GaugeMetricFamily("flowdesk_conversations", "Conversations in the store, by status.", labels=["status"])
+
+
+#: Registered once per process; a later call (a test's second app) re-points it.
+CONVERSATIONS = ConversationsByStatus(dict)
+REGISTRY.register(CONVERSATIONS)
+
+
+def watch_conversations(count: Callable[[], dict[str, int]]) -> None:
+    """Count conversations by status with ``count`` (the store's) from now on."""
+    CONVERSATIONS.count = count

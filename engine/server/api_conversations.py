@@ -1,0 +1,130 @@
+"""``/api/conversations``: find conversations, read transcripts, see and close them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from litestar import Controller, get, post
+from litestar.params import Parameter
+from temporalio.service import RPCError
+
+from engine.runtime.client import ConversationEnded
+from engine.server.problems import Problem
+from engine.server.services import ServicesDep
+from engine.store import Conversation, Message
+
+
+@dataclass
+class CloseBody:
+    status: str = "closed"
+
+
+def conversation_view(row: Conversation, live: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "end_status": row.end_status,
+        "channel": row.channel,
+        "contact_id": row.contact_id,
+        "flow": row.flow,
+        "revision": row.revision,
+        "outdated": bool(row.flow) and row.status != "ended" and live.get(row.flow, row.revision) != row.revision,
+        "assigned_agent": row.assigned_agent,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        "ended_at": row.ended_at.isoformat() if row.ended_at else None,
+    }
+
+
+def message_view(row: Message) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "id": row.message_id,
+        "direction": row.direction,
+        "sender": row.sender,
+        "channel": row.channel,
+        "text": row.text,
+        "choices": list(row.choices or []),
+        "status": row.status,
+        "detail": row.detail,
+        "flow": row.flow,
+        "revision": row.revision,
+        "at": row.at,
+    }
+
+
+class ConversationsController(Controller):
+    path = "/api/conversations"
+    tags = ["conversations"]  # noqa: RUF012 - Litestar declares it as a plain attribute
+
+    @get("/", summary="Conversations, newest activity first, filtered by status, channel, flow or outdated revision")
+    async def list_conversations(  # noqa: PLR0917 - each query parameter is one argument to Litestar
+        self,
+        services: ServicesDep,
+        status: str | None = None,
+        channel: str | None = None,
+        flow: str | None = None,
+        outdated: bool = Parameter(default=False, description="only those not on their flow's live revision"),
+        limit: int = Parameter(default=50, ge=1, le=500),
+        offset: int = Parameter(default=0, ge=0),
+    ) -> dict[str, Any]:
+        live = services.catalog.live_map()
+        rows = await asyncio.to_thread(
+            services.store.list_conversations,
+            status=status,
+            channel=channel,
+            flow=flow,
+            outdated=live if outdated else None,
+            limit=limit,
+            offset=offset,
+        )
+        return {"conversations": [conversation_view(r, live) for r in rows], "limit": limit, "offset": offset}
+
+    @get("/{conversation_id:str}", summary="One conversation")
+    async def get_conversation(self, services: ServicesDep, conversation_id: str) -> dict[str, Any]:
+        return conversation_view(await _find(services, conversation_id), services.catalog.live_map())
+
+    @get("/{conversation_id:str}/messages", summary="The transcript: every message in and out, with delivery status")
+    async def transcript(
+        self,
+        services: ServicesDep,
+        conversation_id: str,
+        after: int = Parameter(default=0, ge=0, description="only messages with a larger seq"),
+        limit: int = Parameter(default=500, ge=1, le=2000),
+    ) -> dict[str, Any]:
+        await _find(services, conversation_id)
+        rows = await asyncio.to_thread(services.store.transcript, conversation_id, after_seq=after, limit=limit)
+        return {"conversation_id": conversation_id, "messages": [message_view(r) for r in rows]}
+
+    @get("/{conversation_id:str}/state", summary="Live state from the workflow: step, status, revision, variables")
+    async def state(self, services: ServicesDep, conversation_id: str) -> dict[str, Any]:
+        await _find(services, conversation_id)
+        try:
+            view = await services.conversations.state(conversation_id)
+        except RPCError as exc:
+            raise Problem(503, f"the conversation's workflow cannot be asked right now: {exc.message}") from None
+        return asdict(view)
+
+    @post(
+        "/{conversation_id:str}/close", status_code=202, summary="Close a conversation (its flow's goodbye is not run)"
+    )
+    async def close(self, services: ServicesDep, conversation_id: str, data: CloseBody | None = None) -> dict[str, Any]:
+        row = await _find(services, conversation_id)
+        if row.status == "ended":
+            raise Problem(409, f"conversation {conversation_id} has already ended")
+        try:
+            await services.conversations.close(conversation_id, (data or CloseBody()).status)
+        except ConversationEnded:
+            raise Problem(409, f"conversation {conversation_id} has already ended") from None
+        except RPCError as exc:
+            raise Problem(503, f"the conversation could not be closed right now: {exc.message}") from None
+        return {"conversation_id": conversation_id, "closing": True}
+
+
+async def _find(services: ServicesDep, conversation_id: str) -> Conversation:
+    row = await asyncio.to_thread(services.store.get_conversation, conversation_id)
+    if row is None:
+        raise Problem(404, f"there is no conversation {conversation_id!r}")
+    return row

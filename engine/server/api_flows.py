@@ -1,0 +1,210 @@
+"""``/api/flows``: list, read, validate, save, history, diff and roll back flows.
+
+Saving writes the flow's file in the flows directory (the files stay the source
+of truth, so an operator's editor and the web editor never disagree) and
+publishes it at once, with the author and message of the change on the stored
+revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Controller, get, post, put
+from litestar.params import Parameter
+
+from engine.errors import Diagnostic
+from engine.flow.validate import CompileResult, compile_source
+from engine.flow.vocabulary import DEFAULT_VOCABULARY
+from engine.server.problems import Problem
+from engine.server.services import ServicesDep
+
+MAX_SOURCE_BYTES = 512_000
+
+
+@dataclass
+class SourceBody:
+    source: str
+
+
+@dataclass
+class SaveBody:
+    source: str
+    author: str
+    message: str = ""
+
+
+@dataclass
+class RollbackBody:
+    revision: str
+    author: str
+    message: str = ""
+
+
+def _diagnostics(problems: list[Diagnostic]) -> list[dict[str, Any]]:
+    return [p.to_dict() for p in problems]
+
+
+def _compile(services: ServicesDep, source: str, file: str) -> CompileResult:
+    if len(source.encode("utf-8")) > MAX_SOURCE_BYTES:
+        raise Problem(413, f"a flow file is limited to {MAX_SOURCE_BYTES} bytes")
+    # Other live flows are valid targets of `call` and `goto_flow`.
+    known = DEFAULT_VOCABULARY.with_flows(frozenset(services.catalog.live_map()))
+    return compile_source(source, file, vocabulary=known)
+
+
+class FlowsController(Controller):
+    path = "/api/flows"
+    tags = ["flows"]  # noqa: RUF012 - Litestar declares it as a plain attribute
+
+    @get("/", summary="Every flow with its live revision and the errors of its last edit")
+    async def list_flows(self, services: ServicesDep) -> dict[str, Any]:
+        live = services.catalog.live_map()
+        flows = []
+        for name in sorted(live):
+            status = services.reloader.status_of(name)
+            compiled = services.catalog.live(name)
+            flows.append(
+                {
+                    "name": name,
+                    "description": compiled.description if compiled else "",
+                    "file": status.file if status else None,
+                    "live_revision": live[name],
+                    "last_error": _diagnostics(status.errors) if status and status.errors else None,
+                    "checked_at": status.checked_at if status else None,
+                }
+            )
+        broken = [
+            {"file": s.file, "errors": _diagnostics(s.errors), "checked_at": s.checked_at}
+            for s in services.reloader.broken_files()
+        ]
+        return {"flows": flows, "invalid_files": broken}
+
+    @get("/{name:str}", summary="A flow's file as it is now, and its live revision")
+    async def get_flow(self, services: ServicesDep, name: str) -> dict[str, Any]:
+        revision = services.catalog.live_map().get(name)
+        status = services.reloader.status_of(name)
+        if revision is None and status is None:
+            raise Problem(404, f"there is no flow {name!r}; GET /api/flows lists them")
+        path = services.reloader.file_for(name)
+        try:
+            source = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        except FileNotFoundError:
+            stored = await asyncio.to_thread(services.store.revision_source, revision) if revision else None
+            source = stored or ""
+        return {
+            "name": name,
+            "file": str(path),
+            "live_revision": revision,
+            "source": source,
+            "last_error": _diagnostics(status.errors) if status and status.errors else None,
+        }
+
+    @post("/validate", status_code=200, summary="Check a flow's source without saving it")
+    async def validate(self, services: ServicesDep, data: SourceBody) -> dict[str, Any]:
+        result = await asyncio.to_thread(_compile, services, data.source, "<editor>")
+        return {
+            "valid": result.flow is not None,
+            "flow": result.flow.name if result.flow else None,
+            "revision": result.flow.revision if result.flow else None,
+            "diagnostics": _diagnostics(result.diagnostics),
+        }
+
+    @put("/{name:str}", summary="Save a flow: a new revision, live at once, written to its file")
+    async def save(self, services: ServicesDep, name: str, data: SaveBody) -> dict[str, Any]:
+        return await asyncio.to_thread(_save, services, name, data.source, data.author, data.message)
+
+    @get("/{name:str}/revisions", summary="A flow's revisions, newest first")
+    async def revisions(self, services: ServicesDep, name: str) -> dict[str, Any]:
+        rows = await asyncio.to_thread(services.store.history, name)
+        if not rows:
+            raise Problem(404, f"flow {name!r} has no stored revisions")
+        live = services.catalog.live_map().get(name)
+        return {
+            "flow": name,
+            "revisions": [
+                {
+                    "revision": r.revision,
+                    "author": r.author,
+                    "message": r.message,
+                    "created_at": r.created_at.isoformat(),
+                    "live": r.revision == live,
+                }
+                for r in rows
+            ],
+        }
+
+    @get("/{name:str}/revisions/{revision:str}", summary="The source of one revision")
+    async def revision(self, services: ServicesDep, name: str, revision: str) -> dict[str, Any]:
+        row = await asyncio.to_thread(services.store.get_revision, revision)
+        if row is None or row.flow != name:
+            raise Problem(404, f"flow {name!r} has no revision {revision!r}")
+        return {
+            "flow": name,
+            "revision": row.revision,
+            "author": row.author,
+            "message": row.message,
+            "source": row.source,
+        }
+
+    @get("/{name:str}/diff", summary="Unified diff between two revisions (default: to the live one)")
+    async def diff(
+        self,
+        services: ServicesDep,
+        name: str,
+        from_revision: str = Parameter(query="from"),
+        to_revision: str | None = Parameter(query="to", default=None),
+    ) -> dict[str, Any]:
+        target = to_revision or services.catalog.live_map().get(name)
+        if target is None:
+            raise Problem(404, f"flow {name!r} has no live revision; pass `to`")
+        texts = []
+        for revision in (from_revision, target):
+            row = await asyncio.to_thread(services.store.get_revision, revision)
+            if row is None or row.flow != name:
+                raise Problem(404, f"flow {name!r} has no revision {revision!r}")
+            texts.append(row.source)
+        lines = difflib.unified_diff(
+            texts[0].splitlines(keepends=True),
+            texts[1].splitlines(keepends=True),
+            fromfile=f"{name}@{from_revision[:12]}",
+            tofile=f"{name}@{target[:12]}",
+        )
+        return {"flow": name, "from": from_revision, "to": target, "diff": "".join(lines)}
+
+    @post("/{name:str}/rollback", status_code=200, summary="Make an earlier revision live again (as a new save)")
+    async def rollback(self, services: ServicesDep, name: str, data: RollbackBody) -> dict[str, Any]:
+        row = await asyncio.to_thread(services.store.get_revision, data.revision)
+        if row is None or row.flow != name:
+            raise Problem(404, f"flow {name!r} has no revision {data.revision!r}")
+        message = data.message or f"roll back to {data.revision[:12]}"
+        return await asyncio.to_thread(_save, services, name, row.source, data.author, message)
+
+
+def _save(services: ServicesDep, name: str, source: str, author: str, message: str) -> dict[str, Any]:
+    if not author.strip():
+        raise Problem(400, "a save needs an `author` (who made the change)")
+    path = services.reloader.file_for(name)
+    result = _compile(services, source, str(path))
+    if result.flow is None:
+        raise Problem(
+            422,
+            f"the flow does not validate ({len(result.diagnostics)} problem(s)); nothing was saved",
+            diagnostics=_diagnostics(result.diagnostics),
+        )
+    if result.flow.name != name:
+        raise Problem(422, f"the source defines flow {result.flow.name!r}, not {name!r}; save it under its own name")
+    flow = result.flow
+    # Stored first with who and why; the reload that follows finds it and keeps that.
+    services.store.put_revision(flow.revision, flow.source, flow=name, author=author.strip(), message=message)
+    services.reloader.write(name, source)
+    services.reloader.reload()
+    return {
+        "flow": name,
+        "revision": flow.revision,
+        "live": services.catalog.live_map().get(name) == flow.revision,
+        "file": str(path),
+    }

@@ -1,0 +1,95 @@
+"""The Litestar application: web chat, REST API, health, metrics and the UI."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Litestar, MediaType, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.static_files import create_static_files_router
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from engine.metrics import watch_conversations
+from engine.resources import bundled_dir
+from engine.server.api_conversations import ConversationsController
+from engine.server.api_flows import FlowsController
+from engine.server.auth import require_token
+from engine.server.problems import handle_http_exception, handle_unexpected, problem_response
+from engine.server.services import ServicesDep
+from engine.server.webchat import chat_socket
+
+OPENAPI_PATH = "/schema"  # public: see engine.server.auth.PUBLIC_PREFIXES
+
+
+@get("/healthz", opt={"public": True}, summary="Liveness: the process answers", include_in_schema=True)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", opt={"public": True}, summary="Readiness: Temporal and the database answer")
+async def readyz(services: ServicesDep) -> Response[Any]:
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(asyncio.to_thread(services.store.ping), timeout=3)
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready", with the reason shown
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    try:
+        await asyncio.wait_for(services.conversations.client.service_client.check_health(), timeout=3)
+        checks["temporal"] = "ok"
+    except Exception as exc:
+        checks["temporal"] = f"unreachable: {type(exc).__name__}"
+    if all(v == "ok" for v in checks.values()):
+        return Response({"status": "ready", "checks": checks})
+    failing = ", ".join(f"{k} {v}" for k, v in checks.items() if v != "ok")
+    return problem_response(503, f"not ready: {failing}", checks=checks)
+
+
+@get("/metrics", summary="Prometheus metrics (docs/metrics.md lists them)", media_type=MediaType.TEXT)
+async def metrics() -> Response[bytes]:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+@get("/", opt={"public": True}, include_in_schema=False, media_type=MediaType.HTML)
+async def demo_page() -> Response[bytes]:
+    page = bundled_dir("ui") / "demo" / "index.html"
+    return Response(await asyncio.to_thread(page.read_bytes), media_type=MediaType.HTML)
+
+
+def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
+    """The server for one node; ``services`` are built by ``flowdesk serve`` or a test."""
+    watch_conversations(services.store.count_by_status)
+    static = create_static_files_router(
+        path="/ui", directories=[bundled_dir("ui")], opt={"public": True}, name="ui", include_in_schema=False
+    )
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            metrics,
+            demo_page,
+            chat_socket,
+            FlowsController,
+            ConversationsController,
+            static,
+        ],
+        dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        guards=[require_token],
+        exception_handlers={HTTPException: handle_http_exception, Exception: handle_unexpected},
+        openapi_config=OpenAPIConfig(
+            title="Flowdesk API",
+            version="1",
+            description="Flows, conversations and operations of a Flowdesk installation. Send "
+            "`Authorization: Bearer <token>` (from `flowdesk token create`) to every endpoint but health.",
+            path=OPENAPI_PATH,
+            # The JSON and YAML descriptions only: the HTML viewers load scripts from CDNs.
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
+        ),
+        state=State({"services": services}),
+        debug=debug,
+    )

@@ -1,0 +1,51 @@
+"""Web-chat delivery on the node that holds the visitor's socket.
+
+The conversation workflow schedules ``flowdesk.deliver`` for a web-chat reply on
+the task queue named in the visitor's latest message (``reply_queue``): this
+node's own queue, polled by a small worker in ``flowdesk serve``. The reply is
+stored first (that gives it the ``seq`` the widget resumes from) and then pushed
+to every socket the visitor has open here. A visitor who is offline finds it in
+the history sent on reconnect, so a web-chat delivery never fails for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+
+from engine.metrics import MESSAGES_OUT
+from engine.runtime.types import Delivered, DeliverInput, RecordInput
+from engine.server.hub import WebChatHub
+from engine.server.webchat import CHANNEL, message_frame
+from engine.store import Store
+
+
+class NodeDelivery:
+    """The ``flowdesk.deliver`` activity for this node's web-chat sockets."""
+
+    def __init__(self, store: Store, hub: WebChatHub) -> None:
+        self.store = store
+        self.hub = hub
+
+    @activity.defn(name="flowdesk.deliver")
+    async def deliver(self, data: DeliverInput) -> Delivered:
+        contact_id = str(data.contact.get("id") or "")
+        online = bool(contact_id) and self.hub.online(contact_id)
+        entry = RecordInput(
+            conversation_id=data.conversation_id,
+            direction="out",
+            text=data.text,
+            channel=data.channel or CHANNEL,
+            message_id=data.key,
+            at=data.at,
+            # "stored": kept for the visitor's next connection, which replays it
+            status="sent" if online else "stored",
+            sender=data.sender,
+            flow=data.flow,
+            revision=data.revision,
+        )
+        row = await asyncio.to_thread(self.store.record_message, entry, choices=list(data.choices))
+        taken = await self.hub.push(contact_id, message_frame(row)) if online else 0
+        MESSAGES_OUT.labels(CHANNEL).inc()
+        return Delivered(data.key, "sent" if taken else "stored", channel_message_id=str(row.seq))

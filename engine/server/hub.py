@@ -1,0 +1,98 @@
+"""The web-chat sockets this node holds, and the per-visitor rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from litestar import WebSocket
+
+from engine.metrics import ACTIVE_SOCKETS
+
+
+@dataclass
+class Bucket:
+    """Token bucket: ``rate`` messages per second, bursts up to ``burst``."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        if self.tokens < 0:
+            self.tokens = self.burst
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Connection:
+    """One open socket; sends are serialized (the delivery activity sends too)."""
+
+    __slots__ = ("_lock", "contact_id", "socket")
+
+    def __init__(self, socket: WebSocket[Any, Any, Any], contact_id: str) -> None:
+        self.socket = socket
+        self.contact_id = contact_id
+        self._lock: asyncio.Lock | None = None  # made on first concurrent use: idle sockets stay small
+
+    async def send(self, frame: dict[str, Any]) -> bool:
+        """Send a frame; False if the socket is gone (the message stays in the store)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        try:
+            async with self._lock:
+                await self.socket.send_text(msgspec.json.encode(frame).decode())
+        except Exception:  # closed under us: the visitor gets it from history on reconnect
+            return False
+        return True
+
+
+class WebChatHub:
+    """The sockets this node holds, by contact (a visitor may have several tabs open)."""
+
+    def __init__(self, *, rate: float = 1.0, burst: int = 5) -> None:
+        self._by_contact: dict[str, set[Connection]] = {}
+        self._buckets: dict[str, Bucket] = {}
+        self.rate = rate
+        self.burst = burst
+
+    def add(self, connection: Connection) -> None:
+        self._by_contact.setdefault(connection.contact_id, set()).add(connection)
+        ACTIVE_SOCKETS.inc()
+
+    def remove(self, connection: Connection) -> None:
+        sockets = self._by_contact.get(connection.contact_id)
+        if sockets is not None:
+            sockets.discard(connection)
+            if not sockets:
+                del self._by_contact[connection.contact_id]
+                self._buckets.pop(connection.contact_id, None)
+        ACTIVE_SOCKETS.dec()
+
+    def online(self, contact_id: str) -> bool:
+        return bool(self._by_contact.get(contact_id))
+
+    def allow(self, contact_id: str) -> bool:
+        """Rate limit per visitor, shared by all their tabs."""
+        bucket = self._buckets.get(contact_id)
+        if bucket is None:
+            bucket = self._buckets[contact_id] = Bucket(self.rate, float(self.burst))
+        return bucket.take()
+
+    async def push(self, contact_id: str, frame: dict[str, Any], *, skip: Connection | None = None) -> int:
+        """Send a frame to every socket of a contact; returns how many took it."""
+        targets = [c for c in self._by_contact.get(contact_id, ()) if c is not skip]
+        results = await asyncio.gather(*(c.send(frame) for c in targets))
+        return sum(results)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._by_contact.values())

@@ -1,0 +1,238 @@
+"""One Flowdesk node: the parts ``flowdesk serve`` runs, started and stopped in order.
+
+Start: store (migrated), Temporal (embedded or external), flows (read once,
+then watched), the conversation worker, this node's web-chat delivery worker,
+and the HTTP server. Stop runs the other way round, so that no message arrives
+while the workers are going away and no worker stops while Temporal still hands
+it work it could finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from litestar import Litestar
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from engine.errors import ConfigError
+from engine.runtime.client import Conversations
+from engine.runtime.connect import connect
+from engine.runtime.embedded import EmbeddedTemporal, EmbeddedTemporalConfig
+from engine.runtime.revisions import FlowCatalog
+from engine.runtime.worker import build_worker
+from engine.server.app import create_app
+from engine.server.delivery import NodeDelivery
+from engine.server.hub import WebChatHub
+from engine.server.options import ServeOptions
+from engine.server.reload import FlowReloader
+from engine.server.services import DEFAULT_MAX_CHARS, Services, WebChatOptions
+from engine.server.visitors import VisitorTokens, load_or_create_secret
+from engine.settings import Settings, resolve_env_ref
+from engine.store import Store, StoreRevisions
+
+log = logging.getLogger("flowdesk.node")
+
+#: Largest WebSocket frame the server reads; message length is checked below it
+#: (limits.message_max_chars) with an error frame that keeps the socket open.
+WS_MAX_BYTES = 1 << 20
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``flowdesk serve`` orders the shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Node:
+    """Everything one ``flowdesk serve`` process runs; ``async with`` starts and stops it."""
+
+    def __init__(self, options: ServeOptions, settings: Settings) -> None:
+        self.options = options
+        self.settings = settings
+        self.embedded: EmbeddedTemporal | None = None
+        self.client: Client | None = None
+        self.store: Store | None = None
+        self.services: Services | None = None
+        self._workers: list[Worker] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._server: _Server | None = None
+        self.app: Litestar | None = None
+        self._watch_stop = asyncio.Event()
+        self.port = options.port
+
+    async def __aenter__(self) -> Node:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- start ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        options = self.options
+        self.store = store = Store(options.database_url)
+        await asyncio.to_thread(store.upgrade)
+        self.client = client = await self._temporal()
+        catalog = FlowCatalog(StoreRevisions(store))
+        reloader = FlowReloader(catalog, store, options.flows_dir)
+        report = await asyncio.to_thread(reloader.reload)
+        if report.failed:
+            log.warning("%d flow file(s) did not validate; see the errors above", len(report.failed))
+        hub = WebChatHub(rate=self._webchat.rate, burst=self._webchat.burst)
+        node_queue = f"flowdesk-node-{self._node_id()}"
+        self.services = services = Services(
+            settings=self.settings,
+            store=store,
+            catalog=catalog,
+            conversations=Conversations(
+                client, catalog, task_queue=options.task_queue, settings=self.settings.flow_settings()
+            ),
+            hub=hub,
+            visitor_tokens=VisitorTokens(self._visitor_secret()),
+            reloader=reloader,
+            node_queue=node_queue,
+            webchat=self._webchat,
+            temporal_ui_url=self.embedded.ui_url if self.embedded else None,
+        )
+        self._workers = [
+            build_worker(
+                client, catalog, task_queue=options.task_queue, message_log=store, knowledge_dir=options.flows_dir
+            ),
+            Worker(client, task_queue=node_queue, activities=[NodeDelivery(store, hub).deliver]),
+        ]
+        self._tasks += [asyncio.create_task(w.run(), name=f"worker {w.task_queue}") for w in self._workers]
+        self._tasks.append(asyncio.create_task(reloader.watch(self._watch_stop), name="flow watcher"))
+        await self._start_http(services)
+
+    async def _temporal(self) -> Client:
+        options = self.options
+        if options.temporal_address:
+            return await connect(options.temporal_address, options.namespace, tls=options.tls)
+        self.embedded = EmbeddedTemporal(
+            EmbeddedTemporalConfig(
+                data_dir=options.data_dir,
+                port=options.embedded_port,
+                ui_port=options.temporal_ui_port,
+                namespace=options.namespace,
+            )
+        )
+        await self.embedded.start()
+        return await connect(self.embedded.address, options.namespace)
+
+    async def _start_http(self, services: Services) -> None:
+        self.app = create_app(services)
+        config = uvicorn.Config(
+            self.app,
+            host=self.options.host,
+            port=self.options.port,
+            log_config=None,
+            lifespan="on",
+            ws="websockets-sansio",
+            ws_max_size=WS_MAX_BYTES,
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+        self._server = server = _Server(config)
+        serving = asyncio.create_task(server.serve(), name="http")
+        self._tasks.append(serving)
+        while not server.started:
+            if serving.done():
+                serving.result()  # raises what stopped it
+                raise ConfigError(f"the HTTP server could not listen on {self.options.host}:{self.options.port}")
+            await asyncio.sleep(0.02)
+        sockets = server.servers[0].sockets if server.servers else []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+
+    # -- run and stop ----------------------------------------------------------------------
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set or a part fails (then say which, and stop)."""
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopper, *self._tasks}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("%s stopped: %s", task.get_name(), task.exception())
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True  # stops accepting, closes sockets, lets requests finish
+        self._watch_stop.set()
+        for worker in self._workers:
+            with contextlib.suppress(Exception):
+                await worker.shutdown()  # running activities finish; workflow tasks go back to Temporal
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=10)
+        self._tasks.clear()
+        if self.embedded is not None:
+            await self.embedded.stop()
+        if self.store is not None:
+            self.store.close()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host = self.options.host if self.options.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    def banner(self) -> str:
+        lines = [
+            f"Flowdesk is running: {len(self.services.catalog.live_map()) if self.services else 0} flow(s) live",
+            f"  chat demo     {self.url}/",
+            f"  API docs      {self.url}/schema/openapi.json  (API calls need `flowdesk token create NAME`)",
+            f"  metrics       {self.url}/metrics",
+        ]
+        if self.embedded is not None and self.embedded.ui_url:
+            lines.append(f"  Temporal UI   {self.embedded.ui_url}")
+        lines.append(f"  flows         {self.options.flows_dir.absolute()} (edits are live in about a second)")
+        lines.append("Ctrl-C to stop.")
+        return "\n".join(lines)
+
+    @property
+    def _webchat(self) -> WebChatOptions:
+        config: dict[str, Any] = self.settings.get("channels", "webchat", default={}) or {}
+        identity = config.get("identity_secret")
+        max_chars = self.settings.get("limits", "message_max_chars", default=DEFAULT_MAX_CHARS)
+        return WebChatOptions(
+            max_chars=int(max_chars),
+            rate=float(config.get("rate_per_second", 1.0)),
+            burst=int(config.get("burst", 5)),
+            identity_secret=resolve_env_ref(str(identity), os.environ) if identity else None,
+        )
+
+    def _visitor_secret(self) -> bytes:
+        configured = (self.settings.get("channels", "webchat", default={}) or {}).get("secret")
+        if configured:
+            return resolve_env_ref(str(configured), os.environ).encode()
+        return load_or_create_secret(self.options.data_dir / "webchat.key")
+
+    def _node_id(self) -> str:
+        # Kept across restarts: replies scheduled for this node while it was down are
+        # picked up when it is back, instead of waiting out their pick-up timeout.
+        path = Path(self.options.data_dir) / "node-id"
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            node = uuid.uuid4().hex[:12]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(node, encoding="utf-8")
+            return node

@@ -1,0 +1,63 @@
+"""RFC 9457 problem details for every error the server returns.
+
+Handlers raise :class:`Problem` (or Litestar's HTTP exceptions, or fail in
+validation); the client always gets ``application/problem+json`` with a
+``detail`` that says what was wrong and, where it helps, how to fix it. An
+unexpected exception is logged with its traceback and answered with a 500 that
+names no internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class Problem(HTTPException):
+    """An error with a status, a detail for people and optional extra members."""
+
+    def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail=detail, status_code=status, headers=headers)
+        self.members = extra
+
+
+def problem_response(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> Response[Any]:
+    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail, **extra}
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, Problem):
+        return problem_response(exc.status_code, exc.detail, headers=exc.headers, **exc.members)
+    if isinstance(exc, ValidationException):
+        errors = exc.extra if isinstance(exc.extra, list) else []
+        where = "; ".join(
+            f"{e.get('key') or e.get('source') or 'body'}: {e.get('message')}" for e in errors if isinstance(e, dict)
+        )
+        return problem_response(400, f"invalid request: {where or exc.detail}", errors=errors)
+    return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "the server failed to handle this request; the error is in its log")

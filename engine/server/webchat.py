@@ -1,0 +1,227 @@
+"""The web-chat channel: ``/ws/chat`` sockets of this node and their frames.
+
+Frames are JSON text (``../shared/CHANNELS.md``, web chat; the widget in
+``ui/widget`` speaks them). The visitor's message is sent to its conversation's
+workflow first — once the update returns it is durably queued — then stored for
+the transcript (the workflow stores it too; the write is idempotent), then
+acknowledged with its ``seq``. Replies come back through
+:mod:`engine.server.delivery`, which runs on this node's own task queue because
+only this node holds the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from engine.metrics import MESSAGES_IN, REJECTED_FRAMES, UPDATE_LATENCY
+from engine.runtime.client import ConversationEnded, NoFlowError
+from engine.runtime.types import InboundMessage, RecordInput
+from engine.server.hub import Connection
+from engine.server.services import Services
+from engine.server.visitors import identity_matches
+from engine.store import Contact, Message
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "webchat"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def message_frame(row: Message) -> dict[str, Any]:
+    """A stored message as the widget sees it."""
+    return {
+        "type": "message",
+        "seq": row.seq,
+        "id": row.message_id,
+        "direction": row.direction,
+        "sender": row.sender,
+        "text": row.text,
+        "choices": list(row.choices or []),
+        "at": row.at,
+    }
+
+
+def _error(code: str, message: str, client_id: str | None = None) -> dict[str, Any]:
+    REJECTED_FRAMES.labels(code).inc()
+    frame = {"type": "error", "code": code, "message": message}
+    if client_id:
+        frame["id"] = client_id
+    return frame
+
+
+@websocket("/ws/chat", opt={"public": True})
+async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    """A visitor's chat connection: welcome, history, then messages both ways."""
+    services: Services = socket.app.state.services
+    await socket.accept()
+    contact, token = await _visitor(socket, services)
+    connection = Connection(socket, contact.id)
+    services.hub.add(connection)
+    try:
+        await connection.send({"type": "welcome", "visitor": token})
+        await _send_history(connection, services, _since(socket.query_params.get("since")))
+        session = ChatSession(services, connection, contact)
+        while True:
+            raw = await socket.receive_text()
+            await session.handle(raw)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        services.hub.remove(connection)
+
+
+async def _visitor(socket: WebSocket[Any, Any, Any], services: Services) -> tuple[Contact, str]:
+    """The contact behind this connection, and the token the widget should keep."""
+    params = socket.query_params
+    visitor = services.visitor_tokens.verify(params.get("visitor"))
+    if visitor is None:
+        visitor, token = services.visitor_tokens.issue()
+    else:
+        token = services.visitor_tokens.token(visitor)
+    name = (params.get("name") or "")[:100] or None
+    locale = _locale(socket.headers.get("accept-language", ""))
+    user, claimed = params.get("user"), params.get("hash")
+    secret = services.webchat.identity_secret
+    if user and claimed and secret and len(user) <= 200 and identity_matches(secret, user, claimed):
+        # A logged-in user of the host site: the same contact on every device.
+        key = ("webchat-user", user)
+    else:
+        key = (CHANNEL, visitor)
+    contact = await asyncio.to_thread(services.store.resolve_contact, *key, name=name, locale=locale)
+    return contact, token
+
+
+def _locale(header: str) -> str | None:
+    first = header.split(",", 1)[0].split(";", 1)[0].strip()
+    return first[:20] or None
+
+
+def _since(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
+
+
+async def _send_history(connection: Connection, services: Services, since: int) -> None:
+    conversation = await asyncio.to_thread(services.store.latest_conversation, connection.contact_id)
+    rows: list[Message] = []
+    if conversation is not None:
+        rows = await asyncio.to_thread(services.store.transcript, conversation.id, after_seq=since)
+    messages = [message_frame(r) for r in rows if r.direction in ("in", "out")]
+    for frame in messages:
+        del frame["type"]
+    await connection.send({"type": "history", "messages": messages})
+
+
+class ChatSession:
+    """Frames of one connection; the conversation id is remembered between messages."""
+
+    def __init__(self, services: Services, connection: Connection, contact: Contact) -> None:
+        self.services = services
+        self.connection = connection
+        self.contact = contact
+        self.conversation_id: str | None = None
+
+    async def handle(self, raw: str) -> None:
+        try:
+            frame = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            await self.connection.send(_error("bad_frame", "frames are JSON objects with a `type`"))
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "message":
+            await self._message(frame)
+        elif kind in ("typing", "read"):
+            return  # accepted; agents' view of typing and read receipts is not built yet
+        else:
+            await self.connection.send(_error("bad_frame", "unknown frame type; send `message`, `typing` or `read`"))
+
+    async def _message(self, frame: dict[str, Any]) -> None:
+        client_id, text = frame.get("id"), frame.get("text")
+        if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+            await self.connection.send(_error("bad_frame", "a message needs an `id` of 1-64 letters, digits, - or _"))
+            return
+        if not isinstance(text, str) or not text.strip():
+            await self.connection.send(_error("bad_frame", "a message needs a non-empty `text`", client_id))
+            return
+        limit = self.services.webchat.max_chars
+        if len(text) > limit:
+            await self.connection.send(
+                _error("too_large", f"messages are limited to {limit} characters; this one has {len(text)}", client_id)
+            )
+            return
+        if not self.services.hub.allow(self.contact.id):
+            await self.connection.send(
+                _error("rate_limited", "you are sending messages too fast; wait a moment and try again", client_id)
+            )
+            return
+        try:
+            row = await self._deliver_inbound(client_id, text)
+        except NoFlowError:
+            await self.connection.send(_error("unavailable", "no chat flow is live right now", client_id))
+            return
+        except Exception:
+            log.exception("web-chat message %s could not be queued", client_id)
+            await self.connection.send(
+                _error("unavailable", "the message could not be sent; retry in a moment", client_id)
+            )
+            return
+        await self.connection.send({"type": "ack", "id": client_id, "seq": row.seq})
+        inbound = message_frame(row)
+        await self.services.hub.push(self.contact.id, inbound, skip=self.connection)
+        await self.services.hub.push(self.contact.id, {"type": "typing", "state": True})
+
+    async def _deliver_inbound(self, client_id: str, text: str) -> Message:
+        """Queue the message in its conversation (a new one if the last has ended) and store it."""
+        store = self.services.store
+        # Scoped to the visitor: another visitor's ids can never collide with these.
+        message_id = f"{self.contact.id}:{client_id}"
+        now = datetime.now(UTC).isoformat()
+        for _ in range(2):
+            if self.conversation_id is None:
+                conversation, _created = await asyncio.to_thread(store.open_conversation, self.contact.id, CHANNEL)
+                self.conversation_id = conversation.id
+            message = InboundMessage(
+                id=message_id,
+                text=text,
+                channel=CHANNEL,
+                at=now,
+                contact=self._contact_view(),
+                meta={"reply_queue": self.services.node_queue},
+            )
+            started = time.perf_counter()
+            try:
+                accepted = await self.services.conversations.send(self.conversation_id, message)
+            except ConversationEnded:
+                await asyncio.to_thread(store.end_conversation, self.conversation_id)
+                self.conversation_id = None
+                continue
+            UPDATE_LATENCY.labels(CHANNEL).observe(time.perf_counter() - started)
+            if not accepted.duplicate:
+                MESSAGES_IN.labels(CHANNEL).inc()
+            entry = RecordInput(
+                conversation_id=self.conversation_id,
+                direction="in",
+                text=text,
+                channel=CHANNEL,
+                message_id=message_id,
+                at=now,
+                status="received",
+                sender="customer",
+            )
+            return await asyncio.to_thread(store.record_message, entry)
+        raise RuntimeError("the conversation ended twice while a message was sent")
+
+    def _contact_view(self) -> dict[str, Any]:
+        contact = self.contact
+        return {"id": contact.id, "name": contact.name, "locale": contact.locale, "tags": list(contact.tags or [])}

@@ -1,0 +1,64 @@
+"""What every part of the store shares: the engine and short sessions.
+
+A session lives for one method call, so the store is safe to use from many
+threads at once (each call takes a pooled connection of its own). Sessions do
+not expire rows on commit: methods return the rows they read, and callers read
+their attributes after the session has closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from engine.store.db import create_db_engine, writer
+
+log = logging.getLogger("flowdesk.store")
+
+T = TypeVar("T")
+
+#: Attempts of a write that lost a race on a unique key (the re-read then finds the winner's row).
+CONFLICT_ATTEMPTS = 3
+
+
+class StoreBase:
+    """The engine and the session helpers the store's parts are written with."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_db_engine(url)
+        self._writer = writer(self.engine)
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A transaction that commits when the block ends and rolls back if it raises."""
+        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def _write_retrying(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a write transaction; again if it lost a race to insert the same row.
+
+        ``work`` must read before it inserts, so that the retry finds what the other
+        writer committed. (On SQLite writes are serialised and this never triggers;
+        on PostgreSQL two servers can race.)
+        """
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                with self._write() as session:
+                    return work(session)
+            except IntegrityError:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                log.debug("write conflict, retrying (attempt %d)", attempt)
+        raise AssertionError("unreachable")  # pragma: no cover

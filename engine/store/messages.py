@@ -1,0 +1,197 @@
+"""The message log: every message in and out, delivery outcomes and conversation events.
+
+Entries are keyed by (conversation, direction, message id): the runtime writes
+from activities, which Temporal may run more than once, so writing an entry again
+updates it (``failed`` becomes ``sent``) instead of adding a row. Each entry also
+moves the conversation row along: its activity time, its flow revision and its
+status (open, handoff, ended).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from engine.runtime.types import RecordInput
+from engine.store.base import StoreBase, log
+from engine.store.columns import utcnow
+from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact
+from engine.store.tables import Conversation, Message
+
+#: How far a status has come. A repeated write never moves an entry back: a local activity
+#: re-run with its workflow task writes "received" again after "blocked", a late failure
+#: report must not undo "sent". Unlisted statuses (sent, blocked, handoff, ...) are final.
+_PROGRESS = {"received": 0, "stored": 0, "failed": 1}
+_FINAL = 2
+
+#: Events after which the bot has the conversation again.
+_BACK_TO_BOT = frozenset({"handoff_cancelled", "resolved", "handoff_resolved"})
+
+
+class MessagesMixin(StoreBase):
+    """The MessageLog of the runtime (``record``) and the transcripts the API serves."""
+
+    def record(self, entry: RecordInput) -> None:
+        """Write one log entry (the runtime's MessageLog protocol); idempotent."""
+        self.record_message(entry)
+
+    def record_message(
+        self, entry: RecordInput, *, choices: list[str] | None = None, raw_ref: str | None = None
+    ) -> Message:
+        """Write one log entry with what the runtime's entry does not carry: reply choices, raw payload.
+
+        Returns the entry's row (its ``seq`` is the clients' cursor). For an inbound
+        message already logged in another conversation, that row is returned.
+        """
+        return self._write_retrying(lambda session: _record(session, entry, choices, raw_ref))
+
+    def transcript(self, conversation_id: str, *, after_seq: int = 0, limit: int = 500) -> list[Message]:
+        """The conversation's log in order, from the entry after ``after_seq`` (a client's cursor)."""
+        query = (
+            select(Message)
+            .where(Message.conversation_id == conversation_id, col(Message.seq) > after_seq)
+            .order_by(col(Message.seq))
+            .limit(limit)
+        )
+        with self._read() as session:
+            return list(session.exec(query).all())
+
+
+def _record(session: Session, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Message:
+    conversation = session.get(Conversation, entry.conversation_id) or _adopt(session, entry)
+    row = session.exec(
+        select(Message).where(
+            Message.conversation_id == entry.conversation_id,
+            Message.direction == entry.direction,
+            Message.message_id == entry.message_id,
+        )
+    ).first()
+    if row is None:
+        if entry.direction == "in" and (elsewhere := _inbound_elsewhere(session, entry)) is not None:
+            return elsewhere
+        row = Message(
+            conversation_id=entry.conversation_id,
+            direction=entry.direction,
+            message_id=entry.message_id,
+            channel=entry.channel,
+            sender=entry.sender,
+            text=entry.text,
+            choices=list(choices or []),
+            status=entry.status,
+            detail=entry.detail,
+            raw_ref=raw_ref,
+            flow=entry.flow,
+            revision=entry.revision,
+            at=entry.at,
+        )
+        session.add(row)
+        session.flush()  # a concurrent twin fails here, inside the caller's retry
+        changed = True
+    else:
+        changed = _advance(row, entry, choices, raw_ref)
+        session.add(row)
+    _touch(session, conversation, entry, changed)
+    session.flush()  # the row's seq and values are final before the session closes
+    return row
+
+
+def _inbound_elsewhere(session: Session, entry: RecordInput) -> Message | None:
+    """The row of the channel's message id if it is logged in another conversation (then: skip)."""
+    other = session.exec(
+        select(Message).where(
+            Message.direction == "in", Message.channel == entry.channel, Message.message_id == entry.message_id
+        )
+    ).first()
+    if other is None:
+        return None
+    # The channel redelivered a message that was routed to another conversation: one copy is enough.
+    log.warning(
+        "inbound %s message %s is already logged in conversation %s; not logged again in %s",
+        entry.channel,
+        entry.message_id,
+        other.conversation_id,
+        entry.conversation_id,
+    )
+    return other
+
+
+def _advance(row: Message, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> bool:
+    """Update a repeated entry where it moved forward; True if its status changed."""
+    if choices is not None:
+        row.choices = list(choices)
+    if raw_ref is not None:
+        row.raw_ref = raw_ref
+    if entry.status == row.status:
+        if entry.detail and entry.detail != row.detail:
+            row.detail = entry.detail
+        return False
+    if _PROGRESS.get(entry.status, _FINAL) < _PROGRESS.get(row.status, _FINAL):
+        return False
+    row.status, row.detail = entry.status, entry.detail
+    return True
+
+
+def _adopt(session: Session, entry: RecordInput) -> Conversation:
+    """A conversation row for one started outside the server (a worker's own, a test's)."""
+    contact = find_or_create_contact(session, entry.channel, f"conversation:{entry.conversation_id}")
+    conversation = Conversation(
+        id=entry.conversation_id,
+        contact_id=contact.id,
+        channel=entry.channel,
+        status=OPEN,
+        flow=entry.flow,
+        revision=entry.revision,
+    )
+    session.add(conversation)
+    session.flush()
+    return conversation
+
+
+def _touch(session: Session, conversation: Conversation, entry: RecordInput, changed: bool) -> None:
+    """Move the conversation along with an entry: activity time, revision and, for news, status."""
+    now = utcnow()
+    conversation.updated_at = now
+    if entry.flow:
+        conversation.flow = entry.flow
+    if entry.revision:
+        conversation.revision = entry.revision
+    if changed and conversation.status != ENDED:
+        # Only news moves the status: a repeated old "handoff" must not undo a later return to the bot.
+        _transition(session, conversation, entry, now)
+    session.add(conversation)
+
+
+def _transition(session: Session, conversation: Conversation, entry: RecordInput, now: datetime) -> None:
+    if entry.status == ENDED:
+        conversation.status, conversation.end_status, conversation.ended_at = ENDED, entry.detail or ENDED, now
+        conversation.assigned_agent = None
+    elif entry.direction == "event" and entry.status == HANDOFF:
+        conversation.status = HANDOFF
+    elif entry.direction == "event" and entry.status in _BACK_TO_BOT:
+        conversation.status, conversation.assigned_agent = OPEN, None
+    elif entry.direction == "out" and conversation.status == HANDOFF:
+        if entry.sender.startswith("agent:"):
+            conversation.assigned_agent = entry.sender.removeprefix("agent:")
+        elif entry.sender == "bot" and _after_handoff(session, conversation.id, entry.at):
+            # The bot speaks again only once the agent has resolved the hand-off.
+            conversation.status, conversation.assigned_agent = OPEN, None
+
+
+def _after_handoff(session: Session, conversation_id: str, at: str) -> bool:
+    """True if ``at`` is later than the latest hand-off event.
+
+    A bot reply queued together with the hand-off (a "connecting you" message) may be
+    logged after the hand-off event; it has the same workflow time, so it does not count.
+    Times are compared as times, not as text: ISO strings differ in precision.
+    """
+    starts = session.exec(
+        select(Message.at).where(
+            Message.conversation_id == conversation_id, Message.direction == "event", Message.status == HANDOFF
+        )
+    ).all()
+    try:
+        moment = datetime.fromisoformat(at)
+        return bool(starts) and all(moment > datetime.fromisoformat(start) for start in starts)
+    except (TypeError, ValueError):
+        return False  # times in an unknown form: keep the status rather than guess

@@ -1,0 +1,64 @@
+"""Live reload while a conversation runs: valid edits go live, broken ones keep the last good revision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from tests.integration.runtime_support import eventually
+from tests.integration.server_support import WEBCHAT_ECHO, chat, running_node
+
+
+async def test_edits_while_a_conversation_runs(fx_dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    async with running_node(fx_dev_env, tmp_path) as node, node.api() as api, chat(node) as visitor:
+        flow_file = node.flows_dir / "echo.yaml"
+        first = node.services.catalog.live_map()["echo"]
+        await visitor.say("one")
+        await visitor.reply_to("got one")
+
+        # A valid edit, saved the way editors do it: a temporary file renamed over the original.
+        temporary = node.flows_dir / ".echo.yaml.swp"
+        temporary.write_text(WEBCHAT_ECHO.replace("got {{", "v2 {{"))
+        temporary.replace(flow_file)
+        await eventually(lambda: node.services.catalog.live_map()["echo"] != first, "the edit to go live")
+        await visitor.say("two")
+        # The conversation waited at `listen` (a safe point): it moved to the new revision.
+        await visitor.reply_to("v2 two")
+
+        # A broken edit: the last good revision stays live, the API says what is wrong and where.
+        live_before = node.services.catalog.live_map()["echo"]
+        flow_file.write_text(WEBCHAT_ECHO.replace("got {{", "v3 {{").replace("next: listen", "next: nowhere"))
+
+        async def reported() -> list[dict[str, object]] | None:
+            flows = (await api.get("/api/flows")).json()["flows"]
+            error = flows[0]["last_error"]
+            return error if error else None
+
+        errors = await eventually(reported, "the broken edit to be reported")
+        assert errors[0]["code"] == "FD201" and errors[0]["line"] == 11 and errors[0]["file"] == str(flow_file)
+        assert node.services.catalog.live_map()["echo"] == live_before
+        await visitor.say("three")
+        await visitor.reply_to("v2 three")
+        metrics = (await api.get("/metrics")).text
+        assert 'flowdesk_flow_reloads_total{outcome="failed"}' in metrics
+        assert "flowdesk_flow_files_invalid 1.0" in metrics
+
+        # Fixed again.
+        flow_file.write_text(WEBCHAT_ECHO.replace("got {{", "v4 {{"))
+        await eventually(lambda: node.services.catalog.live_map()["echo"] != live_before, "the fix to go live")
+        await visitor.say("four")
+        await visitor.reply_to("v4 four")
+        assert (await api.get("/api/flows")).json()["flows"][0]["last_error"] is None
+
+
+async def test_a_deleted_flow_takes_no_new_conversations(fx_dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    flows = {"echo.yaml": WEBCHAT_ECHO, "other.yaml": WEBCHAT_ECHO.replace("flow: echo", "flow: other")}
+    async with running_node(fx_dev_env, tmp_path, flows=flows) as node:
+        assert sorted(node.services.catalog.live_map()) == ["echo", "other"]
+        (node.flows_dir / "other.yaml").unlink()
+        await eventually(lambda: "other" not in node.services.catalog.live_map(), "the deleted flow to be retired")
+        assert "other" not in node.services.store.live_flows()
+        async with chat(node) as visitor:
+            await visitor.say("still here")
+            await visitor.reply_to("got still here")
