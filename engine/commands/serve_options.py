@@ -10,6 +10,7 @@ from engine.commands.temporal_options import tls_settings
 from engine.errors import ConfigError
 from engine.server.options import ServeOptions
 from engine.settings import Settings, resolve_env_ref
+from engine.store.db import database_url as stored_at
 
 DEFAULT_PORT = 8000
 DEFAULT_TASK_QUEUE = "flowdesk"
@@ -21,9 +22,7 @@ def resolve_serve_options(args: argparse.Namespace, settings: Settings) -> Serve
     if not 0 <= port <= 65535:
         raise ConfigError(f"port {port} is not between 1 and 65535 (or 0 for any free port)")
     data_dir = Path(args.data_dir or settings.get("data_dir", default=".flowdesk"))
-    database_url = args.database_url or resolve_env_ref(settings.get("database", "url", default="") or "", os.environ)
-    if not database_url:
-        database_url = f"sqlite:///{(data_dir / 'flowdesk.db').absolute()}"
+    database_url = args.database_url or stored_at(settings, data_dir=data_dir)
     address = args.temporal_address
     if address is None:
         address = resolve_env_ref(settings.get("temporal", "address", default="") or "", os.environ)

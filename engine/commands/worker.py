@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.commands.temporal_options import add_temporal_arguments, tls_settings
-from engine.errors import ConfigError
+from engine.errors import ConfigError, FlowdeskError
 from engine.runtime.connect import TLSSettings, connect
 from engine.settings import Settings, resolve_env_ref
+from engine.store.db import database_url
 
 DEFAULT_TASK_QUEUE = "flowdesk"
 
@@ -39,6 +40,9 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--task-queue", help=f"task queue to poll (default: temporal.task_queue, else {DEFAULT_TASK_QUEUE!r})"
     )
+    parser.add_argument(
+        "--database-url", metavar="URL", help="the store the API nodes use (default: database.url, else SQLite)"
+    )
     parser.add_argument("--settings", metavar="FILE", help="settings file (default: ./flowdesk.yaml if present)")
     parser.set_defaults(func=run)
 
@@ -51,7 +55,7 @@ class WorkerOptions:
     namespace: str
     task_queue: str
     tls: TLSSettings | None
-    data_dir: Path
+    database_url: str
     flows_dir: Path
 
 
@@ -68,7 +72,7 @@ def resolve_options(args: argparse.Namespace, settings: Settings) -> WorkerOptio
         namespace=args.namespace or settings.get("temporal", "namespace", default="default"),
         task_queue=args.task_queue or settings.get("temporal", "task_queue", default=DEFAULT_TASK_QUEUE),
         tls=tls_settings(args, settings),
-        data_dir=Path(settings.get("data_dir", default=".flowdesk")),
+        database_url=args.database_url or database_url(settings),
         flows_dir=Path(settings.get("flows_dir", default="flows")),
     )
 
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(_serve(options))
-    except ConfigError as exc:
+    except (ConfigError, FlowdeskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -95,17 +99,17 @@ async def _serve(options: WorkerOptions) -> int:
     # Imported here, not at the top: `flowdesk --help` loads every command module, and
     # the workflow code behind this import costs about half a second.
     from engine.runtime.worker import run_worker  # noqa: PLC0415
+    from engine.store import Store  # noqa: PLC0415
 
+    store = Store(options.database_url)
+    if not await asyncio.to_thread(store.is_current):
+        raise ConfigError(
+            "the database schema is not up to date: run `flowdesk db upgrade` (or start `flowdesk serve`) first"
+        )
     client = await connect(options.address, options.namespace, tls=options.tls)
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_worker(
-            client,
-            task_queue=options.task_queue,
-            data_dir=options.data_dir,
-            flows_dir=options.flows_dir,
-            stop=stop,
-        )
+        run_worker(client, task_queue=options.task_queue, store=store, flows_dir=options.flows_dir, stop=stop)
     )
 
     def on_signal(signum: int) -> None:

@@ -114,6 +114,11 @@ class FlowCatalog:
         with self._lock:
             self._live.pop(name, None)
 
+    def replace_live(self, live: dict[str, str]) -> None:
+        """Take the live revisions another node published (a separate worker follows the store)."""
+        with self._lock:
+            self._live = dict(live)
+
     def live_map(self) -> dict[str, str]:
         """Every live flow and its revision."""
         return dict(self._live)

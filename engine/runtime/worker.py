@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
@@ -14,12 +16,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from engine.runtime import registry
 from engine.runtime.activities import ConversationActivities, SecretLookup
-from engine.runtime.ports import JsonlMessageLog, MessageLog, OutboundChannel
+from engine.runtime.ports import MessageLog, OutboundChannel
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
 from engine.runtime.types import TASK_QUEUE
 from engine.runtime.workflow import ConversationWorkflow
+from engine.store import Store, StoreRevisions
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = timedelta(seconds=10)
 
 #: Pure, deterministic modules shared with workflow code instead of re-imported
 #: into every workflow sandbox (the interpreter and its Jinja2/YAML dependencies).
@@ -60,6 +65,8 @@ def build_worker(
         ],
         workflow_runner=workflow_runner(sandboxed),
         max_concurrent_activities=max_concurrent_activities,
+        # On shutdown, running activities (a reply half sent, an AI call) get this long to finish.
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
     )
 
 
@@ -92,22 +99,39 @@ async def run_worker(
     client: Client,
     *,
     task_queue: str = TASK_QUEUE,
-    data_dir: Path,
+    store: Store,
     flows_dir: Path,
     channels: Mapping[str, OutboundChannel] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run a worker until ``stop`` is set (or the task is cancelled), then shut down cleanly."""
-    catalog = default_catalog(data_dir, flows_dir)
+    """Run a worker on the store's revisions until ``stop`` is set, then shut down cleanly.
+
+    The API nodes (``flowdesk serve``) own the flows directory and publish its
+    revisions to the store; this worker follows the live ones from there. Its own
+    ``flows_dir`` only serves the knowledge files of offline AI providers.
+    """
+    catalog = FlowCatalog(StoreRevisions(store))
+    await asyncio.to_thread(follow_live, catalog, store)
     worker = build_worker(
-        client,
-        catalog,
-        task_queue=task_queue,
-        channels=channels,
-        message_log=JsonlMessageLog(data_dir / "messages"),
-        knowledge_dir=flows_dir,
+        client, catalog, task_queue=task_queue, channels=channels, message_log=store, knowledge_dir=flows_dir
     )
-    log.info("worker on task queue %r with flows %s", task_queue, [f.name for f in catalog.flows()])
+    log.info("worker on task queue %r with flows %s", task_queue, sorted(catalog.live_map()))
+    stopped = stop or asyncio.Event()
     async with worker:
-        await (stop or asyncio.Event()).wait()
+        while not stopped.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), LIVE_POLL_SECONDS)
+            try:
+                await asyncio.to_thread(follow_live, catalog, store)
+            except Exception as exc:  # the database may be away for a moment; keep working
+                log.warning("could not read the live flow revisions: %s", exc)
     registry.unregister(task_queue)
+
+
+#: How often a separate worker reads which revisions are live (an edit reaches it within this).
+LIVE_POLL_SECONDS = 1.0
+
+
+def follow_live(catalog: FlowCatalog, store: Store) -> None:
+    """Make the catalog's live revisions those the store says (published by the API nodes)."""
+    catalog.replace_live({name: row.revision for name, row in store.live_flows().items()})

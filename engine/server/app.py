@@ -91,5 +91,7 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
             render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
         ),
         state=State({"services": services}),
+        # Logging is configured once by `flowdesk serve` (text or JSON); Litestar keeps its hands off.
+        logging_config=None,
         debug=debug,
     )

@@ -28,7 +28,7 @@ from engine.runtime.client import Conversations
 from engine.runtime.connect import connect
 from engine.runtime.embedded import EmbeddedTemporal, EmbeddedTemporalConfig
 from engine.runtime.revisions import FlowCatalog
-from engine.runtime.worker import build_worker
+from engine.runtime.worker import SHUTDOWN_GRACE, build_worker
 from engine.server.app import create_app
 from engine.server.delivery import NodeDelivery
 from engine.server.hub import WebChatHub
@@ -114,7 +114,12 @@ class Node:
             build_worker(
                 client, catalog, task_queue=options.task_queue, message_log=store, knowledge_dir=options.flows_dir
             ),
-            Worker(client, task_queue=node_queue, activities=[NodeDelivery(store, hub).deliver]),
+            Worker(
+                client,
+                task_queue=node_queue,
+                activities=[NodeDelivery(store, hub).deliver],
+                graceful_shutdown_timeout=SHUTDOWN_GRACE,
+            ),
         ]
         self._tasks += [asyncio.create_task(w.run(), name=f"worker {w.task_queue}") for w in self._workers]
         self._tasks.append(asyncio.create_task(reloader.watch(self._watch_stop), name="flow watcher"))

@@ -65,14 +65,17 @@ class DatabaseError(FlowdeskError):
     """The database cannot be reached or refused an operation; the message is one line for people."""
 
 
-def database_url(settings: Settings) -> str:
-    """``database.url`` from the settings (``${env:NAME}`` resolved), else SQLite under ``data_dir``."""
+def database_url(settings: Settings, *, data_dir: Path | None = None) -> str:
+    """``database.url`` from the settings (``${env:NAME}`` resolved), else SQLite under the data directory.
+
+    ``data_dir`` (a command-line option) wins over the ``data_dir`` setting.
+    """
     configured = settings.get("database", "url")
     if configured:
         return resolve_env_ref(str(configured), os.environ)
     # Absolute: the same file whatever directory a later command runs in (and what `serve` prints).
-    data_dir = Path(str(settings.get("data_dir", default=".flowdesk")))
-    return f"sqlite:///{(data_dir / 'flowdesk.db').absolute()}"
+    directory = data_dir or Path(str(settings.get("data_dir", default=".flowdesk")))
+    return f"sqlite:///{(directory / 'flowdesk.db').absolute()}"
 
 
 def parse_url(url: str) -> URL:
