@@ -48,9 +48,6 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 #: activity whose retries are used up raises the reason itself.
 ACTIVITY_FAILURES = (ActivityError, ApplicationError, TimeoutError)
 
-#: How long a reply waits for the node holding the customer's socket to pick it up.
-NODE_PICKUP_TIMEOUT = timedelta(seconds=30)
-
 DEFAULT_AI_TIMEOUT = timedelta(seconds=30)
 DEFAULT_HTTP_TIMEOUT = timedelta(seconds=10)
 
@@ -241,7 +238,7 @@ class ConversationEffects:
                 item,
                 task_queue=item.route,
                 # Nobody polls the queue of a node that is gone: keep the reply instead.
-                schedule_to_start_timeout=NODE_PICKUP_TIMEOUT,
+                schedule_to_start_timeout=timedelta(seconds=self.input.node_pickup_seconds),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=DELIVERY_RETRY,
             )

@@ -44,6 +44,8 @@ class ConversationInput:
     live: dict[str, str] = field(default_factory=dict)
     #: interpreted events after which the run continues as new (history stays small)
     max_events_per_run: int = 2000
+    #: how long a reply waits for the node holding the customer's socket to pick it up
+    node_pickup_seconds: float = 30.0
 
 
 @dataclass

@@ -341,4 +341,5 @@ class ConversationWorkflow(ConversationEffects):
             sent=self.sent,
             live=dict(self.flows.live),
             max_events_per_run=self.input.max_events_per_run,
+            node_pickup_seconds=self.input.node_pickup_seconds,
         )

@@ -12,8 +12,10 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from engine.runtime.types import AgentAction
+from engine.runtime.types import AgentAction, ConversationInput, InboundMessage, workflow_id
+from engine.runtime.workflow import ConversationWorkflow
 from tests.integration.runtime_support import (
+    CHANNEL,
     DEADLINE,
     ECHO_FLOW,
     ShopServer,
@@ -409,3 +411,21 @@ async def test_a_long_conversation_continues_as_new_without_losing_anything(
         await rt.conversations.close(conv, "done")
         assert (await asyncio.wait_for(rt.handle(conv).result(), DEADLINE))["status"] == "done"
         assert rt.channel.texts(conv) == [f"got n{i}" for i in range(10)]
+
+
+async def test_a_reply_for_a_node_that_is_gone_is_kept_for_the_customer(
+    fx_dev_env: WorkflowEnvironment, fx_task_queue: str, tmp_path: Path
+) -> None:
+    """A socket channel's reply goes to the node named in the message; if none picks it up, it is stored."""
+    async with running_conversations(fx_dev_env.client, fx_task_queue, tmp_path, [ECHO_FLOW]) as rt:
+        conv = _conversation()
+        live = rt.catalog.live("echo")
+        assert live is not None
+        data = ConversationInput(conv, live.name, live.revision, CHANNEL, node_pickup_seconds=1.0)
+        await rt.client.start_workflow(ConversationWorkflow.run, data, id=workflow_id(conv), task_queue=rt.task_queue)
+        rt.touched.add(conv)
+        message = InboundMessage(id="m1", text="hi", channel=CHANNEL, meta={"reply_queue": f"gone-{uuid4()}"})
+        await rt.handle(conv).execute_update(ConversationWorkflow.message, message)
+        [reply] = await rt.wait_entries(conv, "out", 1)
+        assert (reply.text, reply.status) == ("got hi", "stored")
+        assert rt.channel.texts(conv) == []  # the worker's own channel never saw it
