@@ -23,6 +23,10 @@ def test_the_wheel_carries_the_schemas_and_validates_outside_the_checkout(tmp_pa
     names = zipfile.ZipFile(wheel).namelist()
     assert "engine/_bundled/schemas/flow.schema.json" in names
     assert "engine/_bundled/schemas/settings.schema.json" in names
+    # what `flowdesk serve` needs outside the checkout: the widget, the demo page, the migrations
+    assert "engine/_bundled/ui/widget/widget.js" in names and "engine/_bundled/ui/demo/index.html" in names
+    assert "engine/store/migrations/versions/0001_initial.py" in names
+    assert "engine/store/migrations/script.py.mako" in names
     assert not any(name.startswith(("tests/", "flows/")) for name in names)
 
     site = tmp_path / "site"
