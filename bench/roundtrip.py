@@ -10,8 +10,8 @@ shows up in the figures instead of slowing the load down (no coordinated omissio
 
 - engine:   ``Conversations.send`` (update-with-start of ``ConversationWorkflow``)
             running the flow ``listen (wait: message) -> answer (ai: echo) -> listen``
-            with the real worker (``build_worker``: sandbox, activities, JSONL
-            message log); latency = the in-process OutboundChannel receiving the
+            with the real worker (``build_worker``: unsandboxed as in production,
+            activities, revisions and message log in a SQLite store); latency = the in-process OutboundChannel receiving the
             echoed reply - planned send time. The reply text carries the message's
             unique token, which maps each delivery back to its message.
 - baseline: a minimal raw-Temporal entity workflow on its own task queue, one per
@@ -42,7 +42,6 @@ import re
 import sys
 import tempfile
 import time
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -62,27 +61,16 @@ if not workflow.unsafe.in_sandbox():
         sys.path.insert(0, str(REPO))
 
 with workflow.unsafe.imports_passed_through():
-    from bench._common import json_line, latency_summary, machine, percentile, ratios
-
-#: The flow under test: wait for a message, answer it with the echo chain, wait again.
-FLOW = """\
-flow: bench-roundtrip
-description: Echo every customer message back (bench/roundtrip.py).
-ai:
-  echo:
-    providers:
-      - use: echo
-steps:
-  listen:
-    wait: message
-  answer:
-    ai: echo
-    on_error: sorry
-    next: listen
-  sorry:
-    say: Sorry, something went wrong.
-    next: listen
-"""
+    from bench._common import (
+        ECHO_FLOW,
+        json_line,
+        latency_summary,
+        load_average,
+        machine,
+        percentile,
+        ratios,
+        run_and_exit,
+    )
 
 CHANNEL = "bench"
 #: other processes' load when the run began: the figures are only as quiet as the machine
@@ -206,6 +194,71 @@ async def drive(
     phase.cpu_server = _children_cpu() - cpu_server
 
 
+async def run_phase(phase: Phase, send: Callable[[int], Awaitable[Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """One side at the load of ``args`` (see :func:`add_load_arguments`): its report; says what went missing."""
+    print(
+        f"{phase.name}: {args.warmup:g} s warm-up + {args.seconds:g} s at {args.rate:g} msg/s over "
+        f"{args.conversations} conversations ...",
+        flush=True,
+    )
+    await drive(phase, send, rate=args.rate, warmup=args.warmup, seconds=args.seconds, drain=args.drain)
+    report = phase.report(args.seconds)
+    if phase.errors or phase.missing():
+        first = next(iter(phase.errors.values()), "no reply")
+        print(f"  {len(phase.errors)} send errors, {len(phase.missing())} replies missing (first: {first})")
+    return report
+
+
+def add_load_arguments(parser: argparse.ArgumentParser, conversations: str) -> None:
+    """The open-loop load's options (and ``--json``); ``conversations`` says what they are spread over."""
+    parser.add_argument("--rate", type=float, default=50, help="messages per second, open loop (default 50)")
+    parser.add_argument("--conversations", type=int, default=50, help=f"{conversations} (default 50)")
+    parser.add_argument("--seconds", type=float, default=10, help="measured seconds per side (default 10)")
+    parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before, same rate (default 2)")
+    parser.add_argument("--drain", type=float, default=15, help="seconds to wait for the last replies (default 15)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+
+def check_load_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.rate <= 0 or args.conversations <= 0 or args.seconds <= 0 or args.warmup < 0:
+        parser.error("--rate, --conversations and --seconds must be positive, --warmup not negative")
+
+
+def load_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The load's part of the JSON line's ``params``."""
+    return {
+        "rate": args.rate,
+        "conversations": args.conversations,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "open_loop": True,
+        "latency_from": "planned send time",
+    }
+
+
+def print_sides(
+    engine: dict[str, Any], baseline: dict[str, Any], engine_is: str, cpu: Callable[[dict[str, Any]], str]
+) -> dict[str, float]:
+    """A line of figures per side that ran, ``cpu`` of its report under it; the ratios engine/baseline."""
+    sides = {"engine": (engine_is, engine), "baseline": ("raw Temporal update + local activity", baseline)}
+    for name, (what, r) in sides.items():
+        if not r:
+            continue
+        print(
+            f"{name:8s} {what:38s} p50 {r.get('p50_ms', 0):7.1f}  p90 {r.get('p90_ms', 0):7.1f}  "
+            f"p99 {r.get('p99_ms', 0):7.1f}  max {r.get('max_ms', 0):7.1f} ms   "
+            f"n={r['count']} errors={r['errors']} {r['per_s']:.1f}/s  (accepted p50 {r['accept_p50_ms']} ms, "
+            f"send lag p99 {r['send_lag_p99_ms']} ms)\n"
+            f"{'':47s} CPU per message: {cpu(r)}"
+        )
+    ratio = ratios(engine, baseline, ("p50_ms", "p99_ms"))
+    print(
+        f"ratio engine/baseline: p50 {ratio.get('p50_ms', float('nan')):.2f}x   "
+        f"p99 {ratio.get('p99_ms', float('nan')):.2f}x"
+    )
+    return ratio
+
+
 # -- the baseline: raw Temporal, one update plus one local activity ---------------------------------------
 
 
@@ -235,6 +288,26 @@ class StampingActivity:
         match = TOKEN.search(token)
         if self.phase is not None and match:
             self.phase.deliver(int(match.group(1)), now)
+
+
+def baseline_sender(
+    client: Client, run_id: str, conversations: int, task_queue: str
+) -> Callable[[int], Awaitable[None]]:
+    """The baseline's send of message ``index``: one update-with-start of conversation ``index % conversations``."""
+
+    async def send_baseline(index: int) -> None:
+        start = WithStartWorkflowOperation(
+            EntityWorkflow.run,
+            id=f"base-{run_id}-{index % conversations}",
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        # (the SDK's overloads type an async handler's result as its coroutine: hence the assignment)
+        _token = await client.execute_update_with_start_workflow(
+            EntityWorkflow.message, f"tok-{index}", start_workflow_operation=start, id=f"{run_id}-b{index}"
+        )
+
+    return send_baseline
 
 
 # -- the engine's outbound channel ---------------------------------------------------------------------
@@ -290,21 +363,23 @@ async def temporal_server(data_dir: Path, memory: bool) -> Any:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from engine.runtime.client import Conversations  # noqa: PLC0415
-    from engine.runtime.ports import JsonlMessageLog  # noqa: PLC0415
-    from engine.runtime.revisions import FileRevisionStore, FlowCatalog  # noqa: PLC0415
+    from engine.runtime.revisions import FlowCatalog  # noqa: PLC0415
     from engine.runtime.types import InboundMessage  # noqa: PLC0415
     from engine.runtime.worker import build_worker  # noqa: PLC0415
+    from engine.store import Store, StoreRevisions  # noqa: PLC0415
 
     run_id = uuid.uuid4().hex[:8]
-    rate, conversations, seconds, warmup = args.rate, args.conversations, args.seconds, args.warmup
-    timing = {"rate": rate, "warmup": warmup, "seconds": seconds, "drain": args.drain}
+    conversations = args.conversations
     results: dict[str, Any] = {}
 
     with tempfile.TemporaryDirectory(prefix="flowdesk-roundtrip-") as tmp:
         data = Path(tmp)
         (data / "flows").mkdir()
-        (data / "flows" / "bench.yaml").write_text(FLOW, encoding="utf-8")
-        catalog = FlowCatalog(FileRevisionStore(data / "revisions"))
+        (data / "flows" / "bench.yaml").write_text(ECHO_FLOW, encoding="utf-8")
+        # The store flowdesk serve uses: revisions and the message log in SQLite.
+        store = Store(f"sqlite:///{data / 'flowdesk.db'}")
+        store.upgrade()
+        catalog = FlowCatalog(StoreRevisions(store))
         problems = catalog.publish_dir([data / "flows"])
         if problems:
             raise SystemExit("the bench flow does not compile:\n" + "\n".join(problems))
@@ -323,7 +398,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 catalog,
                 task_queue=engine_queue,
                 channels={CHANNEL: channel},
-                message_log=JsonlMessageLog(data / "messages"),
+                message_log=store,
             )
             baseline_worker = Worker(
                 client, task_queue=baseline_queue, workflows=[EntityWorkflow], activities=[stamper.deliver]
@@ -337,90 +412,43 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     InboundMessage(id=f"{run_id}-m{index}", text=f"where is my order? tok-{index}", channel=CHANNEL),
                 )
 
-            async def send_baseline(index: int) -> None:
-                start = WithStartWorkflowOperation(
-                    EntityWorkflow.run,
-                    id=f"base-{run_id}-{index % conversations}",
-                    task_queue=baseline_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                )
-                await client.execute_update_with_start_workflow(
-                    EntityWorkflow.message, f"tok-{index}", start_workflow_operation=start, id=f"{run_id}-b{index}"
-                )
-
             async with engine_worker, baseline_worker:
+                send_baseline = baseline_sender(client, run_id, conversations, baseline_queue)
                 sides = (("baseline", send_baseline, stamper), ("engine", send_engine, channel))
                 for name, send, sink in [side for side in sides if args.only in (None, side[0])]:
                     phase = Phase(name)
                     sink.phase = phase
-                    print(
-                        f"{name}: {warmup:g} s warm-up + {seconds:g} s at {rate:g} msg/s over {conversations} "
-                        "conversations ...",
-                        flush=True,
-                    )
-                    await drive(phase, send, **timing)
+                    results[name] = await run_phase(phase, send, args)
                     sink.phase = None
-                    results[name] = phase.report(seconds)
-                    if phase.errors or phase.missing():
-                        first = next(iter(phase.errors.values()), "no reply")
-                        print(
-                            f"  {len(phase.errors)} send errors, {len(phase.missing())} replies missing "
-                            f"(first: {first})"
-                        )
                     await asyncio.sleep(0.5)  # let the last deliveries' records settle before the next phase
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=50, help="messages per second, open loop (default 50)")
-    parser.add_argument("--conversations", type=int, default=50, help="conversations to spread them over (default 50)")
-    parser.add_argument("--seconds", type=float, default=10, help="measured seconds per side (default 10)")
-    parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before, same rate (default 2)")
-    parser.add_argument("--drain", type=float, default=15, help="seconds to wait for the last replies (default 15)")
+    add_load_arguments(parser, "conversations to spread them over")
     parser.add_argument("--memory", action="store_true", help="in-memory dev server instead of a SQLite file")
     parser.add_argument("--only", choices=("engine", "baseline"), help="run one side only (for profiling)")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     args = parser.parse_args(argv)
-    if args.rate <= 0 or args.conversations <= 0 or args.seconds <= 0 or args.warmup < 0:
-        parser.error("--rate, --conversations and --seconds must be positive, --warmup not negative")
+    check_load_arguments(parser, args)
 
     logging.basicConfig(level=logging.ERROR)
     global LOAD_AT_START  # noqa: PLW0603 - noted once, reported with the figures
-    LOAD_AT_START = round(os.getloadavg()[0], 2)
-    print(f"load average (1 min) before the run: {LOAD_AT_START} on {os.cpu_count()} CPUs")
+    LOAD_AT_START = load_average()
     results = asyncio.run(run(args))
     engine, baseline = results.get("engine", {}), results.get("baseline", {})
-    for name, r, what in (
-        ("engine", engine, "ConversationWorkflow, echo AI"),
-        ("baseline", baseline, "raw Temporal update + local activity"),
-    ):
-        if not r:
-            continue
-        print(
-            f"{name:8s} {what:38s} p50 {r.get('p50_ms', 0):7.1f}  p90 {r.get('p90_ms', 0):7.1f}  "
-            f"p99 {r.get('p99_ms', 0):7.1f}  max {r.get('max_ms', 0):7.1f} ms   "
-            f"n={r['count']} errors={r['errors']} {r['per_s']:.1f}/s  (accepted p50 {r['accept_p50_ms']} ms, "
-            f"send lag p99 {r['send_lag_p99_ms']} ms)\n"
-            f"{'':47s} CPU per message: {r['cpu_ms_per_msg']} ms in this process, "
-            f"{r['server_cpu_ms_per_msg']} ms in the Temporal server"
-        )
-    ratio = ratios(engine, baseline, ("p50_ms", "p99_ms"))
-    print(
-        f"ratio engine/baseline: p50 {ratio.get('p50_ms', float('nan')):.2f}x   "
-        f"p99 {ratio.get('p99_ms', float('nan')):.2f}x"
+    ratio = print_sides(
+        engine,
+        baseline,
+        "ConversationWorkflow, echo AI",
+        lambda r: f"{r['cpu_ms_per_msg']} ms in this process, {r['server_cpu_ms_per_msg']} ms in the Temporal server",
     )
     if args.json:
         import temporalio  # noqa: PLC0415
 
         params = {
-            "rate": args.rate,
-            "conversations": args.conversations,
-            "seconds": args.seconds,
-            "warmup": args.warmup,
+            **load_params(args),
             "server": "dev server, in memory" if args.memory else "embedded dev server, SQLite",
-            "open_loop": True,
-            "latency_from": "planned send time",
             "temporalio": getattr(temporalio, "__version__", None),
             "loadavg_1m_at_start": LOAD_AT_START,
             **machine(),
@@ -430,22 +458,5 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(not r.get("count") for r in results.values()) else 0
 
 
-def _exit_status(exc: SystemExit) -> int:
-    if exc.code is None or isinstance(exc.code, int):
-        return exc.code or 0
-    print(exc.code, file=sys.stderr)
-    return 1
-
-
 if __name__ == "__main__":
-    try:
-        status = main()
-    except SystemExit as exc:
-        status = _exit_status(exc)
-    except BaseException:  # KeyboardInterrupt too: still leave through os._exit below
-        traceback.print_exc()
-        status = 1
-    # The temporalio SDK can abort Python at exit (sdk-python#300): flush and leave now.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    run_and_exit(main)

@@ -45,6 +45,19 @@ log = logging.getLogger("flowdesk.node")
 #: (limits.message_max_chars) with an error frame that keeps the socket open.
 WS_MAX_BYTES = 1 << 20
 
+#: How uvicorn serves the app (bench/idle_sockets.py runs its bare baseline with the same).
+UVICORN_OPTIONS: dict[str, Any] = {
+    "log_config": None,  # `flowdesk serve` configures logging (text or JSON)
+    "lifespan": "on",
+    "ws": "websockets-sansio",
+    "ws_max_size": WS_MAX_BYTES,
+    # Chat frames are a few hundred bytes: compressing them saves little and costs
+    # ~40 KB of zlib state per idle socket.
+    "ws_per_message_deflate": False,
+    "timeout_graceful_shutdown": 5,
+    "server_header": False,
+}
+
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: ``flowdesk serve`` orders the shutdown."""
@@ -142,17 +155,7 @@ class Node:
 
     async def _start_http(self, services: Services) -> None:
         self.app = create_app(services)
-        config = uvicorn.Config(
-            self.app,
-            host=self.options.host,
-            port=self.options.port,
-            log_config=None,
-            lifespan="on",
-            ws="websockets-sansio",
-            ws_max_size=WS_MAX_BYTES,
-            timeout_graceful_shutdown=5,
-            server_header=False,
-        )
+        config = uvicorn.Config(self.app, host=self.options.host, port=self.options.port, **UVICORN_OPTIONS)
         self._server = server = _Server(config)
         serving = asyncio.create_task(server.serve(), name="http")
         self._tasks.append(serving)

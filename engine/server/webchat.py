@@ -15,6 +15,7 @@ import asyncio
 import logging
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,24 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "webchat"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """The contact behind a socket, as small as possible: it lives as long as an idle socket."""
+
+    id: str
+    name: str | None
+    locale: str | None
+    tags: tuple[str, ...]
+
+    @classmethod
+    def of(cls, contact: Contact) -> Visitor:
+        return cls(contact.id, contact.name, contact.locale, tuple(contact.tags or ()))
+
+    def view(self) -> dict[str, Any]:
+        """What the flow sees as ``contact``."""
+        return {"id": self.id, "name": self.name, "locale": self.locale, "tags": list(self.tags)}
 
 
 def message_frame(row: Message) -> dict[str, Any]:
@@ -79,7 +98,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
         services.hub.remove(connection)
 
 
-async def _visitor(socket: WebSocket[Any, Any, Any], services: Services) -> tuple[Contact, str]:
+async def _visitor(socket: WebSocket[Any, Any, Any], services: Services) -> tuple[Visitor, str]:
     """The contact behind this connection, and the token the widget should keep."""
     params = socket.query_params
     visitor = services.visitor_tokens.verify(params.get("visitor"))
@@ -97,7 +116,7 @@ async def _visitor(socket: WebSocket[Any, Any, Any], services: Services) -> tupl
     else:
         key = (CHANNEL, visitor)
     contact = await asyncio.to_thread(services.store.resolve_contact, *key, name=name, locale=locale)
-    return contact, token
+    return Visitor.of(contact), token
 
 
 def _locale(header: str) -> str | None:
@@ -126,7 +145,9 @@ async def _send_history(connection: Connection, services: Services, since: int) 
 class ChatSession:
     """Frames of one connection; the conversation id is remembered between messages."""
 
-    def __init__(self, services: Services, connection: Connection, contact: Contact) -> None:
+    __slots__ = ("connection", "contact", "conversation_id", "services")
+
+    def __init__(self, services: Services, connection: Connection, contact: Visitor) -> None:
         self.services = services
         self.connection = connection
         self.contact = contact
@@ -196,7 +217,7 @@ class ChatSession:
                 text=text,
                 channel=CHANNEL,
                 at=now,
-                contact=self._contact_view(),
+                contact=self.contact.view(),
                 meta={"reply_queue": self.services.node_queue},
             )
             started = time.perf_counter()
@@ -221,7 +242,3 @@ class ChatSession:
             )
             return await asyncio.to_thread(store.record_message, entry)
         raise RuntimeError("the conversation ended twice while a message was sent")
-
-    def _contact_view(self) -> dict[str, Any]:
-        contact = self.contact
-        return {"id": contact.id, "name": contact.name, "locale": contact.locale, "tags": list(contact.tags or [])}
