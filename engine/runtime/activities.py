@@ -8,7 +8,6 @@ worker's environment, and never returned: inputs and results land in history.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -62,7 +61,7 @@ class ConversationActivities:
     async def prepare(self, data: PrepareInput) -> Prepared:
         """Inbound pipeline of the message, and the live revisions the workflow asked about."""
         if data.record is not None:
-            await asyncio.to_thread(self.log.record, data.record)
+            await self.log.write(data.record)
         flow = self.catalog.compiled.get(data.flow, data.revision)
         message, blocked, reply = run_inbound(flow, data.message)
         return Prepared(message=message, blocked=blocked, reply=reply, live=self.catalog.live_revisions(data.flows))
@@ -70,7 +69,7 @@ class ConversationActivities:
     @activity.defn(name="flowdesk.record")
     async def record(self, entry: RecordInput) -> None:
         """Write one message (or delivery outcome) to the conversation's log."""
-        await asyncio.to_thread(self.log.record, entry)
+        await self.log.write(entry)
 
     @activity.defn(name="flowdesk.deliver")
     async def deliver(self, data: DeliverInput) -> Delivered:
@@ -85,8 +84,7 @@ class ConversationActivities:
             raise ApplicationError(str(exc), type="DeliveryRejected", non_retryable=True) from None
         MESSAGES_OUT.labels(data.channel).inc()
         # Logged here rather than by another activity: one round trip per reply.
-        await asyncio.to_thread(
-            self.log.record,
+        await self.log.write(
             RecordInput(
                 conversation_id=data.conversation_id,
                 direction="out",

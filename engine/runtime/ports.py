@@ -8,6 +8,7 @@ the database store exists.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from dataclasses import asdict
@@ -33,6 +34,10 @@ class MessageLog(Protocol):
     """Durable record of every inbound and outbound message of a conversation."""
 
     def record(self, entry: RecordInput) -> None: ...
+
+    async def write(self, entry: RecordInput) -> None:
+        """``record`` for callers on an event loop, without blocking it."""
+        ...
 
 
 class JsonlMessageLog:
@@ -60,6 +65,9 @@ class JsonlMessageLog:
             with self.path(entry.conversation_id).open("a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
             self._written.add(identity)
+
+    async def write(self, entry: RecordInput) -> None:
+        await asyncio.to_thread(self.record, entry)
 
     def entries(self, conversation_id: str) -> list[RecordInput]:
         try:

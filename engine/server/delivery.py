@@ -10,8 +10,6 @@ the history sent on reconnect, so a web-chat delivery never fails for good.
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio import activity
 
 from engine.metrics import MESSAGES_OUT
@@ -45,7 +43,7 @@ class NodeDelivery:
             flow=data.flow,
             revision=data.revision,
         )
-        row = await asyncio.to_thread(self.store.record_message, entry, choices=list(data.choices))
+        row = await self.store.in_write_thread(self.store.record_message, entry, choices=list(data.choices))
         taken = await self.hub.push(contact_id, message_frame(row)) if online else 0
         MESSAGES_OUT.labels(CHANNEL).inc()
         return Delivered(data.key, "sent" if taken else "stored", channel_message_id=str(row.seq))

@@ -240,5 +240,5 @@ class ChatSession:
                 status="received",
                 sender="customer",
             )
-            return await asyncio.to_thread(store.record_message, entry)
+            return await store.in_write_thread(store.record_message, entry)
         raise RuntimeError("the conversation ended twice while a message was sent")

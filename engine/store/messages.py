@@ -17,6 +17,7 @@ from engine.runtime.types import RecordInput
 from engine.store.base import StoreBase, log
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact
+from engine.store.fastlog import eligible, record_new
 from engine.store.tables import Conversation, Message
 
 #: How far a status has come. A repeated write never moves an entry back: a local activity
@@ -36,6 +37,10 @@ class MessagesMixin(StoreBase):
         """Write one log entry (the runtime's MessageLog protocol); idempotent."""
         self.record_message(entry)
 
+    async def write(self, entry: RecordInput) -> None:
+        """``record`` from an event loop (the MessageLog protocol's async side), on the write thread."""
+        await self.in_write_thread(self.record_message, entry)
+
     def record_message(
         self, entry: RecordInput, *, choices: list[str] | None = None, raw_ref: str | None = None
     ) -> Message:
@@ -44,6 +49,8 @@ class MessagesMixin(StoreBase):
         Returns the entry's row (its ``seq`` is the clients' cursor). For an inbound
         message already logged in another conversation, that row is returned.
         """
+        if eligible(entry) and (row := record_new(self._writer, entry, choices, raw_ref)) is not None:
+            return row
         return self._write_retrying(lambda session: _record(session, entry, choices, raw_ref))
 
     def transcript(self, conversation_id: str, *, after_seq: int = 0, limit: int = 500) -> list[Message]:

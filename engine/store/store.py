@@ -43,5 +43,6 @@ class Store(ConversationsMixin, MessagesMixin, RevisionsMixin, TokensMixin):
             ) from exc
 
     def close(self) -> None:
-        """Close the pooled connections (on SQLite this also checkpoints the WAL into the file)."""
+        """Finish queued writes, close the pooled connections (SQLite: checkpoints the WAL into the file)."""
+        self._close_writes()
         self.engine.dispose()
