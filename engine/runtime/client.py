@@ -8,6 +8,7 @@ so a redelivered webhook is accepted once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,6 +100,7 @@ class Conversations:
                 )
                 return accepted
             except WorkflowAlreadyStartedError:
+                await _settle(start)
                 raise ConversationEnded(f"conversation {conversation_id} has ended") from None
             except WorkflowUpdateFailedError as exc:
                 if isinstance(exc.cause, ApplicationError) and exc.cause.type == ENDED_ERROR:
@@ -121,3 +123,9 @@ class Conversations:
     async def state(self, conversation_id: str) -> StateView:
         view: StateView = await self.handle(conversation_id).query(ConversationWorkflow.query_state)
         return view
+
+
+async def _settle(start: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Collect the start operation's own outcome, so asyncio does not log it as never retrieved."""
+    with contextlib.suppress(Exception):
+        await start.workflow_handle()

@@ -158,7 +158,10 @@ class ConversationWorkflow(ConversationEffects):
                     self.state.revision,
                     message,
                     flows=self._flows_of_interest(),
-                    record=self._entry(message["id"], "in", message["text"], event.at, status="received"),
+                    # A server that logged the message itself says so (one write, not two).
+                    record=None
+                    if message.get("meta", {}).get("logged")
+                    else self._entry(message["id"], "in", message["text"], event.at, status="received"),
                 ),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=PREPARE_RETRY,

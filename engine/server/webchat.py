@@ -203,42 +203,53 @@ class ChatSession:
         await self.services.hub.push(self.contact.id, {"type": "typing", "state": True})
 
     async def _deliver_inbound(self, client_id: str, text: str) -> Message:
-        """Queue the message in its conversation (a new one if the last has ended) and store it."""
+        """Log the message, then queue it in its conversation (a new one if the last has ended).
+
+        Logged first, so the transcript has it before any reply to it (and the
+        workflow does not log it again); a failed hand-over marks the row failed, and
+        the widget's retry of the same message sets it right.
+        """
         store = self.services.store
         # Scoped to the visitor: another visitor's ids can never collide with these.
         message_id = f"{self.contact.id}:{client_id}"
         now = datetime.now(UTC).isoformat()
+        conversation_id = await self._conversation()
+        entry = RecordInput(conversation_id, "in", text, CHANNEL, message_id, now, status="received")
+        row = await store.in_write_thread(store.record_message, entry)
         for _ in range(2):
-            if self.conversation_id is None:
-                conversation, _created = await asyncio.to_thread(store.open_conversation, self.contact.id, CHANNEL)
-                self.conversation_id = conversation.id
+            if row.conversation_id != conversation_id or row.status != "received":
+                # Logged in a conversation that has ended since, or failed before: now it is here.
+                settled = await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "received")
+                row = settled or row
             message = InboundMessage(
                 id=message_id,
                 text=text,
                 channel=CHANNEL,
                 at=now,
                 contact=self.contact.view(),
-                meta={"reply_queue": self.services.node_queue},
+                meta={"reply_queue": self.services.node_queue, "logged": True},
             )
             started = time.perf_counter()
             try:
-                accepted = await self.services.conversations.send(self.conversation_id, message)
+                accepted = await self.services.conversations.send(conversation_id, message)
             except ConversationEnded:
-                await asyncio.to_thread(store.end_conversation, self.conversation_id)
+                await asyncio.to_thread(store.end_conversation, conversation_id)
                 self.conversation_id = None
+                conversation_id = await self._conversation()
                 continue
+            except Exception as exc:
+                detail = f"not handed to the conversation: {type(exc).__name__}"
+                await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "failed", detail)
+                raise
             UPDATE_LATENCY.labels(CHANNEL).observe(time.perf_counter() - started)
             if not accepted.duplicate:
                 MESSAGES_IN.labels(CHANNEL).inc()
-            entry = RecordInput(
-                conversation_id=self.conversation_id,
-                direction="in",
-                text=text,
-                channel=CHANNEL,
-                message_id=message_id,
-                at=now,
-                status="received",
-                sender="customer",
-            )
-            return await store.in_write_thread(store.record_message, entry)
+            return row
         raise RuntimeError("the conversation ended twice while a message was sent")
+
+    async def _conversation(self) -> str:
+        if self.conversation_id is None:
+            store = self.services.store
+            conversation, _created = await asyncio.to_thread(store.open_conversation, self.contact.id, CHANNEL)
+            self.conversation_id = conversation.id
+        return self.conversation_id

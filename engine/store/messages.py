@@ -53,6 +53,22 @@ class MessagesMixin(StoreBase):
             return row
         return self._write_retrying(lambda session: _record(session, entry, choices, raw_ref))
 
+    def settle_inbound(self, seq: int, conversation_id: str, status: str, detail: str = "") -> Message | None:
+        """Put a logged customer message where and how it ended up: its conversation and status.
+
+        The server logs a message before handing it to its conversation; if that
+        conversation had just ended, the message goes to the next one, and if the
+        hand-over failed, the row says so (and a retry of the message sets it back).
+        """
+        with self._write() as session:
+            row = session.get(Message, seq)
+            if row is None or row.direction != "in":
+                return None
+            row.conversation_id, row.status, row.detail = conversation_id, status, detail
+            session.add(row)
+            session.flush()
+            return row
+
     def transcript(self, conversation_id: str, *, after_seq: int = 0, limit: int = 500) -> list[Message]:
         """The conversation's log in order, from the entry after ``after_seq`` (a client's cursor)."""
         query = (

@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.resources import bundled_dir
 from tests.integration.runtime_support import eventually
-from tests.integration.server_support import chat, running_node
+from tests.integration.server_support import WEBCHAT_ECHO, chat, running_node
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,3 +126,52 @@ def test_widget_assets_ship_with_the_package() -> None:
     ui = bundled_dir("ui")
     assert (ui / "widget" / "widget.js").is_file() and (ui / "demo" / "index.html").is_file()
     assert "widget.js" in (ui / "demo" / "index.html").read_text(encoding="utf-8")
+
+
+ONE_SHOT = """
+flow: one-shot
+channels: [webchat]
+steps:
+  listen:
+    wait: message
+  reply:
+    say: "one answer to {{ message.text }}"
+    end: resolved
+"""
+
+
+async def test_after_a_conversation_ends_the_next_message_starts_a_new_one(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with running_node(fx_dev_env, tmp_path, flows={"one.yaml": ONE_SHOT}) as node, chat(node) as visitor:
+        await visitor.say("first")
+        await visitor.reply_to("one answer to first")
+        store = node.services.store
+        await eventually(lambda: store.list_conversations(status="ended"), "the first conversation to end")
+        await visitor.say("second")
+        await visitor.reply_to("one answer to second")
+        conversations = sorted(store.list_conversations(channel="webchat"), key=lambda c: c.created_at)
+        inbound = [[m.text for m in store.transcript(c.id) if m.direction == "in"] for c in conversations]
+        assert inbound == [["first"], ["second"]]
+        assert conversations[0].status == "ended"
+
+
+async def test_a_message_nobody_could_take_is_marked_and_a_retry_delivers_it(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with running_node(fx_dev_env, tmp_path, flows={}) as node, chat(node) as visitor:
+        client_id = await visitor.say("anyone?")
+        error = await visitor.next("error", where={"id": client_id})
+        assert error["code"] == "unavailable"
+        store = node.services.store
+        [conversation] = store.list_conversations(channel="webchat")
+        [row] = store.transcript(conversation.id)
+        assert (row.text, row.status) == ("anyone?", "failed")
+        # A flow goes live; the widget retries the same message (same id).
+        (node.flows_dir / "echo.yaml").write_text(WEBCHAT_ECHO, encoding="utf-8")
+        await eventually(lambda: "echo" in node.services.catalog.live_map(), "the flow to go live")
+        await visitor.say("anyone?", client_id)
+        await visitor.next("ack", where={"id": client_id})
+        await visitor.reply_to("got anyone?")
+        inbound = [m for m in store.transcript(conversation.id) if m.direction == "in"]
+        assert [(m.text, m.status) for m in inbound] == [("anyone?", "received")]
