@@ -11,8 +11,9 @@ shows up in the figures instead of slowing the load down (no coordinated omissio
 - engine:   ``Conversations.send`` (update-with-start of ``ConversationWorkflow``)
             running the flow ``listen (wait: message) -> answer (ai: echo) -> listen``
             with the real worker (``build_worker``: unsandboxed as in production,
-            activities, revisions and message log in a SQLite store); latency = the in-process OutboundChannel receiving the
-            echoed reply - planned send time. The reply text carries the message's
+            activities, revisions and message log in a SQLite store); latency =
+            the in-process OutboundChannel receiving the echoed reply - planned
+            send time. The reply text carries the message's
             unique token, which maps each delivery back to its message.
 - baseline: a minimal raw-Temporal entity workflow on its own task queue, one per
             conversation, each message one update-with-start whose handler runs one

@@ -83,6 +83,8 @@ class ConversationActivities:
             DELIVERY_FAILURES.labels(data.channel).inc()
             raise ApplicationError(str(exc), type="DeliveryRejected", non_retryable=True) from None
         MESSAGES_OUT.labels(data.channel).inc()
+        if delivered.logged:
+            return delivered
         # Logged here rather than by another activity: one round trip per reply.
         await self.log.write(
             RecordInput(

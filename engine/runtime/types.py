@@ -149,8 +149,10 @@ class DeliverInput:
 @dataclass
 class Delivered:
     key: str
-    status: str  # sent | duplicate
+    status: str  # sent | duplicate | stored
     channel_message_id: str | None = None
+    #: the channel wrote the message log entry itself (web chat: its seq is the client's cursor)
+    logged: bool = False
 
 
 @dataclass

@@ -19,15 +19,22 @@ from engine.server.webchat import CHANNEL, message_frame
 from engine.store import Store
 
 
-class NodeDelivery:
-    """The ``flowdesk.deliver`` activity for this node's web-chat sockets."""
+class WebChatChannel:
+    """Web chat as an outbound channel: store the reply (its seq), then push it to the visitor's sockets.
+
+    A single node (embedded Temporal) gives it to its conversation worker, so a
+    reply is delivered by the activity that starts with the workflow task that
+    made it (eager); a cluster's nodes run it behind their own task queue
+    (:class:`NodeDelivery`), since only the node holding the socket can push.
+    """
+
+    name = CHANNEL
 
     def __init__(self, store: Store, hub: WebChatHub) -> None:
         self.store = store
         self.hub = hub
 
-    @activity.defn(name="flowdesk.deliver")
-    async def deliver(self, data: DeliverInput) -> Delivered:
+    async def send(self, data: DeliverInput) -> Delivered:
         contact_id = str(data.contact.get("id") or "")
         online = bool(contact_id) and self.hub.online(contact_id)
         entry = RecordInput(
@@ -45,5 +52,17 @@ class NodeDelivery:
         )
         row = await self.store.in_write_thread(self.store.record_message, entry, choices=list(data.choices))
         taken = await self.hub.push(contact_id, message_frame(row)) if online else 0
+        return Delivered(data.key, "sent" if taken else "stored", channel_message_id=str(row.seq), logged=True)
+
+
+class NodeDelivery:
+    """The ``flowdesk.deliver`` activity on this node's own task queue (a cluster's web chat)."""
+
+    def __init__(self, channel: WebChatChannel) -> None:
+        self.channel = channel
+
+    @activity.defn(name="flowdesk.deliver")
+    async def deliver(self, data: DeliverInput) -> Delivered:
+        delivered = await self.channel.send(data)
         MESSAGES_OUT.labels(CHANNEL).inc()
-        return Delivered(data.key, "sent" if taken else "stored", channel_message_id=str(row.seq))
+        return delivered

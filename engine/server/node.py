@@ -30,12 +30,13 @@ from engine.runtime.embedded import EmbeddedTemporal, EmbeddedTemporalConfig
 from engine.runtime.revisions import FlowCatalog
 from engine.runtime.worker import SHUTDOWN_GRACE, build_worker
 from engine.server.app import create_app
-from engine.server.delivery import NodeDelivery
+from engine.server.delivery import NodeDelivery, WebChatChannel
 from engine.server.hub import WebChatHub
 from engine.server.options import ServeOptions
 from engine.server.reload import FlowReloader
 from engine.server.services import DEFAULT_MAX_CHARS, Services, WebChatOptions
 from engine.server.visitors import VisitorTokens, load_or_create_secret
+from engine.server.webchat import CHANNEL
 from engine.settings import Settings, resolve_env_ref
 from engine.store import Store, StoreRevisions
 
@@ -119,21 +120,37 @@ class Node:
             hub=hub,
             visitor_tokens=VisitorTokens(self._visitor_secret()),
             reloader=reloader,
-            node_queue=node_queue,
+            node_queue="" if self.embedded is not None else node_queue,
             webchat=self._webchat,
             temporal_ui_url=self.embedded.ui_url if self.embedded else None,
         )
-        self._workers = [
-            build_worker(
-                client, catalog, task_queue=options.task_queue, message_log=store, knowledge_dir=options.flows_dir
-            ),
-            Worker(
-                client,
-                task_queue=node_queue,
-                activities=[NodeDelivery(store, hub).deliver],
-                graceful_shutdown_timeout=SHUTDOWN_GRACE,
-            ),
-        ]
+        webchat = WebChatChannel(store, hub)
+        if self.embedded is not None:
+            # One node: its conversation worker holds every socket, and delivers web
+            # chat itself (the reply activity then starts with the workflow task).
+            self._workers = [
+                build_worker(
+                    client,
+                    catalog,
+                    task_queue=options.task_queue,
+                    channels={CHANNEL: webchat},
+                    message_log=store,
+                    knowledge_dir=options.flows_dir,
+                )
+            ]
+        else:
+            # A cluster: replies reach the node that holds the socket through its own queue.
+            self._workers = [
+                build_worker(
+                    client, catalog, task_queue=options.task_queue, message_log=store, knowledge_dir=options.flows_dir
+                ),
+                Worker(
+                    client,
+                    task_queue=node_queue,
+                    activities=[NodeDelivery(webchat).deliver],
+                    graceful_shutdown_timeout=SHUTDOWN_GRACE,
+                ),
+            ]
         self._tasks += [asyncio.create_task(w.run(), name=f"worker {w.task_queue}") for w in self._workers]
         self._tasks.append(asyncio.create_task(reloader.watch(self._watch_stop), name="flow watcher"))
         await self._start_http(services)

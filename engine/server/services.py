@@ -42,7 +42,8 @@ class Services:
     hub: WebChatHub
     visitor_tokens: VisitorTokens
     reloader: FlowReloader
-    #: the task queue of this node's web-chat deliveries (``flowdesk-node-<id>``)
+    #: the task queue of this node's web-chat deliveries (``flowdesk-node-<id>``) in a
+    #: cluster; "" for a single node, whose conversation worker delivers web chat itself
     node_queue: str
     webchat: WebChatOptions = field(default_factory=WebChatOptions)
     #: shown by the root page and the start-up banner; None when not known

@@ -227,7 +227,7 @@ class ChatSession:
                 channel=CHANNEL,
                 at=now,
                 contact=self.contact.view(),
-                meta={"reply_queue": self.services.node_queue, "logged": True},
+                meta=self._meta(),
             )
             started = time.perf_counter()
             try:
@@ -246,6 +246,12 @@ class ChatSession:
                 MESSAGES_IN.labels(CHANNEL).inc()
             return row
         raise RuntimeError("the conversation ended twice while a message was sent")
+
+    def _meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"logged": True}  # this server logged the message: the workflow does not
+        if self.services.node_queue:
+            meta["reply_queue"] = self.services.node_queue  # a cluster: replies come back to this node
+        return meta
 
     async def _conversation(self) -> str:
         if self.conversation_id is None:

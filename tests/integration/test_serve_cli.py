@@ -64,7 +64,7 @@ class Serve:
 
         async def ready() -> bool:
             assert self.process is not None
-            assert self.process.poll() is None, self.output()
+            assert self.process.poll() is None, f"serve exited ({self.process.returncode}):\n{self.output()[-4000:]}"
             try:
                 async with httpx.AsyncClient() as http:
                     return (await http.get(f"{self.url}/readyz")).status_code == 200
@@ -96,7 +96,8 @@ async def test_serve_chats_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     serve = Serve(tmp_path)
     await serve.start()
     try:
-        banner = serve.output()
+        # The banner follows readiness by a moment (it names the port the server got).
+        banner = await eventually(lambda: "Ctrl-C to stop" in serve.output() and serve.output(), "the banner")
         for line in ("chat demo", f"{serve.url}/", "/schema/openapi.json", "/metrics", "Temporal UI"):
             assert line in banner, banner
         async with connect(f"ws://127.0.0.1:{serve.port}/ws/chat", open_timeout=DEADLINE) as socket_:
@@ -108,7 +109,8 @@ async def test_serve_chats_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         assert serve.process is not None
         serve.process.send_signal(signal.SIGHUP)
         await eventually(lambda: "SIGHUP: reloading" in serve.output(), "the SIGHUP reload")
-        assert serve.stop() == 0, serve.output()
+        code = serve.stop()
+        assert code == 0, f"serve ended with {code}:\n{serve.output()[-4000:]}"
         assert "flowdesk: stopped" in serve.output()
         assert "Traceback" not in serve.output() and "Fatal Python error" not in serve.output()
 
@@ -129,7 +131,8 @@ async def test_serve_chats_stops_cleanly_and_resumes(tmp_path: Path) -> None:
             transcript = (await api.get(f"/api/conversations/{conversations[0]['id']}/messages")).json()["messages"]
             assert len(transcript) == 4
         started = time.monotonic()
-        assert serve.stop(signal.SIGINT) == 0, serve.output()
+        code = serve.stop(signal.SIGINT)
+        assert code == 0, f"serve ended with {code} on SIGINT:\n{serve.output()[-4000:]}"
         assert time.monotonic() - started < DEADLINE
     finally:
         if serve.process is not None and serve.process.poll() is None:
