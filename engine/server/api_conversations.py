@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter, RequestBody
 from temporalio.service import RPCError
 
 from engine.runtime.client import ConversationEnded
@@ -63,12 +63,12 @@ class ConversationsController(Controller):
     async def list_conversations(  # noqa: PLR0917 - each query parameter is one argument to Litestar
         self,
         services: ServicesDep,
-        status: str | None = None,
-        channel: str | None = None,
-        flow: str | None = None,
-        outdated: bool = Parameter(default=False, description="only those not on their flow's live revision"),
-        limit: int = Parameter(default=50, ge=1, le=500),
-        offset: int = Parameter(default=0, ge=0),
+        status: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
+        flow: FromQuery[str | None] = None,
+        outdated: Annotated[bool, QueryParameter(description="only those not on their flow's live revision")] = False,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> dict[str, Any]:
         live = services.catalog.live_map()
         rows = await asyncio.to_thread(
@@ -83,23 +83,23 @@ class ConversationsController(Controller):
         return {"conversations": [conversation_view(r, live) for r in rows], "limit": limit, "offset": offset}
 
     @get("/{conversation_id:str}", summary="One conversation")
-    async def get_conversation(self, services: ServicesDep, conversation_id: str) -> dict[str, Any]:
+    async def get_conversation(self, services: ServicesDep, conversation_id: FromPath[str]) -> dict[str, Any]:
         return conversation_view(await _find(services, conversation_id), services.catalog.live_map())
 
     @get("/{conversation_id:str}/messages", summary="The transcript: every message in and out, with delivery status")
     async def transcript(
         self,
         services: ServicesDep,
-        conversation_id: str,
-        after: int = Parameter(default=0, ge=0, description="only messages with a larger seq"),
-        limit: int = Parameter(default=500, ge=1, le=2000),
+        conversation_id: FromPath[str],
+        after: Annotated[int, QueryParameter(ge=0, description="only messages with a larger seq")] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=2000)] = 500,
     ) -> dict[str, Any]:
         await _find(services, conversation_id)
         rows = await asyncio.to_thread(services.store.transcript, conversation_id, after_seq=after, limit=limit)
         return {"conversation_id": conversation_id, "messages": [message_view(r) for r in rows]}
 
     @get("/{conversation_id:str}/state", summary="Live state from the workflow: step, status, revision, variables")
-    async def state(self, services: ServicesDep, conversation_id: str) -> dict[str, Any]:
+    async def state(self, services: ServicesDep, conversation_id: FromPath[str]) -> dict[str, Any]:
         await _find(services, conversation_id)
         try:
             view = await services.conversations.state(conversation_id)
@@ -110,7 +110,9 @@ class ConversationsController(Controller):
     @post(
         "/{conversation_id:str}/close", status_code=202, summary="Close a conversation (its flow's goodbye is not run)"
     )
-    async def close(self, services: ServicesDep, conversation_id: str, data: CloseBody | None = None) -> dict[str, Any]:
+    async def close(
+        self, services: ServicesDep, conversation_id: FromPath[str], data: RequestBody[CloseBody | None] = None
+    ) -> dict[str, Any]:
         row = await _find(services, conversation_id)
         if row.status == "ended":
             raise Problem(409, f"conversation {conversation_id} has already ended")

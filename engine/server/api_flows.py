@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, get, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter, RequestBody
 
 from engine.errors import Diagnostic
 from engine.flow.validate import CompileResult, compile_source
@@ -84,7 +84,7 @@ class FlowsController(Controller):
         return {"flows": flows, "invalid_files": broken}
 
     @get("/{name:str}", summary="A flow's file as it is now, and its live revision")
-    async def get_flow(self, services: ServicesDep, name: str) -> dict[str, Any]:
+    async def get_flow(self, services: ServicesDep, name: FromPath[str]) -> dict[str, Any]:
         revision = services.catalog.live_map().get(name)
         status = services.reloader.status_of(name)
         if revision is None and status is None:
@@ -104,7 +104,7 @@ class FlowsController(Controller):
         }
 
     @post("/validate", status_code=200, summary="Check a flow's source without saving it")
-    async def validate(self, services: ServicesDep, data: SourceBody) -> dict[str, Any]:
+    async def validate(self, services: ServicesDep, data: RequestBody[SourceBody]) -> dict[str, Any]:
         result = await asyncio.to_thread(_compile, services, data.source, "<editor>")
         return {
             "valid": result.flow is not None,
@@ -114,11 +114,11 @@ class FlowsController(Controller):
         }
 
     @put("/{name:str}", summary="Save a flow: a new revision, live at once, written to its file")
-    async def save(self, services: ServicesDep, name: str, data: SaveBody) -> dict[str, Any]:
+    async def save(self, services: ServicesDep, name: FromPath[str], data: RequestBody[SaveBody]) -> dict[str, Any]:
         return await asyncio.to_thread(_save, services, name, data.source, data.author, data.message)
 
     @get("/{name:str}/revisions", summary="A flow's revisions, newest first")
-    async def revisions(self, services: ServicesDep, name: str) -> dict[str, Any]:
+    async def revisions(self, services: ServicesDep, name: FromPath[str]) -> dict[str, Any]:
         rows = await asyncio.to_thread(services.store.history, name)
         if not rows:
             raise Problem(404, f"flow {name!r} has no stored revisions")
@@ -138,7 +138,7 @@ class FlowsController(Controller):
         }
 
     @get("/{name:str}/revisions/{revision:str}", summary="The source of one revision")
-    async def revision(self, services: ServicesDep, name: str, revision: str) -> dict[str, Any]:
+    async def revision(self, services: ServicesDep, name: FromPath[str], revision: FromPath[str]) -> dict[str, Any]:
         row = await asyncio.to_thread(services.store.get_revision, revision)
         if row is None or row.flow != name:
             raise Problem(404, f"flow {name!r} has no revision {revision!r}")
@@ -154,9 +154,9 @@ class FlowsController(Controller):
     async def diff(
         self,
         services: ServicesDep,
-        name: str,
-        from_revision: str = Parameter(query="from"),
-        to_revision: str | None = Parameter(query="to", default=None),
+        name: FromPath[str],
+        from_revision: Annotated[str, QueryParameter(name="from")],
+        to_revision: Annotated[str | None, QueryParameter(name="to")] = None,
     ) -> dict[str, Any]:
         target = to_revision or services.catalog.live_map().get(name)
         if target is None:
@@ -176,7 +176,9 @@ class FlowsController(Controller):
         return {"flow": name, "from": from_revision, "to": target, "diff": "".join(lines)}
 
     @post("/{name:str}/rollback", status_code=200, summary="Make an earlier revision live again (as a new save)")
-    async def rollback(self, services: ServicesDep, name: str, data: RollbackBody) -> dict[str, Any]:
+    async def rollback(
+        self, services: ServicesDep, name: FromPath[str], data: RequestBody[RollbackBody]
+    ) -> dict[str, Any]:
         row = await asyncio.to_thread(services.store.get_revision, data.revision)
         if row is None or row.flow != name:
             raise Problem(404, f"flow {name!r} has no revision {data.revision!r}")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
 
-from litestar.params import Dependency
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
 
 from engine.runtime.client import Conversations
 from engine.runtime.revisions import FlowCatalog
@@ -51,4 +51,4 @@ class Services:
 
 
 #: How handlers ask for the services: provided by the app, never parsed from a request.
-ServicesDep = Annotated[Services, Dependency(skip_validation=True)]
+ServicesDep = NamedDependency[SkipValidation[Services]]

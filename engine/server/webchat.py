@@ -198,9 +198,7 @@ class ChatSession:
             )
             return
         await self.connection.send({"type": "ack", "id": client_id, "seq": row.seq})
-        inbound = message_frame(row)
-        await self.services.hub.push(self.contact.id, inbound, skip=self.connection)
-        await self.services.hub.push(self.contact.id, {"type": "typing", "state": True})
+        await self.services.hub.push(self.contact.id, message_frame(row), skip=self.connection)
 
     async def _deliver_inbound(self, client_id: str, text: str) -> Message:
         """Log the message, then queue it in its conversation (a new one if the last has ended).
@@ -216,6 +214,8 @@ class ChatSession:
         conversation_id = await self._conversation()
         entry = RecordInput(conversation_id, "in", text, CHANNEL, message_id, now, status="received")
         row = await store.in_write_thread(store.record_message, entry)
+        # Before the update: the reply may reach the socket before the update's answer does.
+        await self.services.hub.push(self.contact.id, {"type": "typing", "state": True})
         for _ in range(2):
             if row.conversation_id != conversation_id or row.status != "received":
                 # Logged in a conversation that has ended since, or failed before: now it is here.

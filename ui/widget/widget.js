@@ -485,6 +485,7 @@
   }
 
   function onError(f) {
+    hideTyping(); // nobody is preparing a reply to a message that did not go through
     showNotice(typeof f.message === "string" && f.message ? f.message : "Something went wrong.");
     const rec = typeof f.id === "string" ? byId.get(f.id) : null;
     if (rec && rec.status !== "sent") fail(rec);
