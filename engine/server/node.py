@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,31 @@ class _Server(uvicorn.Server):
         yield
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the HTTP port now; a clear ConfigError if it is taken or not allowed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; pass --port (or set server.port), "
+            "or stop what is using it"
+        ) from None
+    listener.listen(2048)
+    listener.setblocking(False)
+    return listener
+
+
+async def _serve_http(server: uvicorn.Server, listener: socket.socket | None) -> None:
+    try:
+        await server.serve(sockets=[listener] if listener is not None else None)
+    except SystemExit:  # uvicorn exits the process on start-up errors; here it is one part that stopped
+        raise ConfigError("the HTTP server stopped while starting; its log lines above say why") from None
+
+
 class Node:
     """Everything one ``flowdesk serve`` process runs; ``async with`` starts and stops it."""
 
@@ -81,6 +107,7 @@ class Node:
         self._workers: list[Worker] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: _Server | None = None
+        self._listener: socket.socket | None = None
         self.app: Litestar | None = None
         self._watch_stop = asyncio.Event()
         self.port = options.port
@@ -100,6 +127,9 @@ class Node:
 
     async def start(self) -> None:
         options = self.options
+        # The HTTP port first: a port in use is found before anything else starts.
+        self._listener = listen(options.host, options.port)
+        self.port = int(self._listener.getsockname()[1])
         self.store = store = Store(options.database_url)
         await asyncio.to_thread(store.upgrade)
         self.client = client = await self._temporal()
@@ -174,16 +204,12 @@ class Node:
         self.app = create_app(services)
         config = uvicorn.Config(self.app, host=self.options.host, port=self.options.port, **UVICORN_OPTIONS)
         self._server = server = _Server(config)
-        serving = asyncio.create_task(server.serve(), name="http")
+        serving = asyncio.create_task(_serve_http(server, self._listener), name="http")
         self._tasks.append(serving)
         while not server.started:
             if serving.done():
                 serving.result()  # raises what stopped it
-                raise ConfigError(f"the HTTP server could not listen on {self.options.host}:{self.options.port}")
             await asyncio.sleep(0.02)
-        sockets = server.servers[0].sockets if server.servers else []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
 
     # -- run and stop ----------------------------------------------------------------------
 
@@ -211,6 +237,8 @@ class Node:
             await self.embedded.stop()
         if self.store is not None:
             self.store.close()
+        if self._listener is not None:
+            self._listener.close()
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -152,3 +152,24 @@ def test_serve_refuses_a_bad_setting_with_one_clear_line(tmp_path: Path) -> None
     )
     assert result.returncode == 1
     assert "flowdesk.yaml:2:9" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_one_clear_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "flowdesk.yaml").write_text(f"server:\n  port: {port}\ndata_dir: data\n", encoding="utf-8")
+        result = subprocess.run(
+            [sys.executable, "-m", "engine", "serve"],
+            check=False,
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "temporal.sqlite").exists()  # nothing else was started
