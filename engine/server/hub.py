@@ -12,6 +12,9 @@ from litestar import WebSocket
 
 from engine.metrics import ACTIVE_SOCKETS
 
+#: Buckets kept before those of departed visitors are swept.
+PRUNE_AT = 10_000
+
 
 @dataclass
 class Bucket:
@@ -32,6 +35,10 @@ class Bucket:
             return False
         self.tokens -= 1
         return True
+
+    def full(self) -> bool:
+        """Refilled to the brim: forgetting it changes nothing (a new bucket starts full)."""
+        return self.tokens < 0 or self.tokens + (time.monotonic() - self.stamp) * self.rate >= self.burst
 
 
 class Connection:
@@ -75,7 +82,11 @@ class WebChatHub:
             sockets.discard(connection)
             if not sockets:
                 del self._by_contact[connection.contact_id]
-                self._buckets.pop(connection.contact_id, None)
+                # A visitor who reconnects keeps a bucket that is not full yet: closing
+                # and reopening the socket is no way around the limit.
+                bucket = self._buckets.get(connection.contact_id)
+                if bucket is not None and bucket.full():
+                    del self._buckets[connection.contact_id]
         ACTIVE_SOCKETS.dec()
 
     def online(self, contact_id: str) -> bool:
@@ -85,8 +96,15 @@ class WebChatHub:
         """Rate limit per visitor, shared by all their tabs."""
         bucket = self._buckets.get(contact_id)
         if bucket is None:
+            if len(self._buckets) >= PRUNE_AT:
+                self._prune()
             bucket = self._buckets[contact_id] = Bucket(self.rate, float(self.burst))
         return bucket.take()
+
+    def _prune(self) -> None:
+        """Forget the full buckets of visitors who are gone (kept to close the reconnect loophole)."""
+        for contact_id in [c for c, b in self._buckets.items() if c not in self._by_contact and b.full()]:
+            del self._buckets[contact_id]
 
     async def push(self, contact_id: str, frame: dict[str, Any], *, skip: Connection | None = None) -> int:
         """Send a frame to every socket of a contact; returns how many took it."""
