@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,6 +83,18 @@ class Serve:
             if self.process.poll() is None:
                 self.process.kill()
 
+    def kill(self) -> None:
+        """After a failure: the serve process, and its Temporal server (its own process group)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=DEADLINE)
+        pid_file = self.root / "data" / "temporal.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text(encoding="utf-8"))
+            # Only the server on this test's own database: a recycled pid is left alone.
+            if str(self.root / "data" / "temporal.sqlite").encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
@@ -135,8 +148,7 @@ async def test_serve_chats_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         assert code == 0, f"serve ended with {code} on SIGINT:\n{serve.output()[-4000:]}"
         assert time.monotonic() - started < DEADLINE
     finally:
-        if serve.process is not None and serve.process.poll() is None:
-            serve.process.kill()
+        serve.kill()
 
 
 def test_serve_refuses_a_bad_setting_with_one_clear_line(tmp_path: Path) -> None:
