@@ -24,24 +24,10 @@ from engine.server.node import Node
 from engine.server.options import ServeOptions
 from engine.server.services import Services
 from engine.settings import Settings
-from tests.integration.runtime_support import DEADLINE
+from tests.integration.runtime_support import DEADLINE, ECHO_FLOW
 
-#: Web chat over the echo flow of runtime_support, with a reply that names the revision's wording.
-WEBCHAT_ECHO = """
-flow: echo
-channels: [webchat]
-steps:
-  listen:
-    wait: message
-    timeout: 30m
-    on_timeout: bye
-  reply:
-    say: "got {{ message.text }}"
-    next: listen
-  bye:
-    say: bye
-    end: abandoned
-"""
+#: The echo flow of runtime_support, served on the web-chat channel only.
+WEBCHAT_ECHO = ECHO_FLOW.replace("flow: echo\n", "flow: echo\nchannels: [webchat]\n", 1)
 
 
 @dataclass
