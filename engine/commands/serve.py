@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -23,10 +22,9 @@ from typing import Any
 from engine.commands.serve_options import resolve_serve_options
 from engine.commands.temporal_options import add_temporal_arguments
 from engine.errors import ConfigError, FlowdeskError
+from engine.logs import configure_logging
 from engine.server.options import ServeOptions
 from engine.settings import Settings
-
-log = logging.getLogger("flowdesk.serve")
 
 
 def register(sub: Any) -> None:
@@ -65,21 +63,6 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, FlowdeskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-
-
-def configure_logging(level: str, fmt: str) -> None:
-    from engine.logs import JsonFormatter  # noqa: PLC0415
-
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # The ASGI server's access log is one line per request: useful when debugging only.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING if level != "debug" else logging.DEBUG)
 
 
 async def _serve(options: ServeOptions, settings: Settings) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 
 from engine.commands.temporal_options import add_temporal_arguments, tls_settings
 from engine.errors import ConfigError, FlowdeskError
+from engine.logs import configure_logging
 from engine.runtime.connect import TLSSettings, connect
 from engine.settings import Settings, resolve_env_ref
 from engine.store.db import database_url
@@ -84,10 +84,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    logging.basicConfig(
-        level=str(settings.get("log", "level", default="info")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.get("log", "level", default="info"), settings.get("log", "format", default="text"))
     try:
         return asyncio.run(_serve(options))
     except (ConfigError, FlowdeskError) as exc:
