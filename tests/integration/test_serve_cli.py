@@ -48,14 +48,7 @@ class Serve:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "engine", *args],
-            check=False,
-            cwd=self.root,
-            env=_env(),
-            capture_output=True,
-            text=True,
-        )
+        return _flowdesk(self.root, *args)
 
     async def start(self) -> None:
         with self.log.open("ab") as log:
@@ -97,6 +90,19 @@ class Serve:
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def _flowdesk(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one `flowdesk` command to its end, as a person would in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        check=False,
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _env() -> dict[str, str]:
@@ -153,15 +159,7 @@ async def test_serve_chats_stops_cleanly_and_resumes(tmp_path: Path) -> None:
 
 def test_serve_refuses_a_bad_setting_with_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "flowdesk.yaml").write_text("server:\n  port: 99999\n", encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "engine", "serve"],
-        check=False,
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _flowdesk(tmp_path, "serve")
     assert result.returncode == 1
     assert "flowdesk.yaml:2:9" in result.stderr and "Traceback" not in result.stderr
 
@@ -172,15 +170,7 @@ def test_a_port_in_use_is_one_clear_line_before_anything_starts(tmp_path: Path) 
         taken.listen()
         port = taken.getsockname()[1]
         (tmp_path / "flowdesk.yaml").write_text(f"server:\n  port: {port}\ndata_dir: data\n", encoding="utf-8")
-        result = subprocess.run(
-            [sys.executable, "-m", "engine", "serve"],
-            check=False,
-            cwd=tmp_path,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = _flowdesk(tmp_path, "serve")
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
