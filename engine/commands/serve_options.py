@@ -26,7 +26,6 @@ def resolve_serve_options(args: argparse.Namespace, settings: Settings) -> Serve
     address = args.temporal_address
     if address is None:
         address = resolve_env_ref(settings.get("temporal", "address", default="") or "", os.environ)
-    ui_port = settings.get("temporal", "ui_port", default=8233)
     public = settings.get("server", "public_url", default="") or ""
     return ServeOptions(
         host=host,
@@ -39,7 +38,7 @@ def resolve_serve_options(args: argparse.Namespace, settings: Settings) -> Serve
         task_queue=settings.get("temporal", "task_queue", default=DEFAULT_TASK_QUEUE),
         tls=tls_settings(args, settings),
         embedded_port=int(settings.get("temporal", "embedded_port", default=7233)),
-        temporal_ui_port=None if ui_port is False else int(ui_port),
+        temporal_ui_port=int(settings.get("temporal", "ui_port", default=8233)),
         log_level=args.log_level or settings.get("log", "level", default="info"),
         log_format=args.log_format or settings.get("log", "format", default="text"),
         public_url=resolve_env_ref(public, os.environ) if public else "",

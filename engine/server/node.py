@@ -138,8 +138,10 @@ class Node:
         report = await asyncio.to_thread(reloader.reload)
         if report.failed:
             log.warning("%d flow file(s) did not validate; see the errors above", len(report.failed))
-        hub = WebChatHub(rate=self._webchat.rate, burst=self._webchat.burst)
-        node_queue = f"flowdesk-node-{self._node_id()}"
+        webchat_options = self._webchat_options()
+        hub = WebChatHub(rate=webchat_options.rate, burst=webchat_options.burst)
+        # Only a cluster routes replies by node; a single node delivers them itself.
+        node_queue = "" if self.embedded is not None else f"flowdesk-node-{self._node_id()}"
         self.services = services = Services(
             settings=self.settings,
             store=store,
@@ -150,12 +152,12 @@ class Node:
             hub=hub,
             visitor_tokens=VisitorTokens(self._visitor_secret()),
             reloader=reloader,
-            node_queue="" if self.embedded is not None else node_queue,
-            webchat=self._webchat,
+            node_queue=node_queue,
+            webchat=webchat_options,
             temporal_ui_url=self.embedded.ui_url if self.embedded else None,
         )
         webchat = WebChatChannel(store, hub)
-        if self.embedded is not None:
+        if not node_queue:
             # One node: its conversation worker holds every socket, and delivers web
             # chat itself (the reply activity then starts with the workflow task).
             self._workers = [
@@ -260,8 +262,7 @@ class Node:
         lines.append("Ctrl-C to stop.")
         return "\n".join(lines)
 
-    @property
-    def _webchat(self) -> WebChatOptions:
+    def _webchat_options(self) -> WebChatOptions:
         config: dict[str, Any] = self.settings.get("channels", "webchat", default={}) or {}
         identity = config.get("identity_secret")
         max_chars = self.settings.get("limits", "message_max_chars", default=DEFAULT_MAX_CHARS)
