@@ -49,12 +49,10 @@ class Connection:
     def __init__(self, socket: WebSocket[Any, Any, Any], contact_id: str) -> None:
         self.socket = socket
         self.contact_id = contact_id
-        self._lock: asyncio.Lock | None = None  # made on first concurrent use: idle sockets stay small
+        self._lock = asyncio.Lock()
 
     async def send(self, frame: dict[str, Any]) -> bool:
         """Send a frame; False if the socket is gone (the message stays in the store)."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
         try:
             async with self._lock:
                 await self.socket.send_text(msgspec.json.encode(frame).decode())
