@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +40,9 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=_help(parser))
 
 
-def _open(args: argparse.Namespace, *, upgrade: bool) -> Store:
-    """The store; upgraded first when creating, else required to be at the newest schema."""
+@contextmanager
+def _opened(args: argparse.Namespace, *, upgrade: bool) -> Iterator[Store]:
+    """The store, closed after use; upgraded first when creating, else required to be at the newest schema."""
     # Imported here, not at the top: `flowdesk --help` loads every command module.
     from engine.store import DatabaseError, Store, head_revision  # noqa: PLC0415
 
@@ -55,29 +58,22 @@ def _open(args: argparse.Namespace, *, upgrade: bool) -> Store:
                 f"the database schema is at revision {revision or 'none'}, this Flowdesk needs "
                 f"{head_revision()}: run `flowdesk db upgrade`"
             )
-    except BaseException:
+        yield store
+    finally:
         store.close()
-        raise
-    return store
 
 
 def run_create(args: argparse.Namespace) -> int:
-    store = _open(args, upgrade=True)
-    try:
+    with _opened(args, upgrade=True) as store:
         plaintext = store.create_token(args.name)
-    finally:
-        store.close()
     print(plaintext)
     print(f"token {args.name!r} created; copy it now: it is not shown again", file=sys.stderr)
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    store = _open(args, upgrade=False)
-    try:
+    with _opened(args, upgrade=False) as store:
         tokens = store.list_tokens()
-    finally:
-        store.close()
     if not tokens:
         print("no tokens yet: `flowdesk token create NAME` makes one", file=sys.stderr)
         return 0
@@ -92,11 +88,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    store = _open(args, upgrade=False)
-    try:
+    with _opened(args, upgrade=False) as store:
         revoked = store.revoke_token(args.name)
-    finally:
-        store.close()
     if not revoked:
         print(f"error: no active token named {args.name!r} (see `flowdesk token list`)", file=sys.stderr)
         return 1
