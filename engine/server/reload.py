@@ -116,13 +116,15 @@ class FlowReloader:
             self.store.remove_live(status.flow)
             report.retired.append(status.flow)
         status.flow, status.revision = flow.name, flow.revision
+        if self.catalog.live_map().get(flow.name) == flow.revision:
+            return  # unchanged: every reload re-reads every file, and most did not change
         self.store.put_revision(
             flow.revision, flow.source, flow=flow.name, message=f"{_relative(compiled.file)} changed"
         )
-        if self.catalog.publish(flow):
-            self.store.set_live(flow.name, flow.revision, file=compiled.file)
-            report.changed.append(flow.name)
-            log.info("flow %s is live at revision %s (%s)", flow.name, flow.revision[:12], compiled.file)
+        self.catalog.publish(flow)
+        self.store.set_live(flow.name, flow.revision, file=compiled.file)
+        report.changed.append(flow.name)
+        log.info("flow %s is live at revision %s (%s)", flow.name, flow.revision[:12], compiled.file)
 
     def _other_flows(self, status: FileStatus) -> set[str]:
         return {s.flow for s in self.files.values() if s is not status and s.flow}
