@@ -46,6 +46,26 @@ REJECTED_FRAMES = Counter(
     "flowdesk_webchat_rejected_total", "Web-chat frames refused, by reason (rate_limited, too_large, ...).", ["reason"]
 )
 
+#: AI answers take from milliseconds (offline FAQ) to a minute (a slow model).
+AI_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+AI_REQUESTS = Counter(
+    "flowdesk_ai_requests_total", "Calls to AI providers, by provider and outcome.", ["provider", "outcome"]
+)
+AI_LATENCY = Histogram(
+    "flowdesk_ai_latency_seconds", "Time of one call to an AI provider.", ["provider"], buckets=AI_LATENCY_BUCKETS
+)
+AI_TOKENS = Counter(
+    "flowdesk_ai_tokens_total",
+    "Tokens AI vendors reported, by provider, model and kind.",
+    ["provider", "model", "kind"],
+)
+AI_BREAKER_STATE = Gauge(
+    "flowdesk_ai_breaker_state", "Circuit breaker of an AI provider: 0 closed, 1 open, 2 half-open.", ["provider"]
+)
+AI_CHAINS = Counter(
+    "flowdesk_ai_chain_outcomes_total", "AI chain runs, by flow, chain and outcome.", ["flow", "chain", "outcome"]
+)
+
 
 class ConversationsByStatus(Collector):
     """``flowdesk_conversations{status}``, counted in the store when scraped."""

@@ -12,7 +12,8 @@ import asyncio
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ class WorkerOptions:
     tls: TLSSettings | None
     database_url: str
     flows_dir: Path
+    #: AI provider profiles (``ai_profiles``), secrets still as ``${env:NAME}``
+    ai_profiles: Mapping[str, Any] = field(default_factory=dict)
 
 
 def resolve_options(args: argparse.Namespace, settings: Settings) -> WorkerOptions:
@@ -74,6 +77,7 @@ def resolve_options(args: argparse.Namespace, settings: Settings) -> WorkerOptio
         tls=tls_settings(args, settings),
         database_url=args.database_url or database_url(settings),
         flows_dir=Path(settings.get("flows_dir", default="flows")),
+        ai_profiles=settings.get("ai_profiles", default={}) or {},
     )
 
 
@@ -106,7 +110,14 @@ async def _serve(options: WorkerOptions) -> int:
     client = await connect(options.address, options.namespace, tls=options.tls)
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_worker(client, task_queue=options.task_queue, store=store, flows_dir=options.flows_dir, stop=stop)
+        run_worker(
+            client,
+            task_queue=options.task_queue,
+            store=store,
+            flows_dir=options.flows_dir,
+            stop=stop,
+            ai_profiles=options.ai_profiles,
+        )
     )
 
     def on_signal(signum: int) -> None:

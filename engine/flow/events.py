@@ -31,6 +31,10 @@ class AIResult:
     at: str
     confidence: float | None = None
     provider: str | None = None
+    #: every provider tried, in order: {provider, outcome, latency_ms, tokens, model, detail}
+    attempts: tuple[dict[str, Any], ...] = ()
+    #: vendor conversation ids to keep, by provider label (Dify, FastGPT and Coze keep history)
+    sessions: dict[str, str] = field(default_factory=dict)
     kind: ClassVar[str] = "ai_result"
 
 
@@ -42,6 +46,7 @@ class AIFailed:
     reason: str
     at: str
     detail: str = ""
+    attempts: tuple[dict[str, Any], ...] = ()
     kind: ClassVar[str] = "ai_failed"
 
 
@@ -145,6 +150,8 @@ class SendText:
     step: str | None
     choices: tuple[str, ...] = ()
     sender: str = "bot"
+    #: logged with the message: for an AI answer, its provider and attempts
+    meta: dict[str, Any] = field(default_factory=dict)
     kind: ClassVar[str] = "send"
 
 
@@ -164,6 +171,8 @@ class CallAI:
     intents: tuple[tuple[str, tuple[str, ...]], ...] = ()
     timeout_ms: int | None = None
     retries: int | None = None
+    #: the vendor conversation ids the conversation holds, by provider label
+    sessions: dict[str, str] = field(default_factory=dict)
     kind: ClassVar[str] = "call_ai"
 
 

@@ -9,27 +9,16 @@ configured, and providers that need a network are skipped with a note. An
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from connectors.ai.faq_knowledge import FaqKnowledge
+from connectors.ai.faq import knowledge_at
 from engine.flow.context import FlowResolver
 from engine.flow.events import AIFailed, AIResult, CallAI, CallHttp, HttpFailed, HttpResult
 from engine.flow.textmatch import KeywordClassifier
 
 OFFLINE_PROVIDERS = frozenset({"echo", "faq"})
 _RESPONSE_KEYS = frozenset({"status", "body", "error"})
-
-
-@lru_cache(maxsize=64)
-def _knowledge(path: str, mtime: float) -> FaqKnowledge:
-    return FaqKnowledge.load(path)
-
-
-def load_knowledge(path: Path) -> FaqKnowledge:
-    """A knowledge file, re-read when it changes on disk."""
-    return _knowledge(str(path), path.stat().st_mtime)
 
 
 class OfflineAI:
@@ -78,7 +67,7 @@ class OfflineAI:
         if not path.is_file():
             self.notes.append(f"faq knowledge file {path} not found")
             return None
-        answer = load_knowledge(path).answer(text)
+        answer = knowledge_at(path).answer(text)
         if answer is None or (min_confidence is not None and answer.confidence < min_confidence):
             return None
         return answer.answer, answer.confidence

@@ -54,6 +54,8 @@ class ConversationState:
     answer: str | None = None
     intent: str | None = None
     last_ai: dict[str, Any] | None = None
+    #: vendor conversation ids by AI provider label (see CallAI.sessions)
+    ai_sessions: dict[str, str] = field(default_factory=dict)
     last_http: dict[str, Any] | None = None
     pending: Pending | None = None
     attempts: int = 0

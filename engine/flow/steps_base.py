@@ -52,12 +52,20 @@ class RunnerBase:
     def render(self, template: str, *, secrets: bool = False) -> str:
         return expr.render(template, self.scope(secrets=secrets))
 
-    def send(self, text: str, step: str | None, *, choices: tuple[str, ...] = (), sender: str = "bot") -> None:
+    def send(
+        self,
+        text: str,
+        step: str | None,
+        *,
+        choices: tuple[str, ...] = (),
+        sender: str = "bot",
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         text = text.strip()
         if not text:
             return  # a template that rendered empty sends nothing rather than a blank bubble
         text = text[: self.ctx.limits.max_text_chars]
-        self.emit(SendText(text=text, step=step, choices=choices, sender=sender))
+        self.emit(SendText(text=text, step=step, choices=choices, sender=sender, meta=meta or {}))
         self.state.record(sender.split(":", maxsplit=1)[0], text, self.state.clock, step=step)
 
     def go(self, name: Next) -> None:

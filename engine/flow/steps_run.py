@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from functools import lru_cache
+from typing import Any
 
 from engine.flow import expr
 from engine.flow.events import (
@@ -197,6 +198,7 @@ class StepRunner(RunnerBase):
                 intents=intents,
                 timeout_ms=step.timeout_ms,
                 retries=step.retries,
+                sessions=dict(self.state.ai_sessions),
             )
         )
         self.state.pending = Pending("ai", step.name, call_id=call_id)
@@ -209,11 +211,12 @@ class StepRunner(RunnerBase):
                 return step.on_timeout
             return self.fail(step, f"ai_{event.reason}", event.detail or f"AI chain failed ({event.reason})")
         self.state.last_ai = {"text": event.text, "confidence": event.confidence, "provider": event.provider}
+        self.state.ai_sessions.update(event.sessions)
         action = step.action
         if isinstance(action, ClassifyAction):
             return self.attempt(step, lambda: self.route_intent(step, action, event.text.strip()))
         if isinstance(action, AIAction) and action.send:
-            self.send(event.text, step.name)
+            self.send(event.text, step.name, meta={"ai": _provenance(event)})
         if step.save_as:
             self.state.vars[step.save_as] = event.text
         return self.attempt(step, lambda: self.complete(step))
@@ -285,3 +288,8 @@ class StepRunner(RunnerBase):
         self.state.flow, self.state.revision = target.name, target.revision
         self.state.vars = {**copy.deepcopy(dict(target.vars)), **given}
         return target.start
+
+
+def _provenance(event: AIResult) -> dict[str, Any]:
+    """What the log keeps about an AI answer: who gave it, how sure, and every attempt."""
+    return {"provider": event.provider, "confidence": event.confidence, "attempts": list(event.attempts)}

@@ -1,14 +1,16 @@
 """The names a flow may refer to: channels, AI providers and pipeline processors.
 
-The validator checks references against a :class:`Vocabulary`. The defaults are the
-built-ins; plugin registries extend them with what they discovered, so a flow that
-uses an installed plugin validates and a typo is still caught.
+The validator checks references against a :class:`Vocabulary`. The default is the
+built-ins plus the names installed plugins publish as entry points (``flowdesk.ai``,
+``flowdesk.processors``, ``flowdesk.channels``), so a flow that uses an installed
+plugin validates and a typo is still caught.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 BUILTIN_CHANNELS = frozenset(
     {"webchat", "telegram", "whatsapp", "line", "wechat", "email", "slack", "sms", "webhook", "cli"}
@@ -44,4 +46,14 @@ class Vocabulary:
         return self.import_references and bool(IMPORT_REFERENCE.match(name))
 
 
-DEFAULT_VOCABULARY = Vocabulary()
+def installed(group: str) -> frozenset[str]:
+    """Names the installed distributions publish as entry points of ``group`` (nothing is imported)."""
+    return frozenset(point.name for point in entry_points(group=group))
+
+
+#: The built-ins and every installed plugin's name (read once, when the process starts).
+DEFAULT_VOCABULARY = Vocabulary(
+    channels=BUILTIN_CHANNELS | installed("flowdesk.channels"),
+    providers=BUILTIN_PROVIDERS | installed("flowdesk.ai"),
+    processors=BUILTIN_PROCESSORS | installed("flowdesk.processors"),
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,10 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from engine.ai.gateway import AIGateway
 from engine.errors import FlowdeskError
 from engine.flow import expr
-from engine.flow.events import AIFailed, AIResult, CallAI, to_dict
-from engine.flow.offline import OfflineAI
+from engine.flow.events import CallAI, to_dict
 from engine.metrics import DELIVERY_FAILURES, MESSAGES_OUT
 from engine.runtime.inbound import run_inbound
 from engine.runtime.ports import DeliveryRejected, MessageLog, OutboundChannel
@@ -47,10 +47,11 @@ class ConversationActivities:
         secrets: SecretLookup = os.environ.get,
         http: httpx.AsyncClient | None = None,
         knowledge_dir: Path | None = None,
+        ai_profiles: Mapping[str, Any] | None = None,
     ) -> None:
         self.catalog = catalog
         # Knowledge files (`faq` providers) are named relative to the flows directory.
-        self.offline_ai = OfflineAI(catalog, base_dir=knowledge_dir)
+        self.ai = AIGateway(profiles=ai_profiles, environ=SecretsView(secrets), knowledge_dir=knowledge_dir)
         self.channels = dict(channels)
         self.log = log
         self.secrets = secrets
@@ -98,6 +99,7 @@ class ConversationActivities:
                 sender=data.sender,
                 flow=data.flow,
                 revision=data.revision,
+                meta=data.meta,
             ),
         )
         return delivered
@@ -107,7 +109,8 @@ class ConversationActivities:
         """Run an AI chain; a chain that fails as a whole is a result, not an exception."""
         fields = {k: v for k, v in data.call.items() if k != "kind"}
         call = CallAI(**{**fields, "history": tuple(fields.get("history", ())), "intents": _intents(fields)})
-        result: AIResult | AIFailed = self.offline_ai(call, call_time())
+        flow = self.catalog.compiled.get(call.flow, call.revision)
+        result = await self.ai.answer(call, flow, call_time(), conversation_id=data.conversation_id)
         return to_dict(result)
 
     @activity.defn(name="flowdesk.call_http")
@@ -154,6 +157,25 @@ class ConversationActivities:
             return expr.SECRET_MARKER_RE.sub(value, text)
 
         return resolve
+
+
+class SecretsView(Mapping[str, str]):
+    """A secret lookup seen as a read-only mapping (what settings' ``${env:NAME}`` resolve against)."""
+
+    def __init__(self, lookup: SecretLookup) -> None:
+        self.lookup = lookup
+
+    def __getitem__(self, name: str) -> str:
+        value = self.lookup(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())  # secrets are looked up by name, never listed
+
+    def __len__(self) -> int:
+        return 0
 
 
 def call_time() -> str:

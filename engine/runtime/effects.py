@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from engine.ai.gateway import DEFAULT_CHAIN_TIMEOUT_MS, chain_timeout_ms
     from engine.flow.events import (
         AIFailed,
         CallAI,
@@ -48,7 +49,13 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 #: activity whose retries are used up raises the reason itself.
 ACTIVITY_FAILURES = (ActivityError, ApplicationError, TimeoutError)
 
-DEFAULT_AI_TIMEOUT = timedelta(seconds=30)
+DEFAULT_AI_TIMEOUT = timedelta(milliseconds=DEFAULT_CHAIN_TIMEOUT_MS)
+#: Time an AI activity gets beyond its chain's timeout, to report what happened.
+AI_ACTIVITY_GRACE = timedelta(seconds=10)
+#: A chain's failure is a result; the activity itself fails only when its worker does.
+AI_ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+#: Workflow patch: a chain that gave no answer is logged with its attempts.
+RECORD_AI_FAILURES = "record-ai-failures"
 DEFAULT_HTTP_TIMEOUT = timedelta(seconds=10)
 
 
@@ -109,10 +116,11 @@ class ConversationEffects:
             self.events.append(TimerFired(timer_id=timer_id, at=self._now()))
 
     async def _call_ai(self, call: CallAI) -> None:
-        timeout = timedelta(milliseconds=call.timeout_ms) if call.timeout_ms else DEFAULT_AI_TIMEOUT
-        attempts = (call.retries if call.retries is not None else 1) + 1
+        # The chain keeps its own time and retries each provider as the flow says; this
+        # bounds one run of it and retries it only when a worker was lost mid-chain.
+        timeout = self._chain_timeout(call) + AI_ACTIVITY_GRACE
         data = AIInput(call=to_dict(call), conversation_id=self.input.conversation_id)
-        retry = RetryPolicy(maximum_attempts=attempts)
+        retry = AI_ACTIVITY_RETRY
         started = workflow.time()
         try:
             if self._offline_chain(call):
@@ -125,7 +133,10 @@ class ConversationEffects:
                 result = await workflow.execute_activity_method(
                     ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
                 )
-            self.events.append(event_from_dict({**result, "call_id": call.call_id, "at": self._now()}))
+            event = event_from_dict({**result, "call_id": call.call_id, "at": self._now()})
+            if isinstance(event, AIFailed) and workflow.patched(RECORD_AI_FAILURES):
+                await self._record_ai_failure(event)
+            self.events.append(event)
         except ACTIVITY_FAILURES as exc:
             reason = "timeout" if isinstance(_cause(exc), TimeoutError) else "failed"
             self.events.append(AIFailed(call.call_id, reason, self._now(), failure_text(exc)))
@@ -133,6 +144,26 @@ class ConversationEffects:
             if not workflow.unsafe.is_replaying():
                 kind = "classify" if call.purpose == "classify" else "ai"
                 time_step(call.flow, kind, workflow.time() - started)
+
+    def _chain_timeout(self, call: CallAI) -> timedelta:
+        flow = self.flows.get(call.flow, call.revision)
+        chain = flow.chains.get(call.chain) if flow is not None else None
+        if chain is None:
+            return DEFAULT_AI_TIMEOUT
+        return timedelta(milliseconds=chain_timeout_ms(chain, call))
+
+    async def _record_ai_failure(self, event: AIFailed) -> None:
+        """Log a chain that gave no answer, with every attempt (the answers' are on their messages)."""
+        await self._record(
+            event.call_id,
+            "event",
+            "",
+            event.at,
+            status="ai_failed",
+            sender="system",
+            detail=f"{event.reason}: {event.detail}"[:1000],
+            meta={"ai": {"attempts": list(event.attempts)}},
+        )
 
     def _offline_chain(self, call: CallAI) -> bool:
         flow = self.flows.get(call.flow, call.revision)
@@ -166,7 +197,9 @@ class ConversationEffects:
 
     # -- delivery -------------------------------------------------------------------------
 
-    def _queue_delivery(self, text: str, choices: tuple[str, ...], sender: str) -> None:
+    def _queue_delivery(
+        self, text: str, choices: tuple[str, ...], sender: str, meta: dict[str, Any] | None = None
+    ) -> None:
         self.sent += 1
         self.outbox.append(
             DeliverInput(
@@ -181,6 +214,7 @@ class ConversationEffects:
                 revision=self.state.revision if self.state else self.input.revision,
                 at=self._now(),
                 route=self._reply_route(),
+                meta=meta or {},
             )
         )
 
@@ -262,6 +296,7 @@ class ConversationEffects:
         sender: str = "customer",
         channel: str | None = None,
         detail: str = "",
+        meta: dict[str, Any] | None = None,
     ) -> RecordInput:
         state = self.state
         return RecordInput(
@@ -276,6 +311,7 @@ class ConversationEffects:
             flow=state.flow if state else self.input.flow,
             revision=state.revision if state else self.input.revision,
             detail=detail,
+            meta=meta or {},
         )
 
     async def _record(self, message_id: str, direction: str, text: str, at: str, **details: Any) -> None:

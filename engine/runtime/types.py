@@ -100,6 +100,8 @@ class RecordInput:
     flow: str = ""
     revision: str = ""
     detail: str = ""
+    #: what produced the entry (an AI answer's provider and attempts); stored as the message's meta
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,6 +146,8 @@ class DeliverInput:
     at: str = ""
     #: task queue of the node holding the customer's socket (web chat); "" = the worker's own
     route: str = ""
+    #: logged with the reply (see RecordInput.meta)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
@@ -42,6 +43,7 @@ def build_worker(
     max_concurrent_activities: int = 200,
     sandboxed: bool | None = None,
     knowledge_dir: Path | None = None,
+    ai_profiles: Mapping[str, Any] | None = None,
 ) -> Worker:
     """A worker running conversations of ``catalog``'s flows on ``task_queue``.
 
@@ -50,7 +52,12 @@ def build_worker(
     """
     registry.register(task_queue, catalog.compiled)
     activities = ConversationActivities(
-        catalog, channels=channels or {}, log=message_log, secrets=secrets, knowledge_dir=knowledge_dir
+        catalog,
+        channels=channels or {},
+        log=message_log,
+        secrets=secrets,
+        knowledge_dir=knowledge_dir,
+        ai_profiles=ai_profiles,
     )
     return Worker(
         client,
@@ -103,6 +110,7 @@ async def run_worker(
     flows_dir: Path,
     channels: Mapping[str, OutboundChannel] | None = None,
     stop: asyncio.Event | None = None,
+    ai_profiles: Mapping[str, Any] | None = None,
 ) -> None:
     """Run a worker on the store's revisions until ``stop`` is set, then shut down cleanly.
 
@@ -113,7 +121,13 @@ async def run_worker(
     catalog = FlowCatalog(StoreRevisions(store))
     await asyncio.to_thread(follow_live, catalog, store)
     worker = build_worker(
-        client, catalog, task_queue=task_queue, channels=channels, message_log=store, knowledge_dir=flows_dir
+        client,
+        catalog,
+        task_queue=task_queue,
+        channels=channels,
+        message_log=store,
+        knowledge_dir=flows_dir,
+        ai_profiles=ai_profiles,
     )
     log.info("worker on task queue %r with flows %s", task_queue, sorted(catalog.live_map()))
     stopped = stop or asyncio.Event()

@@ -199,7 +199,7 @@ class ConversationWorkflow(ConversationEffects):
 
     def _execute(self, command: Command) -> None:
         if isinstance(command, SendText):
-            self._queue_delivery(command.text, command.choices, command.sender)
+            self._queue_delivery(command.text, command.choices, command.sender, command.meta)
         elif isinstance(command, StartTimer):
             due = workflow.now() + timedelta(milliseconds=command.delay_ms)
             self.timers[command.timer_id] = due.isoformat()

@@ -49,6 +49,7 @@ def message_view(row: Message) -> dict[str, Any]:
         "choices": list(row.choices or []),
         "status": row.status,
         "detail": row.detail,
+        "meta": dict(row.meta or {}),
         "flow": row.flow,
         "revision": row.revision,
         "at": row.at,

@@ -49,6 +49,7 @@ class WebChatChannel:
             sender=data.sender,
             flow=data.flow,
             revision=data.revision,
+            meta=data.meta,
         )
         row = await self.store.in_write_thread(self.store.record_message, entry, choices=list(data.choices))
         taken = await self.hub.push(contact_id, message_frame(row)) if online else 0

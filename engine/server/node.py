@@ -157,6 +157,7 @@ class Node:
             temporal_ui_url=self.embedded.ui_url if self.embedded else None,
         )
         webchat = WebChatChannel(store, hub)
+        ai_profiles = self.settings.get("ai_profiles", default={}) or {}
         if not node_queue:
             # One node: its conversation worker holds every socket, and delivers web
             # chat itself (the reply activity then starts with the workflow task).
@@ -168,13 +169,19 @@ class Node:
                     channels={CHANNEL: webchat},
                     message_log=store,
                     knowledge_dir=options.flows_dir,
+                    ai_profiles=ai_profiles,
                 )
             ]
         else:
             # A cluster: replies reach the node that holds the socket through its own queue.
             self._workers = [
                 build_worker(
-                    client, catalog, task_queue=options.task_queue, message_log=store, knowledge_dir=options.flows_dir
+                    client,
+                    catalog,
+                    task_queue=options.task_queue,
+                    message_log=store,
+                    knowledge_dir=options.flows_dir,
+                    ai_profiles=ai_profiles,
                 ),
                 Worker(
                     client,

@@ -49,6 +49,7 @@ def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, ra
         "choices": list(choices or []),
         "status": entry.status,
         "detail": entry.detail,
+        "meta": entry.meta,
         "raw_ref": raw_ref,
         "flow": entry.flow,
         "revision": entry.revision,

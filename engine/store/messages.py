@@ -103,6 +103,7 @@ def _record(session: Session, entry: RecordInput, choices: list[str] | None, raw
             choices=list(choices or []),
             status=entry.status,
             detail=entry.detail,
+            meta=entry.meta,
             raw_ref=raw_ref,
             flow=entry.flow,
             revision=entry.revision,

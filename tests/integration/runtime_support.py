@@ -294,6 +294,8 @@ async def running_conversations(
     *,
     secrets: SecretLookup | None = None,
     channel: CollectingChannel | None = None,
+    ai_profiles: dict[str, Any] | None = None,
+    knowledge_dir: Path | None = None,
 ) -> AsyncIterator[Runtime]:
     """A worker for ``flows`` (sources, all published live) and the client side talking to it."""
     catalog = FlowCatalog(FileRevisionStore(data_dir / "revisions"))
@@ -308,6 +310,8 @@ async def running_conversations(
         channels={CHANNEL: channel},
         message_log=log,
         secrets=secrets or (lambda name: None),
+        ai_profiles=ai_profiles,
+        knowledge_dir=knowledge_dir,
     )
     async with worker:
         runtime = Runtime(

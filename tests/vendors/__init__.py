@@ -1,0 +1,1 @@
+"""Local servers that speak AI vendors' wire formats, for tests and benchmarks."""
