@@ -112,4 +112,3 @@ class PluginRegistry(Generic[T]):
             except PluginError as exc:
                 failures[name] = exc
         return failures
-

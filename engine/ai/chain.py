@@ -136,6 +136,8 @@ class _ChainRun:
             remaining = self.deadline - self.clock()
             if remaining <= 0:
                 return None
+            if attempt and link.breaker is not None and not link.breaker.allow():
+                return None  # the failure just opened the breaker (or failed its probe): move on
             result, reply, error = await _call(
                 link, request, min(link.timeout_s, remaining), self.min_confidence, self.redact
             )

@@ -30,6 +30,12 @@ RELEVANCE_WEIGHT = 0.75
 ANSWER_INHERITS = 0.8
 #: Content words a customer message needs to count as stating a goal.
 GOAL_MIN_WORDS = 2
+#: Words of greetings and small talk: they do not state a goal ("Good morning!", "你好，在吗？").
+GREETING_WORDS = frozenset(
+    {"hello", "hi", "hey", "hiya", "good", "morning", "afternoon", "evening", "day", "thank", "thanks", "there",
+     "anyone", "how", "ok", "okay", "yes", "no", "bye", "你好", "您好", "好", "在", "在吗", "喂", "嗨", "哈喽",
+     "早", "早上", "上好", "晚上", "谢谢", "谢", "没", "有", "人"}
+)  # fmt: skip
 _TURN_OVERHEAD_TOKENS = 4
 _CJK_RE = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORD_RE = re.compile(r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -53,7 +59,7 @@ def select_context(history: Sequence[Turn], message: str, spec: ContextSpec) -> 
 def goal_turn(history: Sequence[Turn]) -> int | None:
     """Index of the first customer turn with enough content words to state a goal."""
     for index, turn in enumerate(history):
-        if turn.role == "user" and len(set(tokenize(turn.text))) >= GOAL_MIN_WORDS:
+        if turn.role == "user" and len(set(tokenize(turn.text)) - GREETING_WORDS) >= GOAL_MIN_WORDS:
             return index
     return None
 

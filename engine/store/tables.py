@@ -109,9 +109,7 @@ class Message(SQLModel, table=True):
     detail: str = ""
     raw_ref: str | None = None  # where the channel's raw payload is kept, if anywhere
     #: what produced it: for an AI answer, the provider and every attempt (``{"ai": {...}}``)
-    meta: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
-    )
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     flow: str = ""
     revision: str = ""
     at: str  # the event's own time, as the runtime gave it (workflow time)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from engine.store import Store, create_db_engine, current_revision, head_revision, upgrade
-from engine.store.db import MIGRATIONS, alembic_config
+from engine.store.db import MIGRATIONS, alembic_config, writer
 from engine.store.tables import TABLES
 
 TABLE_NAMES = {str(model.__table__.name) for model in TABLES}  # type: ignore[attr-defined]
@@ -97,3 +98,33 @@ def test_the_inbound_index_is_partial(fx_engine: Engine) -> None:
             "SELECT sql FROM sqlite_master WHERE name = 'uq_message_inbound_channel_id'"
         ).scalar()
     assert sql is not None and "WHERE direction = 'in'" in sql
+
+
+def test_upgrading_a_0001_database_keeps_its_messages(fx_engine: Engine, tmp_path: Path) -> None:
+    """0002 adds messages' ``meta``: rows written before it keep everything and read as ``{}``."""
+    config = alembic_config()
+    with writer(fx_engine).begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO contact (id, tags, created_at) VALUES ('c1', '[]', '2026-01-01 00:00:00')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO conversation (id, contact_id, channel, status, flow, revision, created_at, updated_at)"
+            " VALUES ('v1', 'c1', 'webchat', 'open', 'demo', 'r1', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO message (conversation_id, direction, message_id, channel, sender, text, choices, status,"
+            " detail, flow, revision, at, created_at) VALUES ('v1', 'in', 'm1', 'webchat', 'customer', 'hello',"
+            " '[]', 'received', '', 'demo', 'r1', '2026-01-01T00:00:00', '2026-01-01 00:00:00')"
+        )
+    assert current_revision(fx_engine) == "0001"
+    upgrade(fx_engine)
+    assert current_revision(fx_engine) == head_revision()
+    fx_engine.dispose()
+    store = Store(f"sqlite:///{tmp_path / 'db' / 'flowdesk.db'}")
+    try:
+        (row,) = store.transcript("v1")
+        assert (row.message_id, row.text, row.status, row.meta) == ("m1", "hello", "received", {})
+    finally:
+        store.close()
