@@ -64,7 +64,6 @@ confidence.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -261,7 +260,7 @@ class CozeProvider:
         body: dict[str, Any] = {
             **self._extra,
             "bot_id": self._bot_id,
-            "user_id": end_user(request),
+            "user_id": request.end_user,
             "stream": False,
             "auto_save_history": True,  # non-streaming chats can only be read back when saved
             "additional_messages": messages,
@@ -277,14 +276,6 @@ class CozeProvider:
 def create(params: Mapping[str, Any]) -> CozeProvider:
     """The ``coze`` provider (``connectors.ai.coze:create``)."""
     return CozeProvider(params)
-
-
-def end_user(request: AIRequest) -> str:
-    """Coze's ``user_id``: the customer's id, else one derived from the conversation (stable per conversation)."""
-    if request.user:
-        return request.user
-    digest = hashlib.sha256(request.conversation_id.encode()).hexdigest()[:32]
-    return f"flowdesk-{digest}"
 
 
 def error_for_code(code: int, step: str, default: type[ProviderError] = Rejected) -> ProviderError:

@@ -50,7 +50,6 @@ them), and Dify Cloud cuts blocking calls off after 100 seconds.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,7 +102,7 @@ class DifyProvider:
             "query": request.message,
             "response_mode": "blocking",
             "conversation_id": conversation_id,
-            "user": end_user(request),
+            "user": request.end_user,
             **extra,
         }
 
@@ -111,14 +110,6 @@ class DifyProvider:
 def create(params: Mapping[str, Any]) -> DifyProvider:
     """The ``dify`` provider (``connectors.ai.dify:create``)."""
     return DifyProvider(params)
-
-
-def end_user(request: AIRequest) -> str:
-    """Dify's ``user``: the customer's id, else one derived from the conversation (stable per conversation)."""
-    if request.user:
-        return request.user
-    digest = hashlib.sha256(request.conversation_id.encode()).hexdigest()[:32]
-    return f"flowdesk-{digest}"
 
 
 def _base_url(params: Mapping[str, Any]) -> str:

@@ -38,7 +38,6 @@ outage and retried.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -57,12 +56,12 @@ from engine.ai.types import (
     Rejected,
     Unauthorized,
     Unavailable,
+    conversation_token,
 )
 
 __all__ = ["FastGPTProvider", "chat_id", "create"]
 
 VENDOR = "fastgpt"
-CHAT_ID_PREFIX = "flowdesk-"
 _RESERVED_BODY_KEYS = frozenset({"chatId", "stream", "detail", "messages"})
 #: ``statusText`` values for a key that is not accepted (besides every ``unAuth...``).
 _AUTH_STATUS_TEXTS = frozenset({"openapiUnExist", "openapiUnAuth"})
@@ -148,9 +147,9 @@ def chat_id(request: AIRequest) -> str:
     if request.vendor_conversation_id:
         return request.vendor_conversation_id
     if not request.conversation_id:
-        return f"{CHAT_ID_PREFIX}{uuid.uuid4().hex}"  # no conversation to follow: a chat of its own
+        return f"flowdesk-{uuid.uuid4().hex}"  # no conversation to follow: a chat of its own
     # Hashed so that internal ids do not leave Flowdesk, and well within FastGPT's 250 characters.
-    return f"{CHAT_ID_PREFIX}{hashlib.sha256(request.conversation_id.encode()).hexdigest()[:32]}"
+    return conversation_token(request.conversation_id)
 
 
 def raise_for_envelope(response: httpx.Response) -> None:

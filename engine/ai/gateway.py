@@ -12,7 +12,6 @@ by provider label. They are ids, not secrets.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -77,7 +76,6 @@ class AIGateway:
             system=call.system,
             context=select_context(history, call.text, chain.context),
             conversation_id=conversation_id,
-            user=_user_id(conversation_id),
         )
         outcome = await self._run(chain, call, request)
         AI_CHAINS.labels(call.flow, call.chain, "answered" if outcome.reply else outcome.reason).inc()
@@ -161,11 +159,6 @@ def _turns(history: Sequence[Mapping[str, Any]], message: str) -> list[Turn]:
     if turns and turns[-1].role == "user" and turns[-1].text == message:
         turns.pop()
     return turns
-
-
-def _user_id(conversation_id: str) -> str:
-    """A stable id for vendors that want a user: derived, so it names no one."""
-    return "fd-" + hashlib.sha256(conversation_id.encode()).hexdigest()[:16] if conversation_id else "fd-anonymous"
 
 
 def _result(call: CallAI, outcome: ChainOutcome, at: str) -> AIResult | AIFailed:

@@ -10,6 +10,7 @@ requests carry credentials.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -64,6 +65,16 @@ class AIRequest:
     conversation_id: str = ""
     vendor_conversation_id: str | None = None
     user: str = ""
+
+    @property
+    def end_user(self) -> str:
+        """``user``, else an id derived from the conversation: stable, and naming no one."""
+        return self.user or conversation_token(self.conversation_id)
+
+
+def conversation_token(conversation_id: str) -> str:
+    """``flowdesk-`` and 32 hex digits of the conversation id's SHA-256: what vendors see of it."""
+    return "flowdesk-" + hashlib.sha256(conversation_id.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)

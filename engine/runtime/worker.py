@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from engine.ai.http import CLIENTS as AI_CLIENTS
 from engine.runtime import registry
 from engine.runtime.activities import ConversationActivities, SecretLookup
 from engine.runtime.ports import MessageLog, OutboundChannel
@@ -139,6 +140,7 @@ async def run_worker(
                 await asyncio.to_thread(follow_live, catalog, store)
             except Exception as exc:  # the database may be away for a moment; keep working
                 log.warning("could not read the live flow revisions: %s", exc)
+    await AI_CLIENTS.aclose()
     registry.unregister(task_queue)
 
 

@@ -24,6 +24,7 @@ from litestar import Litestar
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from engine.ai.http import CLIENTS as AI_CLIENTS
 from engine.errors import ConfigError
 from engine.runtime.client import Conversations
 from engine.runtime.connect import connect
@@ -242,6 +243,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
+        await AI_CLIENTS.aclose()  # the AI vendors' connections, once no activity runs
         if self.embedded is not None:
             await self.embedded.stop()
         if self.store is not None:

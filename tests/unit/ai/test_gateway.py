@@ -439,7 +439,7 @@ async def test_the_vendor_user_id_is_stable_and_reveals_nothing() -> None:
     await gateway.answer(call("b"), flow, AT, conversation_id="conv-42")
     await gateway.answer(call("c"), flow, AT, conversation_id="conv-43")
 
-    users = [r.user for r in record.requests]
+    users = [r.end_user for r in record.requests]
     assert users[0] == users[1] != users[2]
     assert all("conv-4" not in user for user in users)
     assert record.requests[0].conversation_id == "conv-42"
