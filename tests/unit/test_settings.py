@@ -155,3 +155,21 @@ def test_the_port_from_the_environment_is_a_number() -> None:
     assert settings.get("server") == {"host": "0.0.0.0", "port": 9000}
     with pytest.raises(ConfigError, match="FLOWDESK_PORT='http'"):
         Settings.from_mapping({}, environ={"FLOWDESK_PORT": "http"})
+
+
+def test_ai_profiles_carry_the_providers_own_settings() -> None:
+    """Besides base_url/api_key/model, a profile holds settings only its provider knows (coze's bot_id)."""
+    source = (
+        "ai_profiles:\n"
+        "  bot:\n"
+        "    provider: coze\n"
+        "    api_key: ${env:COZE_TOKEN}\n"
+        '    bot_id: "7392"\n'
+        "    poll_interval: 0.2\n"
+    )
+    settings = Settings.from_source(source, "flowdesk.yaml", environ={})
+    assert settings.get("ai_profiles", "bot", "bot_id") == "7392"
+    # a provider setting that looks like a secret reference must be a well-formed one
+    broken = source.replace('bot_id: "7392"', "bot_id: ${env:}")
+    with pytest.raises(ConfigError, match=r"flowdesk.yaml:\d+:\d+"):
+        Settings.from_source(broken, "flowdesk.yaml", environ={})
