@@ -8,12 +8,14 @@ answered (one asyncio task per send), spread round-robin over C conversations.
 Latency is measured from the *planned* send time, so a stalled sender or worker
 shows up in the figures instead of slowing the load down (no coordinated omission).
 
-- engine:   ``Conversations.send`` (update-with-start of ``ConversationWorkflow``)
-            running the flow ``listen (wait: message) -> answer (ai: echo) -> listen``
+- engine:   what a channel endpoint of ``flowdesk serve`` does with a message: log it
+            in the SQLite store, then ``Conversations.send`` (update-with-start of
+            ``ConversationWorkflow``, marked logged) running the flow
+            ``listen (wait: message) -> answer (ai: echo) -> listen``
             with the real worker (``build_worker``: unsandboxed as in production,
-            activities, revisions and message log in a SQLite store); latency =
+            activities, revisions and message log in the same store); latency =
             the in-process OutboundChannel receiving the echoed reply - planned
-            send time. The reply text carries the message's
+            send time (the log write is inside it). The reply text carries the message's
             unique token, which maps each delivery back to its message.
 - baseline: a minimal raw-Temporal entity workflow on its own task queue, one per
             conversation, each message one update-with-start whose handler runs one
@@ -46,7 +48,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -365,7 +367,7 @@ async def temporal_server(data_dir: Path, memory: bool) -> Any:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from engine.runtime.client import Conversations  # noqa: PLC0415
     from engine.runtime.revisions import FlowCatalog  # noqa: PLC0415
-    from engine.runtime.types import InboundMessage  # noqa: PLC0415
+    from engine.runtime.types import InboundMessage, RecordInput  # noqa: PLC0415
     from engine.runtime.worker import build_worker  # noqa: PLC0415
     from engine.store import Store, StoreRevisions  # noqa: PLC0415
 
@@ -408,10 +410,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             async def send_engine(index: int) -> None:
                 conversation = f"{run_id}-{index % conversations}"
-                await convs.send(
-                    conversation,
-                    InboundMessage(id=f"{run_id}-m{index}", text=f"where is my order? tok-{index}", channel=CHANNEL),
+                message = InboundMessage(
+                    id=f"{run_id}-m{index}", text=f"where is my order? tok-{index}", channel=CHANNEL
                 )
+                # As the server's channels do: logged first, so the workflow need not log it.
+                at = datetime.now(UTC).isoformat()
+                await store.write(RecordInput(conversation, "in", message.text, CHANNEL, message.id, at))
+                message.meta["logged"] = True
+                await convs.send(conversation, message)
 
             async with engine_worker, baseline_worker:
                 send_baseline = baseline_sender(client, run_id, conversations, baseline_queue)

@@ -19,6 +19,8 @@ class MessageReceived:
 
     message: dict[str, Any]
     at: str
+    #: the live revision of each flow as the sender saw it (see InboundMessage.live); may be empty
+    live: dict[str, str] = field(default_factory=dict)
     kind: ClassVar[str] = "message"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +77,8 @@ class Conversations:
         )
         if flow is None:
             raise NoFlowError(f"no live flow takes conversations from channel {message.channel!r}")
+        if not message.live:
+            message = replace(message, live=self.catalog.live_map())
         conversation = ConversationInput(
             conversation_id=conversation_id,
             flow=flow.name,

@@ -68,6 +68,8 @@ AGENT_ACTIONS = frozenset({"accept", "reply", "resolve", "transfer"})
 ENDED_ERROR = "ConversationEnded"
 #: Runs started before this change do not log the end of their conversation.
 RECORD_END_PATCH = "record-conversation-end"
+#: Runs started before this change always ran the prepare activity for a message.
+SKIP_PREPARE_PATCH = "skip-idle-prepare"
 
 
 @workflow.defn(name="Conversation")
@@ -149,6 +151,11 @@ class ConversationWorkflow(ConversationEffects):
         """Persist the message, run the inbound pipeline, and move to a new live revision."""
         assert self.state is not None
         message = event.message
+        live = self._live_from_sender(event)
+        if live is not None:
+            # Nothing for the prepare activity to do: logged, no pipeline, revisions known.
+            self._follow_live(live)
+            return event
         try:
             prepared = await workflow.execute_local_activity_method(
                 ConversationActivities.prepare,
@@ -171,13 +178,7 @@ class ConversationWorkflow(ConversationEffects):
             # on as written, on the revision the conversation already has.
             workflow.logger.error("inbound pipeline failed, message passed on unprocessed: %s", failure_text(exc))
             return event
-        self.flows.live.update(prepared.live)
-        live = prepared.live.get(self.state.flow)
-        if live is not None and live != self.state.revision:
-            moved = adopt_revision(self.state, self._flow(self.state.flow, live))
-            if moved is not None:
-                workflow.logger.info("conversation moved to revision %s of %s", live[:12], self.state.flow)
-                self.state = moved
+        self._follow_live(prepared.live)
         if prepared.blocked is not None:
             await self._record(
                 message["id"], "in", message["text"], event.at, status="blocked", detail=prepared.blocked
@@ -186,6 +187,37 @@ class ConversationWorkflow(ConversationEffects):
                 self._queue_delivery(prepared.reply, (), "bot")
             return None
         return MessageReceived(message=prepared.message, at=event.at)
+
+    def _live_from_sender(self, event: MessageReceived) -> dict[str, str] | None:
+        """The live revisions of the flows of interest, when the prepare activity can be skipped.
+
+        That is when the server logged the message, the conversation's flow has no
+        inbound pipeline, and the message came with the live revisions the server
+        saw (revisions are content-addressed: any worker loads them by hash).
+        """
+        assert self.state is not None
+        if not event.live or not event.message.get("meta", {}).get("logged"):
+            return None
+        current = self.flows.get(self.state.flow, self.state.revision)
+        if current is None or current.inbound:
+            return None
+        names = self._flows_of_interest()
+        if any(name not in event.live for name in names):
+            return None
+        if not workflow.patched(SKIP_PREPARE_PATCH):
+            return None
+        return {name: event.live[name] for name in names}
+
+    def _follow_live(self, live: dict[str, str]) -> None:
+        """Pin the flows' live revisions; move the conversation when its own flow has a new one."""
+        assert self.state is not None
+        self.flows.live.update(live)
+        revision = live.get(self.state.flow)
+        if revision is not None and revision != self.state.revision:
+            moved = adopt_revision(self.state, self._flow(self.state.flow, revision))
+            if moved is not None:
+                workflow.logger.info("conversation moved to revision %s of %s", revision[:12], self.state.flow)
+                self.state = moved
 
     def _flows_of_interest(self) -> list[str]:
         assert self.state is not None
@@ -249,7 +281,7 @@ class ConversationWorkflow(ConversationEffects):
             "flags": {},
             "meta": dict(message.meta),
         }
-        self.events.append(MessageReceived(message=body, at=self._now()))
+        self.events.append(MessageReceived(message=body, at=self._now(), live=dict(message.live)))
         return Accepted(self.input.conversation_id, message.id)
 
     @message.validator

@@ -429,3 +429,38 @@ async def test_a_reply_for_a_node_that_is_gone_is_kept_for_the_customer(
         [reply] = await rt.wait_entries(conv, "out", 1)
         assert (reply.text, reply.status) == ("got hi", "stored")
         assert rt.channel.texts(conv) == []  # the worker's own channel never saw it
+
+
+PIPELINE_ECHO = ECHO_FLOW.replace("flow: echo", "flow: tidy-echo\npipeline:\n  inbound: [normalize]")
+
+
+async def test_a_logged_message_without_a_pipeline_skips_the_prepare_activity(
+    fx_dev_env: WorkflowEnvironment, fx_task_queue: str, tmp_path: Path
+) -> None:
+    """A server that logged the message and sent the live revisions spares the prepare round trip;
+    a flow with an inbound pipeline still runs it (and tidies the text)."""
+    async with running_conversations(fx_dev_env.client, fx_task_queue, tmp_path, [ECHO_FLOW]) as rt:
+        plain = _conversation()
+        message = InboundMessage(id=f"in-{uuid4()}", text="hello", channel=CHANNEL, meta={"logged": True})
+        rt.touched.add(plain)
+        await rt.conversations.send(plain, message)
+        assert await rt.channel.wait_texts(plain, 1) == ["got hello"]
+        plain_history = await history_text(rt.handle(plain))
+        # a new live revision is still taken at the next message, without the activity
+        moved = rt.publish(ECHO_FLOW.replace("got {{ message.text }}", "echo: {{ message.text }}"))
+        await rt.conversations.send(
+            plain, InboundMessage(id=f"in-{uuid4()}", text="again", channel=CHANNEL, meta={"logged": True})
+        )
+        assert await rt.channel.wait_texts(plain, 2) == ["got hello", "echo: again"]
+        assert (await rt.step(plain))["revision"] == moved.revision
+    assert "flowdesk.prepare" not in plain_history
+    assert "skip-idle-prepare" in plain_history  # the patch marker: replays of older runs keep the activity
+
+    async with running_conversations(fx_dev_env.client, f"{fx_task_queue}-p", tmp_path / "p", [PIPELINE_ECHO]) as rt:
+        tidy = _conversation()
+        rt.touched.add(tidy)
+        await rt.conversations.send(
+            tidy, InboundMessage(id=f"in-{uuid4()}", text="  hello   there ", channel=CHANNEL, meta={"logged": True})
+        )
+        assert await rt.channel.wait_texts(tidy, 1) == ["got hello there"]
+        assert "flowdesk.prepare" in await history_text(rt.handle(tidy))
