@@ -66,6 +66,17 @@ AI_CHAINS = Counter(
     "flowdesk_ai_chain_outcomes_total", "AI chain runs, by flow, chain and outcome.", ["flow", "chain", "outcome"]
 )
 
+PIPELINE_BLOCKED = Counter(
+    "flowdesk_pipeline_blocked_total",
+    "Messages a pipeline stage stopped, by processor and direction.",
+    ["processor", "direction"],
+)
+PIPELINE_ERRORS = Counter(
+    "flowdesk_pipeline_errors_total",
+    "Processors that failed on a message (then on_error applied).",
+    ["processor", "direction"],
+)
+
 
 class ConversationsByStatus(Collector):
     """``flowdesk_conversations{status}``, counted in the store when scraped."""

@@ -185,6 +185,15 @@ class Settings:
                 raise ConfigError(f"{self._where()}business_hours.{name}: {exc}") from None
         return FlowSettings(brand=self.brand, values=dict(self.get("values", default={}) or {}), calendars=calendars)
 
+    def word_lists(self) -> dict[str, dict[str, Any]]:
+        """The named word lists of ``sensitive_words``, files made absolute (relative: to this file's directory)."""
+        base = self.file.parent if self.file is not None else Path.cwd()
+        lists: dict[str, dict[str, Any]] = {}
+        for name, spec in (self.get("word_lists", default={}) or {}).items():
+            files = [str((base / f).resolve()) for f in spec.get("files") or []]
+            lists[name] = {"files": files, "words": list(spec.get("words") or [])}
+        return lists
+
     def limits(self) -> Limits:
         """Interpreter limits, with ``limits.max_steps_per_turn`` from the settings."""
         steps = self.get("limits", "max_steps_per_turn")

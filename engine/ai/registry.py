@@ -46,8 +46,10 @@ def build_provider(name: str, params: Mapping[str, Any]) -> AIProvider:
         provider = factory(params)
     except ProviderConfigError:
         raise
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ProviderConfigError(f"AI provider {name!r} rejected its configuration: {exc}") from None
+    except Exception as exc:  # a plugin's bug: this provider is skipped, the chain goes on
+        raise ProviderConfigError(
+            f"AI provider {name!r} could not be built from its configuration: {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(provider, AIProvider):
         made = type(provider).__name__
         raise ProviderConfigError(f"AI provider {name!r}: the factory returned a {made}, not a provider")

@@ -24,6 +24,7 @@ from engine.flow.context import FlowSet, InterpreterContext
 from engine.flow.model import CompiledFlow
 from engine.flow.offline import OfflineAI, ScriptedHttp
 from engine.flow.simulate import Simulator, flow_dir
+from engine.pipeline.runner import Pipelines
 from engine.settings import Settings
 
 
@@ -63,7 +64,15 @@ def run(args: argparse.Namespace) -> int:
     ctx = InterpreterContext(FlowSet([flow, *others]), flow_settings, limits)
     contact = {"name": args.contact_name} if args.contact_name else {}
     printer = Printer(sys.stdout, color=interactive, quiet=args.quiet)
-    session = ChatSession(ctx, flow, mocks=mocks, contact=contact, channel=args.channel, printer=printer)
+    session = ChatSession(
+        ctx,
+        flow,
+        mocks=mocks,
+        contact=contact,
+        channel=args.channel,
+        printer=printer,
+        pipelines=Pipelines(word_lists=settings.word_lists()),
+    )
     if interactive:
         printer.info(f"chatting with flow {flow.name!r} ({flow.file}); /help for commands, Ctrl-D to quit")
     for line in _lines(sys.stdin, interactive):
@@ -97,8 +106,10 @@ class ChatSession:
         contact: dict[str, Any],
         channel: str,
         printer: Printer,
+        pipelines: Pipelines | None = None,
     ) -> None:
         self.ctx = ctx
+        self.pipelines = pipelines or Pipelines()
         self.flow = flow
         self.mocks = mocks
         self.contact = contact
@@ -119,6 +130,7 @@ class ChatSession:
             channel=self.channel,
             start=datetime.now(UTC).replace(microsecond=0),
             conversation_id="try-1",
+            pipelines=self.pipelines,
         )
 
     def handle(self, line: str) -> bool:
@@ -171,6 +183,7 @@ class ChatSession:
         """Run one action and show everything it caused, in order."""
         log = self.sim.log
         marks = (len(log.sent), len(log.trace), len(log.faults), len(self.ai.notes), len(log.handoffs))
+        pipeline_marks = (len(log.blocked), len(log.pipeline_notes))
         was_ended = self.sim.state.ended
         try:
             act()
@@ -181,6 +194,10 @@ class ChatSession:
         self.out.turn(sent, trace, faults, self.flow.name, set(self.http.mocks))
         for note in self.ai.notes[marks[3] :]:
             self.out.dim(f"  · {note}")
+        for blocked in log.blocked[pipeline_marks[0] :]:
+            self.out.info(f"(blocked by the pipeline, {blocked})")
+        for note in log.pipeline_notes[pipeline_marks[1] :]:
+            self.out.dim(f"  · {note}; passed on unchanged")
         if waited is not None and not (sent or trace or faults):
             self.out.dim(f"  ({waited} passed; nothing was due)")
         for queue in log.handoffs[marks[4] :]:

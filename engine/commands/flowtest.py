@@ -11,6 +11,7 @@ from engine.errors import ConfigError
 from engine.flow.testing import run_tests
 from engine.flow.testreport import TestResult
 from engine.flow.validate import compile_paths
+from engine.pipeline.runner import Pipelines
 from engine.settings import Settings
 
 
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     errors = [d for d in project.diagnostics if d.is_error]
     if errors or not project.flows:
         return _not_runnable(args, project.diagnostics, bool(project.flows))
-    results = run_tests(project, settings=flow_settings, limits=limits, keyword=args.keyword)
+    pipelines = Pipelines(word_lists=settings.word_lists())
+    results = run_tests(project, settings=flow_settings, limits=limits, keyword=args.keyword, pipelines=pipelines)
     if args.format == "json":
         return _report_json(results)
     return _report_text(results, args.keyword)

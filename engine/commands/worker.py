@@ -60,6 +60,10 @@ class WorkerOptions:
     flows_dir: Path
     #: AI provider profiles (``ai_profiles``), secrets still as ``${env:NAME}``
     ai_profiles: Mapping[str, Any] = field(default_factory=dict)
+    #: the settings' word lists, files resolved (``Settings.word_lists``)
+    word_lists: Mapping[str, Any] = field(default_factory=dict)
+    #: the settings' ``channels`` (channel plugins are configured there)
+    channel_settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 def resolve_options(args: argparse.Namespace, settings: Settings) -> WorkerOptions:
@@ -78,6 +82,8 @@ def resolve_options(args: argparse.Namespace, settings: Settings) -> WorkerOptio
         database_url=args.database_url or database_url(settings),
         flows_dir=Path(settings.get("flows_dir", default="flows")),
         ai_profiles=settings.get("ai_profiles", default={}) or {},
+        word_lists=settings.word_lists(),
+        channel_settings=settings.get("channels", default={}) or {},
     )
 
 
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(options: WorkerOptions) -> int:
     # Imported here, not at the top: `flowdesk --help` loads every command module, and
     # the workflow code behind this import costs about half a second.
+    from engine.pipeline.runner import Pipelines  # noqa: PLC0415
     from engine.runtime.worker import run_worker  # noqa: PLC0415
     from engine.store import Store  # noqa: PLC0415
 
@@ -117,6 +124,8 @@ async def _serve(options: WorkerOptions) -> int:
             flows_dir=options.flows_dir,
             stop=stop,
             ai_profiles=options.ai_profiles,
+            pipelines=Pipelines(word_lists=options.word_lists),
+            channel_settings=options.channel_settings,
         )
     )
 

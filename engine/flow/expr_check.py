@@ -60,12 +60,7 @@ def sites(data: dict[str, Any]) -> Iterator[Site]:
         for i, provider in enumerate(chain.get("providers") or []):
             if "params" in provider:
                 yield from _templates_in(provider["params"], ("ai", name, "providers", i, "params"), secrets=True)
-    for stage_list in ("inbound", "outbound"):
-        for i, stage in enumerate((data.get("pipeline") or {}).get(stage_list) or []):
-            if isinstance(stage, dict):
-                for proc, config in stage.items():
-                    if isinstance(config, dict) and isinstance(config.get("reply"), str):
-                        yield Site(("pipeline", stage_list, i, proc, "reply"), config["reply"], True)
+    # Pipeline stages' replies are plain text (processors send them as written): not templates.
     for name, step in (data.get("steps") or {}).items():
         base: Path = ("steps", name)
         for key in ("say", "ask", "retry_prompt"):

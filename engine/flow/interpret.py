@@ -112,7 +112,9 @@ class _Run(StepRunner):
         message = dict(event.message)
         message.setdefault("text", "")
         message.setdefault("at", event.at)
-        self.state.record("user", str(message["text"]), event.at, id=message.get("id"))
+        # Text redacted for AI (pii_redact, scope: ai) is what later AI calls see of this turn.
+        redacted = {"ai_text": str(message["ai_text"])} if message.get("ai_text") else {}
+        self.state.record("user", str(message["text"]), event.at, id=message.get("id"), **redacted)
         if self.state.status == "handoff":
             # The agent answers now; if the hand-off times out, the flow still gets these.
             assert self.state.handoff is not None

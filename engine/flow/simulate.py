@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from engine.flow.events import (
 )
 from engine.flow.interpret import advance, begin
 from engine.flow.model import CompiledFlow
+from engine.pipeline.runner import Pipelines, message_from_dict, message_to_dict
 
 AIResponder = Callable[[CallAI, str], AIResult | AIFailed]
 HttpResponder = Callable[[CallHttp, str], HttpResult | HttpFailed]
@@ -55,6 +56,10 @@ class Transcript:
     faults: list[Fault] = field(default_factory=list)
     handoffs: list[str] = field(default_factory=list)
     ended: str | None = None
+    #: messages a pipeline stage stopped, in or out: "in: <reason>" / "out: <reason>"
+    blocked: list[str] = field(default_factory=list)
+    #: processors that failed and were passed (on_error: pass)
+    pipeline_notes: list[str] = field(default_factory=list)
 
 
 class Simulator:
@@ -72,8 +77,11 @@ class Simulator:
         vars: Mapping[str, Any] | None = None,
         start: datetime | None = None,
         conversation_id: str = "sim-1",
+        pipelines: Pipelines | None = None,
     ) -> None:
         self.ctx = ctx
+        self.pipelines = pipelines or Pipelines()
+        self.conversation_id = conversation_id
         self.ai = ai
         self.http = http
         self.now = start or datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -99,6 +107,20 @@ class Simulator:
         """The customer sends ``text``; returns the messages sent in reply."""
         self._message_count += 1
         message = {"id": f"msg-{self._message_count}", "text": text, "channel": self.state.conversation["channel"]}
+        flow = self.ctx.flows.get(self.state.flow, self.state.revision)
+        if flow is not None and flow.inbound:
+            result = self.pipelines.run(
+                flow, "in", message_from_dict(message), conversation_id=self.conversation_id, now=self.now.timestamp()
+            )
+            self.log.pipeline_notes.extend(result.notes)
+            if result.blocked is not None:
+                self.log.blocked.append(f"in: {result.blocked}")
+                if not result.reply:
+                    return []
+                reply = SendText(text=result.reply, step=None)
+                self.log.sent.append(reply)
+                return [reply]
+            message = message_to_dict(result.message, message)
         return self._run(MessageReceived(message=message, at=self.at))
 
     def elapse(self, milliseconds: int) -> list[SendText]:
@@ -144,7 +166,7 @@ class Simulator:
 
     def _execute(self, command: Command) -> None:
         if isinstance(command, SendText):
-            self.log.sent.append(command)
+            self._send(command)
         elif isinstance(command, CallAI):
             self._queue.append(self.ai(command, self.at))
         elif isinstance(command, CallHttp):
@@ -162,6 +184,22 @@ class Simulator:
             self.timers.clear()
         elif isinstance(command, Fault):
             self.log.faults.append(command)
+
+    def _send(self, command: SendText) -> None:
+        """A reply, after the flow's outbound stages (a blocked one is not sent)."""
+        flow = self.ctx.flows.get(self.state.flow, self.state.revision)
+        if flow is None or not flow.outbound:
+            self.log.sent.append(command)
+            return
+        message = message_from_dict({"id": f"out-{len(self.log.sent) + 1}", "text": command.text}, "out")
+        result = self.pipelines.run(
+            flow, "out", message, conversation_id=self.conversation_id, now=self.now.timestamp()
+        )
+        self.log.pipeline_notes.extend(result.notes)
+        if result.blocked is not None:
+            self.log.blocked.append(f"out: {result.blocked}")
+            return
+        self.log.sent.append(replace(command, text=result.message.text))
 
 
 def flow_dir(flow: CompiledFlow) -> Path:

@@ -79,7 +79,7 @@ class StepRunner(RunnerBase):
         if isinstance(action, SwitchAction):
             return self.enter_switch(step, action)
         if isinstance(action, AIAction):
-            return self.call_ai(step, action.chain, "reply", self.message_text())
+            return self.call_ai(step, action.chain, "reply", self.ai_text())
         if isinstance(action, ClassifyAction):
             return self.enter_classify(step, action)
         if isinstance(action, HttpAction):
@@ -95,6 +95,11 @@ class StepRunner(RunnerBase):
 
     def message_text(self) -> str:
         return str((self.state.message or {}).get("text", ""))
+
+    def ai_text(self) -> str:
+        """What AI providers get of the message: ``ai_text`` when a processor redacted it for them."""
+        message = self.state.message or {}
+        return str(message.get("ai_text") or message.get("text", ""))
 
     def await_message(self, step: Step) -> Next:
         timer = self.start_timer(step, step.timeout_ms) if step.timeout_ms else None
@@ -151,7 +156,7 @@ class StepRunner(RunnerBase):
         return self.complete(step)
 
     def enter_classify(self, step: Step, action: ClassifyAction) -> Next:
-        text = self.message_text()
+        text = self.ai_text()
         if action.text is not None:
             text = str(expr.evaluate(action.text, self.scope()) or "")
         if action.chain is not None:
@@ -193,7 +198,9 @@ class StepRunner(RunnerBase):
                 chain=chain_name,
                 text=text,
                 system=self.render(chain.system) if chain.system else None,
-                history=tuple({"role": t["role"], "text": t["text"]} for t in self.state.transcript),
+                history=tuple(
+                    {"role": t["role"], "text": t.get("ai_text") or t["text"]} for t in self.state.transcript
+                ),
                 purpose=purpose,
                 intents=intents,
                 timeout_ms=step.timeout_ms,

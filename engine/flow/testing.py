@@ -35,6 +35,7 @@ from engine.flow.testreport import (
     trace_line,
 )
 from engine.flow.validate import ProjectResult
+from engine.pipeline.runner import Pipelines
 
 #: Turns that make something happen; the others only look.
 ACTING_TURNS = frozenset({"user", "elapse", "agent"})
@@ -43,7 +44,13 @@ ACTING_TURNS = frozenset({"user", "elapse", "agent"})
 class _TestRun:
     """One test being played; each ``_turn_*`` method returns a failure or ``None``."""
 
-    def __init__(self, ctx: InterpreterContext, flow: CompiledFlow, test: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        ctx: InterpreterContext,
+        flow: CompiledFlow,
+        test: Mapping[str, Any],
+        pipelines: Pipelines | None = None,
+    ) -> None:
         mock = test.get("mock") or {}
         self.ai = OfflineAI(ctx.flows, mocks=mock.get("ai"), base_dir=flow_dir(flow))
         self.http = ScriptedHttp(mock.get("http"))
@@ -55,6 +62,7 @@ class _TestRun:
             contact=test.get("contact"),
             channel=str(test.get("channel") or "cli"),
             vars=test.get("vars"),
+            pipelines=pipelines,
         )
         self.root = flow.name
         self.turns: list[dict[str, Any]] = list(test["turns"])
@@ -218,6 +226,7 @@ def run_flow_test(
     *,
     settings: FlowSettings | None = None,
     file: str | None = None,
+    pipelines: Pipelines | None = None,
 ) -> TestResult:
     """Play one test (its validated mapping) against ``flow``.
 
@@ -229,7 +238,7 @@ def run_flow_test(
     name = str(test.get("name", "?"))
     started = time.perf_counter()
     try:
-        failure = _TestRun(ctx, flow, test).play()
+        failure = _TestRun(ctx, flow, test, pipelines).play()
     except Exception as exc:  # a bug in Flowdesk must not hide the other tests' results
         failure = TestFailure(turn=None, message=f"internal error ({type(exc).__name__}: {exc}); please report it")
     elapsed = (time.perf_counter() - started) * 1000
@@ -257,6 +266,7 @@ def run_tests(
     settings: FlowSettings | None = None,
     limits: Limits | None = None,
     keyword: str | None = None,
+    pipelines: Pipelines | None = None,
 ) -> list[TestResult]:
     """Run every test of a validated project: ``tests:`` of each flow, then ``*.test.yaml`` files.
 
@@ -276,7 +286,7 @@ def run_tests(
             continue
         for test in compiled.flow.tests:
             if selected(compiled.flow.name, test.name):
-                results.append(run_flow_test(ctx, compiled.flow, test.data))
+                results.append(run_flow_test(ctx, compiled.flow, test.data, pipelines=pipelines))
     for test_file in project.test_files:
         if test_file.flow_id is None:
             continue  # invalid: validation reported it
@@ -302,7 +312,7 @@ def run_tests(
             if problem is not None:
                 results.append(TestResult(flow.name, name, test_file.file, TestFailure(turn=None, message=problem)))
                 continue
-            results.append(run_flow_test(ctx, flow, data, file=test_file.file))
+            results.append(run_flow_test(ctx, flow, data, file=test_file.file, pipelines=pipelines))
     return results
 
 

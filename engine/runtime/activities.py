@@ -8,9 +8,12 @@ worker's environment, and never returned: inputs and results land in history.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,8 @@ from engine.errors import FlowdeskError
 from engine.flow import expr
 from engine.flow.events import CallAI, to_dict
 from engine.metrics import DELIVERY_FAILURES, MESSAGES_OUT
-from engine.runtime.inbound import run_inbound
+from engine.pipeline.runner import Pipelines
+from engine.runtime.inbound import run_inbound, run_outbound
 from engine.runtime.ports import DeliveryRejected, MessageLog, OutboundChannel
 from engine.runtime.revisions import FlowCatalog
 from engine.runtime.types import AIInput, Delivered, DeliverInput, HttpInput, Prepared, PrepareInput, RecordInput
@@ -48,8 +52,10 @@ class ConversationActivities:
         http: httpx.AsyncClient | None = None,
         knowledge_dir: Path | None = None,
         ai_profiles: Mapping[str, Any] | None = None,
+        pipelines: Pipelines | None = None,
     ) -> None:
         self.catalog = catalog
+        self.pipelines = pipelines or Pipelines()
         # Knowledge files (`faq` providers) are named relative to the flows directory.
         self.ai = AIGateway(profiles=ai_profiles, environ=SecretsView(secrets), knowledge_dir=knowledge_dir)
         self.channels = dict(channels)
@@ -61,11 +67,31 @@ class ConversationActivities:
     @activity.defn(name="flowdesk.prepare")
     async def prepare(self, data: PrepareInput) -> Prepared:
         """Inbound pipeline of the message, and the live revisions the workflow asked about."""
-        if data.record is not None:
-            await self.log.write(data.record)
         flow = self.catalog.compiled.get(data.flow, data.revision)
-        message, blocked, reply = run_inbound(flow, data.message)
-        return Prepared(message=message, blocked=blocked, reply=reply, live=self.catalog.live_revisions(data.flows))
+        # Processors are CPU work: in a thread, so that a slow one does not stall the worker's loop.
+        run = functools.partial(
+            run_inbound, self.pipelines, flow, data.message, conversation_id=data.conversation_id, key=data.key
+        )
+        message, result = await asyncio.to_thread(run) if flow.inbound else run()
+        text = message["text"]
+        if data.record is not None:
+            await self.log.write(replace(data.record, text=text))
+        elif text != data.message.get("text"):
+            # Logged by the server as it arrived: the log keeps it as the flow sees it.
+            await self.log.write(
+                RecordInput(
+                    data.conversation_id,
+                    "in",
+                    text,
+                    str(data.message.get("channel", "")),
+                    str(data.message.get("id", "")),
+                    call_time(),
+                    replaces_text=True,
+                )
+            )
+        return Prepared(
+            message=message, blocked=result.blocked, reply=result.reply, live=self.catalog.live_revisions(data.flows)
+        )
 
     @activity.defn(name="flowdesk.record")
     async def record(self, entry: RecordInput) -> None:
@@ -78,6 +104,21 @@ class ConversationActivities:
         channel = self.channels.get(data.channel)
         if channel is None:
             raise ApplicationError(f"no channel {data.channel!r} on this worker", type="NoChannel", non_retryable=True)
+        flow = self.catalog.compiled.find(data.flow, data.revision)
+        if flow is not None and flow.outbound:
+            outbound = await asyncio.to_thread(
+                run_outbound,
+                self.pipelines,
+                flow,
+                data.text,
+                conversation_id=data.conversation_id,
+                message_id=data.key,
+                channel=data.channel,
+            )
+            if outbound.blocked is not None:
+                await self.log.write(self._reply_entry(data, status="blocked", detail=outbound.blocked))
+                return Delivered(data.key, "blocked")
+            data = replace(data, text=outbound.message.text)
         try:
             delivered = await channel.send(data)
         except DeliveryRejected as exc:
@@ -87,22 +128,25 @@ class ConversationActivities:
         if delivered.logged:
             return delivered
         # Logged here rather than by another activity: one round trip per reply.
-        await self.log.write(
-            RecordInput(
-                conversation_id=data.conversation_id,
-                direction="out",
-                text=data.text,
-                channel=data.channel,
-                message_id=data.key,
-                at=data.at or call_time(),
-                status="sent",
-                sender=data.sender,
-                flow=data.flow,
-                revision=data.revision,
-                meta=data.meta,
-            ),
-        )
+        await self.log.write(self._reply_entry(data, status="sent"))
         return delivered
+
+    @staticmethod
+    def _reply_entry(data: DeliverInput, *, status: str, detail: str = "") -> RecordInput:
+        return RecordInput(
+            conversation_id=data.conversation_id,
+            direction="out",
+            text=data.text,
+            channel=data.channel,
+            message_id=data.key,
+            at=data.at or call_time(),
+            status=status,
+            sender=data.sender,
+            flow=data.flow,
+            revision=data.revision,
+            detail=detail,
+            meta=data.meta,
+        )
 
     @activity.defn(name="flowdesk.call_ai")
     async def call_ai(self, data: AIInput) -> dict[str, Any]:

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.runtime.observe import time_step
     from engine.runtime.types import AIInput, ConversationInput, DeliverInput, HttpInput, RecordInput
 
-#: A delivery is retried for about four minutes, then recorded as failed: a
+#: A delivery is retried for about two minutes, then recorded as failed: a
 #: reply that arrives an hour late is worse than a visible failure.
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=8

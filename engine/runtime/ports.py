@@ -57,7 +57,9 @@ class JsonlMessageLog:
 
     def record(self, entry: RecordInput) -> None:
         """Append an entry once: a local activity re-run with its workflow task writes it again."""
-        identity = (entry.conversation_id, entry.message_id, entry.direction, entry.status)
+        # A text revision (the inbound pipeline changed the text) is a new line, not a repeat.
+        revision = entry.text if entry.replaces_text else ""
+        identity = (entry.conversation_id, entry.message_id, entry.direction, entry.status + revision)
         line = json.dumps(asdict(entry), ensure_ascii=False)
         with self._lock:
             if identity in self._written:

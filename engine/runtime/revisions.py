@@ -74,6 +74,15 @@ class CompiledFlows:
         with self._lock:
             self._flows[(flow.name, flow.revision)] = flow
 
+    def find(self, name: str, revision: str) -> CompiledFlow | None:
+        """Like :meth:`get`, or None when the revision cannot be had."""
+        if not name or not revision:
+            return None
+        try:
+            return self.get(name, revision)
+        except (FlowRuntimeError, FlowError):
+            return None
+
     def get(self, name: str, revision: str) -> CompiledFlow:
         flow = self._flows.get((name, revision))
         if flow is not None:

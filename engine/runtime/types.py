@@ -105,6 +105,8 @@ class RecordInput:
     detail: str = ""
     #: what produced the entry (an AI answer's provider and attempts); stored as the message's meta
     meta: dict[str, Any] = field(default_factory=dict)
+    #: an entry already logged gets this text (the inbound pipeline changed it)
+    replaces_text: bool = False
 
 
 @dataclass
@@ -119,6 +121,8 @@ class PrepareInput:
     flows: list[str] = field(default_factory=list)
     #: the message's log entry, written first (one local activity instead of two steps)
     record: RecordInput | None = None
+    #: whose messages these are, for per-sender processors (rate_limit): the contact, else ""
+    key: str = ""
 
 
 @dataclass

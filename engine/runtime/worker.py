@@ -16,8 +16,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from engine.ai.http import CLIENTS as AI_CLIENTS
+from engine.pipeline.runner import Pipelines
 from engine.runtime import registry
 from engine.runtime.activities import ConversationActivities, SecretLookup
+from engine.runtime.plugin_channels import plugin_channels
 from engine.runtime.ports import MessageLog, OutboundChannel
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
 from engine.runtime.types import TASK_QUEUE
@@ -45,8 +47,13 @@ def build_worker(
     sandboxed: bool | None = None,
     knowledge_dir: Path | None = None,
     ai_profiles: Mapping[str, Any] | None = None,
+    pipelines: Pipelines | None = None,
+    channel_settings: Mapping[str, Any] | None = None,
 ) -> Worker:
     """A worker running conversations of ``catalog``'s flows on ``task_queue``.
+
+    Replies go out through ``channels`` and every installed channel plugin
+    (configured by ``channel_settings``, the settings' ``channels``).
 
     ``sandboxed`` (default: the ``FLOWDESK_WORKFLOW_SANDBOX`` environment variable,
     else off) runs workflow code in Temporal's sandbox; see :func:`workflow_runner`.
@@ -54,11 +61,12 @@ def build_worker(
     registry.register(task_queue, catalog.compiled)
     activities = ConversationActivities(
         catalog,
-        channels=channels or {},
+        channels={**plugin_channels(channel_settings), **(channels or {})},
         log=message_log,
         secrets=secrets,
         knowledge_dir=knowledge_dir,
         ai_profiles=ai_profiles,
+        pipelines=pipelines,
     )
     return Worker(
         client,
@@ -112,6 +120,8 @@ async def run_worker(
     channels: Mapping[str, OutboundChannel] | None = None,
     stop: asyncio.Event | None = None,
     ai_profiles: Mapping[str, Any] | None = None,
+    pipelines: Pipelines | None = None,
+    channel_settings: Mapping[str, Any] | None = None,
 ) -> None:
     """Run a worker on the store's revisions until ``stop`` is set, then shut down cleanly.
 
@@ -129,6 +139,8 @@ async def run_worker(
         message_log=store,
         knowledge_dir=flows_dir,
         ai_profiles=ai_profiles,
+        pipelines=pipelines,
+        channel_settings=channel_settings,
     )
     log.info("worker on task queue %r with flows %s", task_queue, sorted(catalog.live_map()))
     stopped = stop or asyncio.Event()

@@ -165,6 +165,7 @@ class ConversationWorkflow(ConversationEffects):
                     self.state.revision,
                     message,
                     flows=self._flows_of_interest(),
+                    key=str(self.state.contact.get("id") or ""),
                     # A server that logged the message itself says so (one write, not two).
                     record=None
                     if message.get("meta", {}).get("logged")
@@ -180,9 +181,8 @@ class ConversationWorkflow(ConversationEffects):
             return event
         self._follow_live(prepared.live)
         if prepared.blocked is not None:
-            await self._record(
-                message["id"], "in", message["text"], event.at, status="blocked", detail=prepared.blocked
-            )
+            text = str(prepared.message.get("text", message["text"]))
+            await self._record(message["id"], "in", text, event.at, status="blocked", detail=prepared.blocked)
             if prepared.reply:
                 self._queue_delivery(prepared.reply, (), "bot")
             return None

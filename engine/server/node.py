@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 
 from engine.ai.http import CLIENTS as AI_CLIENTS
 from engine.errors import ConfigError
+from engine.pipeline.runner import Pipelines
 from engine.runtime.client import Conversations
 from engine.runtime.connect import connect
 from engine.runtime.embedded import EmbeddedTemporal, EmbeddedTemporalConfig
@@ -159,6 +160,8 @@ class Node:
         )
         webchat = WebChatChannel(store, hub)
         ai_profiles = self.settings.get("ai_profiles", default={}) or {}
+        pipelines = Pipelines(word_lists=self.settings.word_lists())
+        channel_settings = self.settings.get("channels", default={}) or {}
         if not node_queue:
             # One node: its conversation worker holds every socket, and delivers web
             # chat itself (the reply activity then starts with the workflow task).
@@ -171,6 +174,8 @@ class Node:
                     message_log=store,
                     knowledge_dir=options.flows_dir,
                     ai_profiles=ai_profiles,
+                    pipelines=pipelines,
+                    channel_settings=channel_settings,
                 )
             ]
         else:
@@ -183,6 +188,8 @@ class Node:
                     message_log=store,
                     knowledge_dir=options.flows_dir,
                     ai_profiles=ai_profiles,
+                    pipelines=pipelines,
+                    channel_settings=channel_settings,
                 ),
                 Worker(
                     client,

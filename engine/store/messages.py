@@ -142,6 +142,8 @@ def _inbound_elsewhere(session: Session, entry: RecordInput) -> Message | None:
 
 def _advance(row: Message, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> bool:
     """Update a repeated entry where it moved forward; True if its status changed."""
+    if entry.replaces_text and entry.text != row.text:
+        row.text = entry.text  # the inbound pipeline changed it: the log keeps what the flow saw
     if choices is not None:
         row.choices = list(choices)
     if raw_ref is not None:

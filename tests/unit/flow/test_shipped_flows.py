@@ -21,6 +21,8 @@ from engine.flow.schema_check import settings_validator
 from engine.flow.testing import run_flow_test, run_tests
 from engine.flow.testreport import TestResult
 from engine.flow.validate import compile_paths, compile_source, discover, is_data_file
+from engine.pipeline.runner import Pipelines
+from engine.pipeline.types import Message
 from engine.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,13 +34,16 @@ PROJECTS = {
     "flows": ROOT / "flowdesk.yaml",
     "examples": ROOT / "examples" / "flowdesk.yaml",
 }
+#: Where each project's flows are. The plugin example (examples/plugin) needs its
+#: package installed; tests/integration/test_plugin_package.py validates and runs it.
+FLOW_DIRS = {"flows": ROOT / "flows", "examples": ROOT / "examples" / "flows"}
 
 _FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.MULTILINE)
 
 
 def _flow_files(directory: str) -> list[Path]:
-    flows, tests = discover([ROOT / directory])
+    flows, tests = discover([FLOW_DIRS[directory]])
     found = [path for path, _ in flows if not is_data_file(load_document(path.read_bytes(), str(path))[0])]
     return sorted(found + tests)
 
@@ -68,7 +73,7 @@ def _describe(results: list[TestResult]) -> str:
 
 @pytest.mark.parametrize("directory", sorted(PROJECTS))
 def test_shipped_flows_validate_cleanly(directory: str) -> None:
-    project = compile_paths([ROOT / directory])
+    project = compile_paths([FLOW_DIRS[directory]])
     assert project.flows, f"no flows found under {directory}/"
     problems = [d.format() for d in project.diagnostics]
     assert problems == [], "\n".join(problems)
@@ -80,7 +85,12 @@ def test_the_demo_is_the_shop_support_flow() -> None:
     flows = {r.flow.name: r.flow for r in project.flows if r.flow is not None}
     demo = flows["shop-support"]
     assert demo.channels == ("*",)
-    assert [stage.processor for stage in demo.inbound] == ["normalize"]
+    assert [stage.processor for stage in demo.inbound] == ["normalize", "sensitive_words", "pii_redact", "rate_limit"]
+    # the demo's word lists (flowdesk.yaml) are found, and mask what the demo's customers write
+    pipelines = Pipelines(word_lists=Settings.load(PROJECTS["flows"], environ={}).word_lists())
+    result = pipelines.run(demo, "in", Message(id="m", text="you  IDIOT, 笨蛋!", channel="webchat"))
+    assert result.notes == []
+    assert result.message.text == "you *****, **!"
     assert [p.use for p in demo.chains["helpdesk"].providers] == ["openai", "faq"]
     kinds = {step.kind.value for step in demo.steps.values()}
     assert {"ask", "wait", "switch", "ai", "http", "handoff", "end", "say"} <= kinds
@@ -88,7 +98,7 @@ def test_the_demo_is_the_shop_support_flow() -> None:
 
 
 def test_examples_cover_the_other_constructs() -> None:
-    project = compile_paths([ROOT / "examples"])
+    project = compile_paths([FLOW_DIRS["examples"]])
     flows = {r.flow.name: r.flow for r in project.flows if r.flow is not None}
     assert {"intent-router", "after-hours", "multilingual", "support-menu", "collect-contact"} <= set(flows)
     kinds = {step.kind.value for flow in flows.values() for step in flow.steps.values()}
@@ -198,8 +208,9 @@ def test_docs_code_table_matches_the_catalogue() -> None:
 @pytest.mark.parametrize("directory", sorted(PROJECTS))
 def test_shipped_flow_tests_pass(directory: str) -> None:
     settings = Settings.load(PROJECTS[directory], environ={})
-    project = compile_paths([ROOT / directory])
-    results = run_tests(project, settings=settings.flow_settings(), limits=settings.limits())
+    project = compile_paths([FLOW_DIRS[directory]])
+    pipelines = Pipelines(word_lists=settings.word_lists())
+    results = run_tests(project, settings=settings.flow_settings(), limits=settings.limits(), pipelines=pipelines)
     assert results, f"no flow tests under {directory}/"
     assert all(r.passed for r in results), _describe(results)
     tested = {r.flow for r in results}
