@@ -8,8 +8,8 @@ channel's :class:`Encoder` turns the result into its payload.
 A processor returns the message (changed or not; it may add ``flags`` and
 ``tags`` that flows read as ``message.flags.<name>``) or a :class:`Block` that
 stops it, with a reason for the log and an optional reply to the customer.
-Processors are synchronous: they run inside a (local) activity, off the event
-loop's critical path, and should take microseconds to milliseconds.
+Processors are synchronous: they run inside a (local) activity, in a worker
+thread beside the event loop, and should take microseconds to milliseconds.
 """
 
 from __future__ import annotations
