@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.errors import FlowdeskError
 from engine.flow.context import FlowSettings
+from engine.flow.model import FlowJumpAction
 from engine.flow.routing import choose_flow
 from engine.runtime.revisions import FlowCatalog
 from engine.runtime.types import (
@@ -78,7 +79,10 @@ class Conversations:
         if flow is None:
             raise NoFlowError(f"no live flow takes conversations from channel {message.channel!r}")
         if not message.live:
-            message = replace(message, live=self.catalog.live_map())
+            # The flows a conversation of this flow can be in next; one that moved elsewhere
+            # (goto_flow, call) finds the rest through the prepare activity.
+            jumps = {s.action.flow for s in flow.steps.values() if isinstance(s.action, FlowJumpAction)}
+            message = replace(message, live=self.catalog.live_revisions({flow.name, *jumps}))
         conversation = ConversationInput(
             conversation_id=conversation_id,
             flow=flow.name,

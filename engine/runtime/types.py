@@ -58,8 +58,9 @@ class InboundMessage:
     at: str | None = None
     contact: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    #: the live revision of every flow when the message was sent (filled in by Conversations.send):
-    #: with it, a message that needs no inbound pipeline skips the prepare round trip
+    #: live revisions of the message's flow and the flows it can jump to, when it was sent
+    #: (filled in by Conversations.send): with them, a message that needs no inbound
+    #: pipeline skips the prepare round trip
     live: dict[str, str] = field(default_factory=dict)
 
 
