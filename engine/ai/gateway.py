@@ -70,7 +70,7 @@ class AIGateway:
             return AIFailed(call.call_id, "failed", at, f"AI chain {call.chain!r} not found")
         if call.purpose == "classify":
             return await self._classify(call, chain, at)
-        history = _turns(call.history, call.text)
+        history = history_turns(call.history, call.text)
         request = AIRequest(
             message=call.text,
             system=call.system,
@@ -153,7 +153,8 @@ class AIGateway:
         )
 
 
-def _turns(history: Sequence[Mapping[str, Any]], message: str) -> list[Turn]:
+def history_turns(history: Sequence[Mapping[str, Any]], message: str) -> list[Turn]:
+    """A transcript as vendor turns, without system notes and without the message being answered."""
     turns = [Turn(_ROLES[h["role"]], str(h["text"])) for h in history if h.get("role") in _ROLES]
     # The transcript already holds the message being answered: it is sent as the message, not as context.
     if turns and turns[-1].role == "user" and turns[-1].text == message:

@@ -1,21 +1,28 @@
 """Offline answers for AI and HTTP steps, used by ``flowdesk try`` and ``flowdesk test``.
 
 ``mock.ai.<step>`` / ``mock.http.<step>`` script results; without a mock, an AI
-chain is answered by its offline providers (``echo``, ``faq``) exactly as
-configured, and providers that need a network are skipped with a note. An
+chain is answered by its offline providers (``echo``, ``faq``, and plugin
+providers whose factory says ``offline = True``) exactly as configured, and
+providers that need a network are skipped with a note. An
 ``http`` step without a mock fails the way an unreachable service would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.ai.faq import knowledge_at
+from engine.errors import FlowdeskError
 from engine.flow.context import FlowResolver
 from engine.flow.events import AIFailed, AIResult, CallAI, CallHttp, HttpFailed, HttpResult
+from engine.flow.model import Chain, ProviderRef
 from engine.flow.textmatch import KeywordClassifier
+
+T = TypeVar("T")
 
 OFFLINE_PROVIDERS = frozenset({"echo", "faq"})
 _RESPONSE_KEYS = frozenset({"status", "body", "error"})
@@ -55,10 +62,49 @@ class OfflineAI:
                 if answer is not None:
                     return AIResult(call.call_id, answer[0], at, confidence=answer[1], provider="faq")
                 continue
-            skipped.append(provider.use)
+            plugin = self._plugin(provider, call, chain)
+            if plugin is None:
+                skipped.append(provider.use)
+            elif plugin[0]:
+                return AIResult(call.call_id, plugin[0], at, confidence=plugin[1], provider=provider.use)
         if skipped:
             self.notes.append(f"skipped {', '.join(skipped)} (needs a network; mock it with mock.ai.{call.step})")
         return AIFailed(call.call_id, "failed", at, "no offline provider of chain " + repr(call.chain) + " answered")
+
+    def _plugin(self, provider: ProviderRef, call: CallAI, chain: Chain) -> tuple[str, float | None] | None:
+        """A plugin provider that declares itself offline (``offline = True`` on its factory), asked.
+
+        None when it is not offline (skipped); ``("", ...)`` when it gave no usable answer.
+        Offline means no network and no secrets: profiles and ``secret()`` are not resolved.
+        """
+        # Imported here: engine.ai builds on engine.flow, and only try/test come this way.
+        from engine.ai.context import select_context  # noqa: PLC0415
+        from engine.ai.gateway import history_turns  # noqa: PLC0415
+        from engine.ai.profiles import resolve_params  # noqa: PLC0415
+        from engine.ai.registry import PROVIDERS, build_provider  # noqa: PLC0415
+        from engine.ai.types import AIRequest, ProviderError  # noqa: PLC0415
+
+        try:
+            factory = PROVIDERS.resolve(provider.use)
+        except FlowdeskError:
+            return None
+        if getattr(factory, "offline", False) is not True:
+            return None
+        history = history_turns(call.history, call.text)
+        request = AIRequest(call.text, call.system, select_context(history, call.text, chain.context))
+        try:
+            params = resolve_params(provider, {}, {}, knowledge_dir=self.base_dir).params
+            reply = run_sync(build_provider(provider.use, params).reply(request))
+        except ProviderError as exc:
+            self.notes.append(f"{provider.use}: {exc}")
+            return "", None
+        except Exception as exc:  # a plugin's bug is shown, and the chain goes on as it would
+            self.notes.append(f"{provider.use} failed: {type(exc).__name__}: {exc}")
+            return "", None
+        confident = chain.min_confidence is None or reply.confidence is None or reply.confidence >= chain.min_confidence
+        if reply.refused or not reply.text.strip() or not confident:
+            return "", reply.confidence
+        return reply.text.strip(), reply.confidence
 
     def _faq(self, knowledge: Any, text: str, min_confidence: float | None) -> tuple[str, float] | None:
         if not isinstance(knowledge, str):
@@ -78,6 +124,16 @@ class OfflineAI:
         if isinstance(mock, Mapping) and "error" in mock:
             return AIFailed(call.call_id, str(mock["error"]), at, f"mocked failure: {mock['error']}")
         return AIResult(call.call_id, str(mock), at, confidence=1.0, provider="mock")
+
+
+def run_sync(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from synchronous code, even under a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
 
 
 class ScriptedHttp:

@@ -52,3 +52,7 @@ class CannedProvider:
 def create(params: Mapping[str, Any]) -> CannedProvider:
     """The ``flowdesk.ai`` entry point: build the provider from the chain's parameters."""
     return CannedProvider(params.get("params") or {})
+
+
+# Needs no network and no secrets: `flowdesk try` and `flowdesk test` may ask it for real.
+create.offline = True  # type: ignore[attr-defined]
