@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from engine.ai.http import http_client, post_json, require
+from engine.ai.http import http_client, http_url, post_json, require
 from engine.ai.types import AIReply, AIRequest, BadResponse, ProviderConfigError, Turn, Usage
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicProvider", "build_messages", "create", "parse_reply"]
@@ -154,10 +154,7 @@ def _base_url(params: Mapping[str, Any]) -> str:
     value = params.get("base_url")
     if value is None or value == "":
         return DEFAULT_BASE_URL
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        # The value itself is not repeated: a URL can carry credentials.
-        raise ProviderConfigError(f"{VENDOR}: `base_url` must be an http(s) URL such as {DEFAULT_BASE_URL}")
-    return value.rstrip("/")
+    return http_url(value, VENDOR, DEFAULT_BASE_URL)
 
 
 def _optional_str(params: Mapping[str, Any], name: str) -> str | None:

@@ -73,7 +73,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from engine.ai.http import bearer, http_client, post_json, require
+from engine.ai.http import bearer, http_client, http_url, post_json, require
 from engine.ai.types import (
     AIReply,
     AIRequest,
@@ -366,15 +366,10 @@ def _elapsed_ms(started: float) -> float:
 
 def _base_url(params: Mapping[str, Any]) -> str:
     value = params.get("base_url")
-    if value is None:
+    if value is None:  # left out: Coze's international API
         return DEFAULT_BASE_URL
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ProviderConfigError(
-            f"{VENDOR}: `base_url` must be an http(s) URL such as {DEFAULT_BASE_URL} or {CHINA_BASE_URL} "
-            "(or left out for Coze)"
-        )
     # Tolerate a base URL written with the API version, as other vendors' are.
-    return value.rstrip("/").removesuffix("/v3")
+    return http_url(value, VENDOR, f"{DEFAULT_BASE_URL} or {CHINA_BASE_URL}").removesuffix("/v3")
 
 
 def _bot_id(params: Mapping[str, Any]) -> str:

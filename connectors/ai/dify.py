@@ -53,7 +53,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.ai.http import bearer, http_client, post_json, require
+from engine.ai.http import bearer, http_client, http_url, post_json, require
 from engine.ai.types import AIReply, AIRequest, BadResponse, ProviderConfigError, Rejected, Usage
 
 __all__ = ["DEFAULT_BASE_URL", "DifyProvider", "create"]
@@ -114,13 +114,9 @@ def create(params: Mapping[str, Any]) -> DifyProvider:
 
 def _base_url(params: Mapping[str, Any]) -> str:
     value = params.get("base_url")
-    if value is None:
+    if value is None:  # left out: Dify Cloud
         return DEFAULT_BASE_URL
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ProviderConfigError(
-            f"{VENDOR}: `base_url` must be an http(s) URL such as {DEFAULT_BASE_URL} (or left out for Dify Cloud)"
-        )
-    return value.rstrip("/")
+    return http_url(value, VENDOR, DEFAULT_BASE_URL)
 
 
 def _mapping(params: Mapping[str, Any], name: str) -> Mapping[str, Any]:

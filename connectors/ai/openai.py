@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.ai.http import bearer, http_client, post_json, require
+from engine.ai.http import bearer, http_client, http_url, post_json, require
 from engine.ai.types import AIReply, AIRequest, BadResponse, ProviderConfigError, Usage
 
 __all__ = [
@@ -117,10 +117,7 @@ def base_url(params: Mapping[str, Any], vendor: str, default: str | None = None)
     value = params.get("base_url") or default
     if value is None:
         return require(params, "base_url", vendor)  # raises: there is no public default
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        # The value itself is not echoed: a URL may carry credentials.
-        raise ProviderConfigError(f"{vendor}: `base_url` must be an http:// or https:// URL")
-    return value
+    return http_url(value, vendor, default or "https://llm.example.com/v1")
 
 
 def endpoint(root: str, path: str) -> str:

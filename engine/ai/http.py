@@ -167,5 +167,15 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def http_url(value: Any, vendor: str, example: str) -> str:
+    """A configured ``base_url`` checked to be an http(s) URL, without its trailing slash.
+
+    The value itself is never repeated in the error: a URL can carry credentials.
+    """
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ProviderConfigError(f"{vendor}: `base_url` must be an http(s) URL such as {example}")
+    return value.rstrip("/")
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
