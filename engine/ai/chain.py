@@ -184,7 +184,7 @@ async def _call(
         detail = redact(f"{type(exc).__name__}: {exc}")
         log.warning("AI provider %s raised %s", link.label, detail)
         return Attempt(link.label, "error", _ms(started), detail=detail), None, ProviderError(detail)
-    verdict, why = _judge(reply, min_confidence)
+    verdict, why = judge(reply, min_confidence)
     attempt = Attempt(
         link.label,
         verdict,
@@ -197,7 +197,8 @@ async def _call(
     return attempt, (reply if verdict == "ok" else None), None
 
 
-def _judge(reply: AIReply, min_confidence: float | None) -> tuple[str, str]:
+def judge(reply: AIReply, min_confidence: float | None) -> tuple[str, str]:
+    """``ok``, or why an answer is not good enough (``refused``, ``empty``, ``low_confidence``), and a detail."""
     if reply.refused:
         return "refused", "the vendor refused to answer"
     if not reply.text.strip():

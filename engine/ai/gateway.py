@@ -28,6 +28,7 @@ from engine.ai.types import AIProvider, AIRequest, ProviderConfigError, Turn
 from engine.flow.compile import parse_duration
 from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.model import Chain, CompiledFlow
+from engine.flow.offline import OFFLINE_PROVIDERS
 from engine.flow.textmatch import KeywordClassifier
 from engine.metrics import AI_CHAINS
 
@@ -85,7 +86,7 @@ class AIGateway:
         """An intent name: asked of the chain's model, else found by keywords in the examples."""
         intents = dict(call.intents)
         outcome: ChainOutcome | None = None
-        if any(ref.use not in ("echo", "faq") for ref in chain.providers):
+        if any(ref.use not in OFFLINE_PROVIDERS for ref in chain.providers):
             request = AIRequest(message=call.text, system=_classify_prompt(intents), conversation_id="")
             outcome = await self._run(chain, call, request, offline=False)
             if outcome.reply is not None:
@@ -101,7 +102,7 @@ class AIGateway:
         links: list[Link] = []
         secrets: list[str] = []
         for ref in chain.providers:
-            if not offline and ref.use in ("echo", "faq"):
+            if not offline and ref.use in OFFLINE_PROVIDERS:
                 continue
             label = provider_label(ref)
             try:

@@ -78,6 +78,7 @@ class OfflineAI:
         Offline means no network and no secrets: profiles and ``secret()`` are not resolved.
         """
         # Imported here: engine.ai builds on engine.flow, and only try/test come this way.
+        from engine.ai.chain import judge  # noqa: PLC0415
         from engine.ai.context import select_context  # noqa: PLC0415
         from engine.ai.gateway import history_turns  # noqa: PLC0415
         from engine.ai.profiles import resolve_params  # noqa: PLC0415
@@ -101,8 +102,7 @@ class OfflineAI:
         except Exception as exc:  # a plugin's bug is shown, and the chain goes on as it would
             self.notes.append(f"{provider.use} failed: {type(exc).__name__}: {exc}")
             return "", None
-        confident = chain.min_confidence is None or reply.confidence is None or reply.confidence >= chain.min_confidence
-        if reply.refused or not reply.text.strip() or not confident:
+        if judge(reply, chain.min_confidence)[0] != "ok":
             return "", reply.confidence
         return reply.text.strip(), reply.confidence
 

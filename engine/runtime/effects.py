@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         event_from_dict,
         to_dict,
     )
-    from engine.flow.model import CompiledFlow
+    from engine.flow.model import Chain, CompiledFlow
     from engine.flow.offline import OFFLINE_PROVIDERS
     from engine.flow.state import ConversationState
     from engine.runtime import registry
@@ -145,12 +145,13 @@ class ConversationEffects:
                 kind = "classify" if call.purpose == "classify" else "ai"
                 time_step(call.flow, kind, workflow.time() - started)
 
-    def _chain_timeout(self, call: CallAI) -> timedelta:
+    def _chain(self, call: CallAI) -> Chain | None:
         flow = self.flows.get(call.flow, call.revision)
-        chain = flow.chains.get(call.chain) if flow is not None else None
-        if chain is None:
-            return DEFAULT_AI_TIMEOUT
-        return timedelta(milliseconds=chain_timeout_ms(chain, call))
+        return flow.chains.get(call.chain) if flow is not None else None
+
+    def _chain_timeout(self, call: CallAI) -> timedelta:
+        chain = self._chain(call)
+        return DEFAULT_AI_TIMEOUT if chain is None else timedelta(milliseconds=chain_timeout_ms(chain, call))
 
     async def _record_ai_failure(self, event: AIFailed) -> None:
         """Log a chain that gave no answer, with every attempt (the answers' are on their messages)."""
@@ -166,8 +167,7 @@ class ConversationEffects:
         )
 
     def _offline_chain(self, call: CallAI) -> bool:
-        flow = self.flows.get(call.flow, call.revision)
-        chain = flow.chains.get(call.chain) if flow is not None else None
+        chain = self._chain(call)
         return chain is not None and all(p.use in OFFLINE_PROVIDERS for p in chain.providers)
 
     async def _call_http(self, call: CallHttp) -> None:

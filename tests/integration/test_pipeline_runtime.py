@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import types
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from engine.runtime.types import InboundMessage, RecordInput
 from engine.runtime.worker import build_worker
 from engine.store import Store
 from tests.integration.runtime_support import CHANNEL, CollectingChannel, compile_flow, running_conversations
+from tests.plugin_support import install_module
 
 MODULE = "flowdesk_runtime_processors"
 
@@ -50,12 +48,8 @@ class Broken:
 
 
 @pytest.fixture(autouse=True)
-def fx_module() -> Iterator[None]:
-    module = types.ModuleType(MODULE)
-    module.Spam, module.Censor, module.Broken = Spam, Censor, Broken  # type: ignore[attr-defined]
-    sys.modules[MODULE] = module
-    yield
-    del sys.modules[MODULE]
+def fx_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    install_module(monkeypatch, MODULE, Spam, Censor, Broken)
 
 
 PIPED = f"""

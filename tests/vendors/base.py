@@ -82,6 +82,16 @@ class VendorServer:
 
     # -- scripting -----------------------------------------------------------------
 
+    def reset(self) -> None:
+        """Forget the requests and the scripting, for a server shared by several tests.
+
+        Emulators with more state of their own extend it (``super().reset()`` first).
+        """
+        with self._lock:
+            self.requests.clear()
+        self.mode, self.retry_after = "ok", 1
+        self.modes.clear()
+
     def then(self, *modes: str) -> VendorServer:
         """Answer the next requests with ``modes`` in order, then with ``mode`` again."""
         for mode in modes:

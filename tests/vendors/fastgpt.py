@@ -39,11 +39,8 @@ class FastGPTEmulator(VendorServer):
         self.reset()
 
     def reset(self) -> None:
-        """Forget the requests, chats and scripting: a fresh server's behaviour, for a server shared by tests."""
-        with self._lock:
-            self.requests.clear()
-        self.mode, self.retry_after = "ok", 1
-        self.modes.clear()
+        """A fresh server's behaviour: no requests, chats or scripting."""
+        super().reset()
         self.auth_failure_status = 500
         self.account_keys: set[str] = set()
         self.workflow_error: str | None = None

@@ -39,11 +39,8 @@ class OpenAIEmulator(VendorServer):
         self.reset()
 
     def reset(self) -> None:
-        """Forget the requests and scripting: a fresh server's behaviour, for a server shared by tests."""
-        with self._lock:
-            self.requests.clear()
-        self.mode, self.retry_after = "ok", 1
-        self.modes.clear()
+        """A fresh server's behaviour: no requests, no scripting, no refusal."""
+        super().reset()
         self.refusal: str | None = None
         self.finish_reason = "stop"
 

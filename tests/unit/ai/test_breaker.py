@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 from engine.ai.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, CircuitBreaker
 from engine.ai.chain import ChainOutcome, Link, run_chain
 from engine.ai.types import AIReply, AIRequest, ProviderConfigError, Unavailable
+from tests.unit.ai.scripted import Fake
 
 REQUEST = AIRequest(message="Is my order shipped?")
 
@@ -23,26 +24,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class Fake:
-    """A provider that plays a script: one item per call (the last repeats); exceptions are raised."""
-
-    def __init__(self, *script: AIReply | BaseException | str, delay: float = 0.0) -> None:
-        self.script = list(script)
-        self.delay = delay
-        self.calls = 0
-
-    async def reply(self, request: AIRequest) -> AIReply:
-        self.calls += 1
-        item = self.script[min(self.calls, len(self.script)) - 1]
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if isinstance(item, BaseException):
-            raise item
-        if isinstance(item, str):
-            return AIReply(text=item)
-        return item
 
 
 def gauge(label: str) -> float | None:
@@ -217,7 +198,7 @@ async def test_open_breaker_skips_the_provider_without_calling_it() -> None:
     assert outcomes_of(third) == ["skipped"]
     assert third.attempts[0].detail == "circuit breaker open"
     assert third.provider == "backup"
-    assert dead.calls == 2
+    assert len(dead.calls) == 2
     assert REGISTRY.get_sample_value("flowdesk_ai_requests_total", {"provider": label, "outcome": "skipped"}) == 1
 
 
@@ -243,7 +224,7 @@ async def test_only_one_of_two_concurrent_chains_probes_a_half_open_provider() -
 
     results = await asyncio.gather(ask(vendor, guard), ask(vendor, guard))
 
-    assert vendor.calls == 1
+    assert len(vendor.calls) == 1
     assert sorted(outcomes_of(r)[0] for r in results) == ["ok", "skipped"]
     assert guard.state == CLOSED
 
@@ -259,7 +240,7 @@ async def test_a_failed_probe_is_not_retried() -> None:
     result = await ask(dead, guard, retries=2)
 
     assert guard.state == OPEN
-    assert dead.calls == 1
+    assert len(dead.calls) == 1
     assert outcomes_of(result) == ["unavailable"]
     assert result.provider == "backup"
 
@@ -288,7 +269,7 @@ async def test_answered_but_unusable_outcomes_count_as_success() -> None:
         "unavailable",
     ]
     assert guard.state == CLOSED  # never two failures in a row: the vendor is up, just not helpful
-    assert vendor.calls == 7
+    assert len(vendor.calls) == 7
 
 
 async def test_misconfiguration_does_not_count_against_the_vendor() -> None:
@@ -300,7 +281,7 @@ async def test_misconfiguration_does_not_count_against_the_vendor() -> None:
         assert outcomes_of(result) == ["misconfigured"]
 
     assert guard.state == CLOSED
-    assert misconfigured.calls == 4
+    assert len(misconfigured.calls) == 4
 
 
 async def test_timeouts_count_as_failures() -> None:

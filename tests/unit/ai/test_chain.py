@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -21,31 +20,10 @@ from engine.ai.types import (
     Unavailable,
     Usage,
 )
+from tests.unit.ai.scripted import Fake
 
 SECRET = "sk-live-4f9a8b7c6d5e"
 REQUEST = AIRequest(message="Where is my parcel?")
-
-
-class Fake:
-    """A provider that plays a script: one item per call (the last repeats); exceptions are raised."""
-
-    def __init__(self, *script: AIReply | BaseException | str, delay: float = 0.0) -> None:
-        self.script = list(script)
-        self.delay = delay
-        self.calls: list[AIRequest] = []
-        self.called_at: list[float] = []
-
-    async def reply(self, request: AIRequest) -> AIReply:
-        self.calls.append(request)
-        self.called_at.append(time.monotonic())
-        item = self.script[min(len(self.calls), len(self.script)) - 1]
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if isinstance(item, BaseException):
-            raise item
-        if isinstance(item, str):
-            return AIReply(text=item)
-        return item
 
 
 def link(label: str, provider: Fake, *, timeout_s: float = 1.0, retries: int = 0) -> Link:

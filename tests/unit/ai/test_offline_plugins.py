@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ from engine.flow.context import FlowSet
 from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.offline import OfflineAI
 from engine.flow.validate import compile_source
+from tests.plugin_support import install_module
 
 MODULE = "flowdesk_offline_plugins"
 
@@ -41,12 +40,8 @@ def online_factory(params: Mapping[str, Any]) -> Shouter:
 
 
 @pytest.fixture(autouse=True)
-def fx_module() -> Iterator[None]:
-    module = types.ModuleType(MODULE)
-    module.offline_factory, module.online_factory = offline_factory, online_factory  # type: ignore[attr-defined]
-    sys.modules[MODULE] = module
-    yield
-    del sys.modules[MODULE]
+def fx_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    install_module(monkeypatch, MODULE, offline_factory, online_factory)
 
 
 def answer(providers: str, *, history: tuple[dict[str, str], ...] = ()) -> tuple[AIResult | AIFailed, list[str]]:

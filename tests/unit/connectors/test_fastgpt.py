@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from connectors.ai.fastgpt import FastGPTProvider, chat_id, create, raise_for_envelope
-from engine.ai.http import CLIENTS
 from engine.ai.registry import build_provider
 from engine.ai.types import (
     AIRequest,
@@ -54,12 +53,6 @@ def fx_emulator() -> Iterator[FastGPTEmulator]:
 def fx_server(emulator: FastGPTEmulator) -> FastGPTEmulator:
     emulator.reset()
     return emulator
-
-
-@pytest.fixture(autouse=True)
-async def fx_close_clients() -> AsyncIterator[None]:
-    yield
-    await CLIENTS.aclose()
 
 
 def provider(server: FastGPTEmulator, **params: Any) -> FastGPTProvider:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from connectors.ai.openai import DEFAULT_BASE_URL, OpenAIProvider, create
-from engine.ai.http import CLIENTS
 from engine.ai.registry import build_provider
 from engine.ai.types import (
     AIRequest,
@@ -51,12 +50,6 @@ def fx_emulator() -> Iterator[OpenAIEmulator]:
 def fx_server(emulator: OpenAIEmulator) -> OpenAIEmulator:
     emulator.reset()
     return emulator
-
-
-@pytest.fixture(autouse=True)
-async def fx_close_clients() -> AsyncIterator[None]:
-    yield
-    await CLIENTS.aclose()
 
 
 def provider(server: OpenAIEmulator, **params: Any) -> OpenAIProvider:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +11,7 @@ from engine.flow.model import CompiledFlow
 from engine.flow.validate import compile_source
 from engine.pipeline.runner import Pipelines, message_from_dict, message_to_dict
 from engine.pipeline.types import Block, Message, PipelineContext
+from tests.plugin_support import install_module
 
 MODULE = "flowdesk_test_processors"
 
@@ -51,13 +49,8 @@ class NotAProcessor:
 
 
 @pytest.fixture(autouse=True)
-def fx_module() -> Iterator[None]:
-    module = types.ModuleType(MODULE)
-    for cls in (Shout, Explode, Stop, NotAProcessor):
-        setattr(module, cls.__name__, cls)
-    sys.modules[MODULE] = module
-    yield
-    del sys.modules[MODULE]
+def fx_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    install_module(monkeypatch, MODULE, Shout, Explode, Stop, NotAProcessor)
 
 
 def flow(inbound: str, outbound: str = "[]") -> CompiledFlow:

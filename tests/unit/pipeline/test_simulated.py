@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +12,7 @@ from engine.flow.model import CompiledFlow
 from engine.flow.simulate import Simulator
 from engine.flow.validate import compile_source
 from engine.pipeline.types import Block, Message, PipelineContext
+from tests.plugin_support import install_module
 
 MODULE = "flowdesk_sim_processors"
 
@@ -40,12 +38,8 @@ class Censor:
 
 
 @pytest.fixture(autouse=True)
-def fx_module() -> Iterator[None]:
-    module = types.ModuleType(MODULE)
-    module.Tag, module.Censor = Tag, Censor  # type: ignore[attr-defined]
-    sys.modules[MODULE] = module
-    yield
-    del sys.modules[MODULE]
+def fx_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    install_module(monkeypatch, MODULE, Tag, Censor)
 
 
 FLOW = f"""
