@@ -24,7 +24,7 @@ import json
 import sqlite3
 from datetime import UTC
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, Insert, bindparam, func, literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,7 +55,18 @@ def eligible(entry: RecordInput) -> bool:
     return entry.direction in ("in", "out") and entry.status != ENDED
 
 
-def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Message | None:
+class Logged(NamedTuple):
+    """A new entry as written: its ``seq`` and column values."""
+
+    seq: int
+    values: dict[str, Any]
+
+    def row(self) -> Message:
+        """The entry as the store's row (built only for callers that use it: a third of a write's time)."""
+        return Message.model_validate({**self.values, "seq": self.seq})
+
+
+def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Logged | None:
     """Log a new entry; None when it is not new or its conversation needs the full rules."""
     now = utcnow()
     values: dict[str, Any] = {
@@ -91,7 +102,7 @@ def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, ra
     except (NotTheCommonCase, IntegrityError, sqlite3.IntegrityError):
         # IntegrityError: a conversation the store never saw (its foreign key)
         return None
-    return Message.model_validate({**values, "seq": seq})
+    return Logged(seq, values)
 
 
 def _write_sqlite(writer: Engine, values: dict[str, Any], touched: dict[str, Any]) -> int:

@@ -35,11 +35,13 @@ class MessagesMixin(StoreBase):
 
     def record(self, entry: RecordInput) -> None:
         """Write one log entry (the runtime's MessageLog protocol); idempotent."""
-        self.record_message(entry)
+        if eligible(entry) and record_new(self._writer, entry, None, None) is not None:
+            return
+        self._write_retrying(lambda session: _record(session, entry, None, None))
 
     async def write(self, entry: RecordInput) -> None:
         """``record`` from an event loop (the MessageLog protocol's async side), on the write thread."""
-        await self.in_write_thread(self.record_message, entry)
+        await self.in_write_thread(self.record, entry)
 
     def record_message(
         self, entry: RecordInput, *, choices: list[str] | None = None, raw_ref: str | None = None
@@ -49,8 +51,8 @@ class MessagesMixin(StoreBase):
         Returns the entry's row (its ``seq`` is the clients' cursor). For an inbound
         message already logged in another conversation, that row is returned.
         """
-        if eligible(entry) and (row := record_new(self._writer, entry, choices, raw_ref)) is not None:
-            return row
+        if eligible(entry) and (logged := record_new(self._writer, entry, choices, raw_ref)) is not None:
+            return logged.row()
         return self._write_retrying(lambda session: _record(session, entry, choices, raw_ref))
 
     def settle_inbound(self, seq: int, conversation_id: str, status: str, detail: str = "") -> Message | None:

@@ -90,7 +90,7 @@ def test_the_fast_path_stores_what_the_orm_stores(fx_store: Store) -> None:
     assert by_fast == by_orm
     # And read back through the ORM, the fast row is the row the caller was given.
     [logged] = [m for m in fx_store.transcript(conversation_id) if m.message_id == "k-fast"]
-    assert logged == fast
+    assert logged == fast.row()
     assert logged.created_at.tzinfo is not None
 
 
