@@ -168,6 +168,7 @@ def _insert(dialect: Any) -> Insert:
     return statement
 
 
+@cache
 def _touch_conversation() -> Any:
     """Move an open conversation's activity time (and flow, revision when given) along."""
     columns = CONVERSATIONS.c

@@ -17,7 +17,7 @@ from engine.runtime.types import RecordInput
 from engine.store.base import StoreBase, log
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact
-from engine.store.fastlog import eligible, record_new
+from engine.store.fastlog import Logged, eligible, record_new
 from engine.store.tables import Conversation, Message
 
 #: How far a status has come. A repeated write never moves an entry back: a local activity
@@ -35,9 +35,7 @@ class MessagesMixin(StoreBase):
 
     def record(self, entry: RecordInput) -> None:
         """Write one log entry (the runtime's MessageLog protocol); idempotent."""
-        if eligible(entry) and record_new(self._writer, entry, None, None) is not None:
-            return
-        self._write_retrying(lambda session: _record(session, entry, None, None))
+        self._log(entry, None, None)
 
     async def write(self, entry: RecordInput) -> None:
         """``record`` from an event loop (the MessageLog protocol's async side), on the write thread."""
@@ -51,8 +49,13 @@ class MessagesMixin(StoreBase):
         Returns the entry's row (its ``seq`` is the clients' cursor). For an inbound
         message already logged in another conversation, that row is returned.
         """
+        written = self._log(entry, choices, raw_ref)
+        return written.row() if isinstance(written, Logged) else written
+
+    def _log(self, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Logged | Message:
+        """The fast path when the entry is a new message, else the full rules."""
         if eligible(entry) and (logged := record_new(self._writer, entry, choices, raw_ref)) is not None:
-            return logged.row()
+            return logged
         return self._write_retrying(lambda session: _record(session, entry, choices, raw_ref))
 
     def settle_inbound(self, seq: int, conversation_id: str, status: str, detail: str = "") -> Message | None:
