@@ -55,21 +55,9 @@ def eligible(entry: RecordInput) -> bool:
     return entry.direction in ("in", "out") and entry.status != ENDED
 
 
-class Logged(NamedTuple):
-    """A new entry as written: its ``seq`` and column values."""
-
-    seq: int
-    values: dict[str, Any]
-
-    def row(self) -> Message:
-        """The entry as the store's row (built only for callers that use it: a third of a write's time)."""
-        return Message.model_validate({**self.values, "seq": self.seq})
-
-
-def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Logged | None:
-    """Log a new entry; None when it is not new or its conversation needs the full rules."""
-    now = utcnow()
-    values: dict[str, Any] = {
+def entry_columns(entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> dict[str, Any]:
+    """A new message row's columns from a log entry (both write paths build rows with it)."""
+    return {
         "conversation_id": entry.conversation_id,
         "direction": entry.direction,
         "message_id": entry.message_id,
@@ -84,8 +72,24 @@ def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, ra
         "flow": entry.flow,
         "revision": entry.revision,
         "at": entry.at,
-        "created_at": now,
     }
+
+
+class Logged(NamedTuple):
+    """A new entry as written: its ``seq`` and column values."""
+
+    seq: int
+    values: dict[str, Any]
+
+    def row(self) -> Message:
+        """The entry as the store's row (built only for callers that use it: a third of a write's time)."""
+        return Message.model_validate({**self.values, "seq": self.seq})
+
+
+def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Logged | None:
+    """Log a new entry; None when it is not new or its conversation needs the full rules."""
+    now = utcnow()
+    values = {**entry_columns(entry, choices, raw_ref), "created_at": now}
     # The conversation keeps its flow and revision when the entry names none.
     touched = {
         "conversation": entry.conversation_id,

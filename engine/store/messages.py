@@ -17,7 +17,7 @@ from engine.runtime.types import RecordInput
 from engine.store.base import StoreBase, log
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact
-from engine.store.fastlog import Logged, eligible, record_new
+from engine.store.fastlog import Logged, eligible, entry_columns, record_new
 from engine.store.tables import Conversation, Message
 
 #: How far a status has come. A repeated write never moves an entry back: a local activity
@@ -98,22 +98,7 @@ def _record(session: Session, entry: RecordInput, choices: list[str] | None, raw
     if row is None:
         if entry.direction == "in" and (elsewhere := _inbound_elsewhere(session, entry)) is not None:
             return elsewhere
-        row = Message(
-            conversation_id=entry.conversation_id,
-            direction=entry.direction,
-            message_id=entry.message_id,
-            channel=entry.channel,
-            sender=entry.sender,
-            text=entry.text,
-            choices=list(choices or []),
-            status=entry.status,
-            detail=entry.detail,
-            meta=entry.meta,
-            raw_ref=raw_ref,
-            flow=entry.flow,
-            revision=entry.revision,
-            at=entry.at,
-        )
+        row = Message(**entry_columns(entry, choices, raw_ref))
         session.add(row)
         session.flush()  # a concurrent twin fails here, inside the caller's retry
         changed = True
