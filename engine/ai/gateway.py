@@ -1,9 +1,10 @@
 """The AI gateway of a worker: from a flow's ``CallAI`` to an ``AIResult`` or ``AIFailed``.
 
-It picks the context turns, resolves each provider of the chain (profile,
-secrets, plugin), runs the fallback chain, and reports every attempt. Built
-providers are cached by configuration, so their HTTP clients and state (a FAQ
-index) live as long as the worker; circuit breakers are per worker process.
+It takes the context turns the interpreter chose (``engine.flow.ai_context``),
+resolves each provider of the chain (profile, secrets, plugin), runs the fallback
+chain, and reports every attempt. Built providers are cached by configuration,
+so their HTTP clients and state (a FAQ index) live as long as the worker;
+circuit breakers are per worker process.
 
 Vendor conversation ids (Dify, FastGPT, Coze keep their own history) travel in
 the conversation's state: ``CallAI.sessions`` in, ``AIResult.sessions`` out, keyed
@@ -21,10 +22,10 @@ from typing import Any
 
 from engine.ai.breaker import DEFAULT_COOLDOWN_S, DEFAULT_FAILURES, Breakers
 from engine.ai.chain import ChainOutcome, Link, redactor, run_chain
-from engine.ai.context import select_context
 from engine.ai.profiles import ResolvedParams, provider_label, resolve_params
 from engine.ai.registry import build_provider
-from engine.ai.types import AIProvider, AIRequest, ProviderConfigError, Turn
+from engine.ai.types import AIProvider, AIRequest, ProviderConfigError
+from engine.flow.ai_context import call_context
 from engine.flow.compile import parse_duration
 from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.model import Chain, CompiledFlow
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PROVIDER_TIMEOUT_MS = 20_000
 #: A chain without a ``timeout`` (and a step without one) gets this long in all.
 DEFAULT_CHAIN_TIMEOUT_MS = 30_000
-#: Transcript roles and what vendors call them; system notes are not sent.
-_ROLES = {"user": "user", "bot": "assistant", "agent": "assistant"}
 OTHER_INTENT = "_other"
 
 
@@ -71,11 +70,10 @@ class AIGateway:
             return AIFailed(call.call_id, "failed", at, f"AI chain {call.chain!r} not found")
         if call.purpose == "classify":
             return await self._classify(call, chain, at)
-        history = history_turns(call.history, call.text)
         request = AIRequest(
             message=call.text,
             system=call.system,
-            context=select_context(history, call.text, chain.context),
+            context=call_context(call, chain.context),
             conversation_id=conversation_id,
         )
         outcome = await self._run(chain, call, request)
@@ -152,15 +150,6 @@ class AIGateway:
             failures=int(settings.get("failures", DEFAULT_FAILURES)),
             cooldown_s=cooldown_ms / 1000 if cooldown_ms is not None else DEFAULT_COOLDOWN_S,
         )
-
-
-def history_turns(history: Sequence[Mapping[str, Any]], message: str) -> list[Turn]:
-    """A transcript as vendor turns, without system notes and without the message being answered."""
-    turns = [Turn(_ROLES[h["role"]], str(h["text"])) for h in history if h.get("role") in _ROLES]
-    # The transcript already holds the message being answered: it is sent as the message, not as context.
-    if turns and turns[-1].role == "user" and turns[-1].text == message:
-        turns.pop()
-    return turns
 
 
 def _result(call: CallAI, outcome: ChainOutcome, at: str) -> AIResult | AIFailed:

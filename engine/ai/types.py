@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+# The turns are chosen by the conversation's interpreter (pure flow code); providers see them here.
+from engine.flow.ai_context import Turn
+
 __all__ = [
     "AIProvider",
     "AIReply",
@@ -30,14 +33,6 @@ __all__ = [
     "Unavailable",
     "Usage",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """One earlier turn of the conversation: ``role`` is ``user``, ``assistant`` or ``agent``."""
-
-    role: str
-    text: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,15 @@ class Limits:
     max_text_chars: int = 10_000
 
 
+#: The AI call's context turns are chosen by the interpreter (``CallAI.context``), not by
+#: the activity from the whole transcript (``CallAI.history``).
+AI_CONTEXT_IN_WORKFLOW = "fd-2026-11-ai-context-in-workflow"
+#: Interpreter changes released since the first version, oldest first. A conversation
+#: that started before one replays without it (``engine.runtime.patches``); everything
+#: else (new conversations, ``flowdesk try``, ``test`` and ``chat``) runs with all of them.
+INTERPRETER_FEATURES: tuple[str, ...] = (AI_CONTEXT_IN_WORKFLOW,)
+
+
 @dataclass(frozen=True)
 class InterpreterContext:
     """Static inputs of the interpreter."""
@@ -75,8 +84,8 @@ class InterpreterContext:
     flows: FlowResolver
     settings: FlowSettings = field(default_factory=FlowSettings)
     limits: Limits = field(default_factory=Limits)
-    #: interpreter changes this conversation has opted into (see engine.runtime.patches)
-    features: frozenset[str] = frozenset()
+    #: interpreter changes this conversation has (see engine.runtime.patches)
+    features: frozenset[str] = frozenset(INTERPRETER_FEATURES)
 
     def has(self, feature: str) -> bool:
         """Whether a guarded interpreter change applies to this conversation."""

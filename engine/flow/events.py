@@ -175,6 +175,9 @@ class CallAI:
     retries: int | None = None
     #: the vendor conversation ids the conversation holds, by provider label
     sessions: dict[str, str] = field(default_factory=dict)
+    #: the earlier turns to send along ({"role": "user"|"assistant", "text"}), chosen by the
+    #: interpreter; calls of older interpreters leave it empty and carry the transcript in ``history``
+    context: tuple[dict[str, str], ...] = ()
     kind: ClassVar[str] = "call_ai"
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from connectors.ai.faq import knowledge_at
 from engine.errors import FlowdeskError
+from engine.flow.ai_context import call_context
 from engine.flow.context import FlowResolver
 from engine.flow.events import AIFailed, AIResult, CallAI, CallHttp, HttpFailed, HttpResult
 from engine.flow.model import Chain, ProviderRef
@@ -79,8 +80,6 @@ class OfflineAI:
         """
         # Imported here: engine.ai builds on engine.flow, and only try/test come this way.
         from engine.ai.chain import judge  # noqa: PLC0415
-        from engine.ai.context import select_context  # noqa: PLC0415
-        from engine.ai.gateway import history_turns  # noqa: PLC0415
         from engine.ai.profiles import resolve_params  # noqa: PLC0415
         from engine.ai.registry import PROVIDERS, build_provider  # noqa: PLC0415
         from engine.ai.types import AIRequest, ProviderError  # noqa: PLC0415
@@ -91,8 +90,7 @@ class OfflineAI:
             return None
         if getattr(factory, "offline", False) is not True:
             return None
-        history = history_turns(call.history, call.text)
-        request = AIRequest(call.text, call.system, select_context(history, call.text, chain.context))
+        request = AIRequest(call.text, call.system, call_context(call, chain.context))
         try:
             params = resolve_params(provider, {}, {}, knowledge_dir=self.base_dir).params
             reply = run_sync(build_provider(provider.use, params).reply(request))

@@ -13,6 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 from engine.flow import expr
+from engine.flow.ai_context import choose_context
+from engine.flow.context import AI_CONTEXT_IN_WORKFLOW
 from engine.flow.events import (
     AIFailed,
     AIResult,
@@ -189,6 +191,12 @@ class StepRunner(RunnerBase):
     ) -> Next:
         chain = self.flow.chains[chain_name]
         call_id = self.state.next_id("ai")
+        history: tuple[dict[str, str], ...] = ()
+        context: tuple[dict[str, str], ...] = ()
+        if not self.ctx.has(AI_CONTEXT_IN_WORKFLOW):
+            history = tuple({"role": t["role"], "text": t.get("ai_text") or t["text"]} for t in self.state.transcript)
+        elif purpose != "classify":  # an intent is told from the message alone
+            context = choose_context(self.state.transcript, text, chain.context)
         self.emit(
             CallAI(
                 call_id=call_id,
@@ -198,14 +206,13 @@ class StepRunner(RunnerBase):
                 chain=chain_name,
                 text=text,
                 system=self.render(chain.system) if chain.system else None,
-                history=tuple(
-                    {"role": t["role"], "text": t.get("ai_text") or t["text"]} for t in self.state.transcript
-                ),
+                history=history,
                 purpose=purpose,
                 intents=intents,
                 timeout_ms=step.timeout_ms,
                 retries=step.retries,
                 sessions=dict(self.state.ai_sessions),
+                context=context,
             )
         )
         self.state.pending = Pending("ai", step.name, call_id=call_id)

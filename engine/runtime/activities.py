@@ -152,7 +152,8 @@ class ConversationActivities:
     async def call_ai(self, data: AIInput) -> dict[str, Any]:
         """Run an AI chain; a chain that fails as a whole is a result, not an exception."""
         fields = {k: v for k, v in data.call.items() if k != "kind"}
-        call = CallAI(**{**fields, "history": tuple(fields.get("history", ())), "intents": _intents(fields)})
+        tuples = {"history": tuple(fields.get("history", ())), "context": tuple(fields.get("context", ()))}
+        call = CallAI(**{**fields, **tuples, "intents": _intents(fields)})
         flow = self.catalog.compiled.get(call.flow, call.revision)
         result = await self.ai.answer(call, flow, call_time(), conversation_id=data.conversation_id)
         return to_dict(result)

@@ -4,7 +4,8 @@ A conversation's workflow replays its history on every worker restart, so the
 interpreter must produce the same commands for the same events as it did when
 the history was written. A change that would produce different commands (a new
 default, a different order of sends, another exit path) is added here under a
-new name, and the interpreter branches on ``ctx.has(name)``:
+new name in ``engine.flow.context.INTERPRETER_FEATURES``, and the interpreter
+branches on ``ctx.has(name)``:
 
     if ctx.has("fd-2027-01-ask-trims-answer"):
         answer = answer.strip()
@@ -20,5 +21,7 @@ against the current code and fails when a change was not guarded.
 
 from __future__ import annotations
 
-#: Oldest first. Empty: no interpreter change has been released since the first version.
-INTERPRETER_PATCHES: tuple[str, ...] = ()
+from engine.flow.context import INTERPRETER_FEATURES
+
+#: Oldest first: each is asked of ``workflow.patched`` before an event is interpreted.
+INTERPRETER_PATCHES: tuple[str, ...] = INTERPRETER_FEATURES

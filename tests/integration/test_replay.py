@@ -17,7 +17,8 @@ conversation (AI answer, an ask with a retry, HTTP found / 404 / down after a
 retry, closed), a hand-off (held message, agent accept / reply / resolve, a timer,
 closed) and a conversation that continued as new twice (one file per run). The
 flow revisions they ran on are in ``histories/revisions/``, loaded by hash as the
-worker's compiled-flow cache does.
+worker's compiled-flow cache does. The same three, recorded again after a guarded
+change, are in a folder named after it (``ai-context-in-workflow/``).
 
 When this test fails after your change
 --------------------------------------

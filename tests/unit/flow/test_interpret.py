@@ -291,7 +291,41 @@ def test_ai_reply_is_sent_and_saved() -> None:
     assert texts(s.user("where is my parcel")) == ["answer to where is my parcel"]
     assert s.state.vars["reply"] == "answer to where is my parcel"
     assert calls[0].system == "You help Flowdesk customers."
-    assert calls[0].history[-1] == {"role": "user", "text": "where is my parcel"}
+    assert calls[0].context == () and calls[0].history == ()  # nothing was said before
+
+
+def recorder(calls: list[CallAI]) -> Any:
+    def respond(call: CallAI, at: str) -> AIResult:
+        calls.append(call)
+        return AIResult(call.call_id, f"answer to {call.text}", at, confidence=0.8, provider="x")
+
+    return respond
+
+
+def test_ai_calls_carry_the_turns_chosen_for_the_vendor_not_the_transcript() -> None:
+    f = flow(AI_FLOW.replace("providers: [{ use: echo }]", "providers: [{ use: echo }]\n    context: { max_turns: 3 }"))
+    calls: list[CallAI] = []
+    s = sim(f, ai=recorder(calls))
+    for text in ("one", "two", "three"):
+        s.user(text)
+    assert calls[2].context == (
+        {"role": "assistant", "text": "answer to one"},
+        {"role": "user", "text": "two"},
+        {"role": "assistant", "text": "answer to two"},
+    )
+    assert calls[2].history == ()
+
+
+def test_conversations_from_before_the_change_still_send_their_transcript() -> None:
+    # A conversation whose history was written by the older interpreter replays without the
+    # feature (workflow.patched): its calls carry the transcript, and the activity chooses.
+    f = flow(AI_FLOW)
+    calls: list[CallAI] = []
+    s = Simulator(InterpreterContext(FlowSet([f]), features=frozenset()), f, ai=recorder(calls), http=no_http)
+    s.user("one")
+    s.user("two")
+    assert [turn["text"] for turn in calls[1].history] == ["one", "answer to one", "two"]
+    assert calls[1].context == ()
 
 
 def test_ai_failure_takes_on_error_and_timeout_takes_on_timeout() -> None:
@@ -368,6 +402,8 @@ def test_classify_through_an_ai_chain() -> None:
     s = sim(f, ai=classify)
     assert texts(s.user("anything")) == ["shipping"]
     assert seen[0].purpose == "classify" and [name for name, _ in seen[0].intents] == ["refund", "shipping"]
+    s.user("and more")
+    assert seen[1].context == () and seen[1].history == ()  # an intent is told from the message alone
     s = sim(f, ai=ai_reply("not-an-intent"))
     assert texts(s.user("anything")) == ["other (None)"]
 

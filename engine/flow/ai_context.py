@@ -1,5 +1,9 @@
 """Which earlier turns go to the AI vendor with the customer's message.
 
+Pure and deterministic, so the conversation's workflow chooses the turns itself
+(the interpreter puts them on its ``CallAI`` command): only what is sent to the
+vendor enters workflow history, not the whole kept transcript.
+
 ``recent`` sends the latest turns. ``relevance`` ranks earlier turns by BM25
 similarity to the current message (the tokenizer of ``engine.flow.textmatch``
 handles Chinese without a segmenter), blended with recency, and always keeps the
@@ -18,9 +22,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from engine.ai.types import Turn
+from engine.flow.events import CallAI
 from engine.flow.model import ContextSpec
 from engine.flow.textmatch import BM25Index, tokenize
 
@@ -36,9 +42,49 @@ GREETING_WORDS = frozenset(
      "anyone", "how", "ok", "okay", "yes", "no", "bye", "你好", "您好", "好", "在", "在吗", "喂", "嗨", "哈喽",
      "早", "早上", "上好", "晚上", "谢谢", "谢", "没", "有", "人"}
 )  # fmt: skip
+#: Transcript roles as vendors name them; other entries (system notes) are not turns.
+VENDOR_ROLES = {"user": "user", "bot": "assistant", "agent": "assistant"}
 _TURN_OVERHEAD_TOKENS = 4
 _CJK_RE = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORD_RE = re.compile(r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier turn of the conversation: ``role`` is ``user`` or ``assistant``."""
+
+    role: str
+    text: str
+
+
+def history_turns(history: Sequence[Mapping[str, Any]], message: str) -> list[Turn]:
+    """A transcript as vendor turns, without system notes and without the message being answered."""
+    turns = [Turn(VENDOR_ROLES[h["role"]], str(h["text"])) for h in history if h.get("role") in VENDOR_ROLES]
+    # The transcript already holds the message being answered: it is sent as the message, not as context.
+    if turns and turns[-1].role == "user" and turns[-1].text == message:
+        turns.pop()
+    return turns
+
+
+def choose_context(
+    transcript: Sequence[Mapping[str, Any]], message: str, spec: ContextSpec
+) -> tuple[dict[str, str], ...]:
+    """The turns of a conversation's transcript to send with ``message``, as plain data for a command."""
+    history = [{"role": t["role"], "text": t.get("ai_text") or t["text"]} for t in transcript]
+    chosen = select_context(history_turns(history, message), message, spec)
+    return tuple({"role": turn.role, "text": turn.text} for turn in chosen)
+
+
+def call_context(call: CallAI, spec: ContextSpec) -> tuple[Turn, ...]:
+    """The turns to send with an AI call.
+
+    A call made by a conversation running an older interpreter carries its whole
+    transcript in ``history`` (and no ``context``): the turns are chosen here, as
+    the workflow now does when it makes the call.
+    """
+    if call.history:
+        return select_context(history_turns(call.history, call.text), call.text, spec)
+    return tuple(Turn(t["role"], t["text"]) for t in call.context)
 
 
 def estimate_tokens(text: str) -> int:

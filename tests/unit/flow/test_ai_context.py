@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.ai.context import estimate_tokens, goal_turn, select_context
-from engine.ai.types import Turn
+from engine.flow.ai_context import Turn, call_context, choose_context, estimate_tokens, goal_turn, select_context
+from engine.flow.events import CallAI
 from engine.flow.model import ContextSpec
 
 INTENT = "I want to return the blue jacket I bought last week, it is too small"
@@ -255,3 +255,48 @@ def test_estimate_tokens_counts_latin_words_generously() -> None:
     assert estimate_tokens("hello") - framing == 2
     assert estimate_tokens("order 4711 退货") - framing == 3 + 2  # two words, two characters
     assert framing > 0  # each turn costs something for its framing
+
+
+# -- chosen by the workflow or by the activity: the vendor gets the same turns ------------
+
+TRANSCRIPT = [
+    {"role": "user", "text": "Hi!"},
+    {"role": "bot", "text": "Hello! How can I help you today?"},
+    {"role": "user", "text": INTENT},
+    {"role": "bot", "text": "Sure. " + "I can help with returns. " * 40},  # long: over a small budget
+    {"role": "system", "text": "ann joined"},  # a note, never a turn
+    {"role": "agent", "text": "Hi, Ann here. Which size do you need?"},
+    {"role": "user", "text": "yes", "ai_text": "yes [redacted]"},
+    *({"role": "user" if i % 2 else "bot", "text": SMALL_TALK[i % len(SMALL_TALK)][1]} for i in range(12)),
+    {"role": "user", "text": "How long does the return take?"},
+]
+
+
+def ai_call(history: tuple[dict[str, str], ...], context: tuple[dict[str, str], ...], text: str) -> CallAI:
+    return CallAI("ai-1", "answer", "f", "r", "c", text, None, history, context=context)
+
+
+@pytest.mark.parametrize("strategy", ["recent", "relevance"])
+@pytest.mark.parametrize(("max_turns", "max_tokens"), [(12, 2000), (4, 2000), (30, 60), (0, 2000)])
+@pytest.mark.parametrize("message", ["How long does the return take?", "yes", "Hi!"])
+def test_turns_chosen_in_the_workflow_are_those_the_activity_chose_from_the_transcript(
+    strategy: str, max_turns: int, max_tokens: int, message: str
+) -> None:
+    spec = ContextSpec(strategy, max_turns, max_tokens)
+    transcript = [*TRANSCRIPT[:-1], {"role": "user", "text": message}]  # the transcript ends with the message
+    # What a conversation on the older interpreter sends: the transcript, as the interpreter rendered it.
+    old = ai_call(tuple({"role": t["role"], "text": t.get("ai_text") or t["text"]} for t in transcript), (), message)
+    new = ai_call((), choose_context(transcript, message, spec), message)
+    assert call_context(new, spec) == call_context(old, spec)
+    assert len(new.context) <= max_turns
+    assert all(turn["role"] in {"user", "assistant"} for turn in new.context)
+
+
+def test_chosen_turns_are_sent_as_they_are() -> None:
+    # The customer said "yes" before and says it again: the earlier "yes" is a turn of its own,
+    # not the message being answered, and is not dropped a second time.
+    context = ({"role": "assistant", "text": "Is that the blue one?"}, {"role": "user", "text": "yes"})
+    assert call_context(ai_call((), context, "yes"), ContextSpec("recent", 12, 2000)) == (
+        Turn("assistant", "Is that the blue one?"),
+        Turn("user", "yes"),
+    )
