@@ -29,6 +29,12 @@ T = TypeVar("T")
 #: Attempts of a write that lost a race on a unique key (the re-read then finds the winner's row).
 CONFLICT_ATTEMPTS = 3
 
+#: ``with_for_update`` for a row that a write transaction reads, then decides on: ``SELECT ... FOR NO KEY
+#: UPDATE`` on PostgreSQL, where writers run side by side (READ COMMITTED) and would otherwise decide on
+#: what another one is changing. NO KEY: inserts referencing the row (foreign keys) are not held up.
+#: SQLite ignores it: BEGIN IMMEDIATE already serialises its writers.
+ROW_LOCK: dict[str, Any] = {"key_share": True}
+
 
 class StoreBase:
     """The engine and the session helpers the store's parts are written with."""

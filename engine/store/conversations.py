@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, func, select
 
-from engine.store.base import StoreBase
+from engine.store.base import ROW_LOCK, StoreBase
 from engine.store.columns import utcnow
 from engine.store.tables import Contact, Conversation, Identity, new_id
 
@@ -59,6 +59,9 @@ class ConversationsMixin(StoreBase):
         """
 
         def work(session: Session) -> tuple[Conversation, bool]:
+            # Opens for one contact wait for each other here (PostgreSQL), so that two at once
+            # (two server processes, a visitor's two tabs) find one conversation, not make two.
+            session.get(Contact, contact_id, with_for_update=ROW_LOCK)
             current = session.exec(
                 select(Conversation)
                 .where(
@@ -104,7 +107,8 @@ class ConversationsMixin(StoreBase):
         ended without one (the workflow closed while nobody was recording).
         """
         with self._write() as session:
-            conversation = session.get(Conversation, conversation_id)
+            # Locked: two enders at once must not both say "ended it" (PostgreSQL; see ROW_LOCK).
+            conversation = session.get(Conversation, conversation_id, with_for_update=ROW_LOCK)
             if conversation is None or conversation.status == ENDED:
                 return False
             now = utcnow()

@@ -15,6 +15,11 @@ SQLite needs care to be a good multi-threaded citizen:
   that reads and then writes can fail with "database is locked" at once when
   another connection wrote in between, which no timeout cures.
 
+PostgreSQL's text types cannot hold a NUL character, which SQLite stores and a
+web-chat frame or a channel's payload can carry; on PostgreSQL every text value
+sent to the database has its NULs replaced (``NUL_REPLACEMENT``), so such a
+message is logged instead of failing the write.
+
 Migrations are Alembic scripts in ``migrations/`` (inside the package, so they ship
 in the wheel), run from code: nobody needs an ``alembic.ini``.
 """
@@ -52,6 +57,9 @@ _DRIVERS = {
 }
 
 _URL_EXAMPLES = "sqlite:///.flowdesk/flowdesk.db or postgresql+psycopg://user@host/flowdesk"
+
+#: What a NUL character in a text value becomes on PostgreSQL ("PostgreSQL text fields cannot contain NUL").
+NUL_REPLACEMENT = "\ufffd"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=5000",  # first: switching to WAL may itself have to wait for a lock
@@ -129,6 +137,8 @@ def create_db_engine(url: str) -> Engine:
         raise ConfigError(f"cannot load the database driver for {parsed.drivername!r}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         _tune_sqlite(engine)
+    else:
+        _tune_postgresql(engine)
     return engine
 
 
@@ -148,6 +158,26 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _tune_postgresql(engine: Engine) -> None:
+    # Every statement, keys included: a lookup by a text with a NUL must find the row written with it.
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _on_execute(
+        _connection: Connection, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> tuple[str, Any]:
+        return statement, _without_nul(parameters)
+
+
+def _without_nul(value: Any) -> Any:
+    """Parameters with NUL characters in their texts replaced (dicts, lists and tuples of them too)."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_without_nul(item) for item in value)
+    return value  # JSON goes as the driver's Json object: json.dumps writes a NUL as \u0000
 
 
 def writer(engine: Engine) -> Engine:

@@ -104,7 +104,7 @@ def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, ra
         else:
             seq = _write_core(writer, values, touched)
     except (NotTheCommonCase, IntegrityError, sqlite3.IntegrityError):
-        # IntegrityError: a conversation the store never saw (its foreign key)
+        # IntegrityError: a conversation the store never saw (its foreign key; the Core path finds no row first)
         return None
     return Logged(seq, values)
 
@@ -159,11 +159,15 @@ def _sqlite_statements() -> tuple[str, str]:
 def _write_core(writer: Engine, values: dict[str, Any], touched: dict[str, Any]) -> int:
     dialect = postgresql if writer.dialect.name == "postgresql" else sqlite
     with writer.begin() as connection:
-        inserted = connection.execute(_insert(dialect).values(**values).returning(MESSAGES.c.seq)).first()
-        if inserted is None:
-            raise NotTheCommonCase
+        # The conversation first: its row lock makes writers of one conversation take turns
+        # (PostgreSQL runs them side by side), so seqs are drawn in commit order and a
+        # client's "after seq N" cursor never passes an entry still uncommitted. An unknown
+        # or handed-off conversation updates no row: the full rules take the entry.
         if connection.execute(_touch_conversation(), touched).rowcount != 1:
             raise NotTheCommonCase
+        inserted = connection.execute(_insert(dialect).values(**values).returning(MESSAGES.c.seq)).first()
+        if inserted is None:
+            raise NotTheCommonCase  # already logged (a repeat): the full path compares statuses
     return int(inserted[0])
 
 

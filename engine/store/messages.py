@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from engine.runtime.types import RecordInput
-from engine.store.base import StoreBase, log
+from engine.store.base import ROW_LOCK, StoreBase, log
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact
 from engine.store.fastlog import Logged, eligible, entry_columns, record_new
@@ -87,7 +87,11 @@ class MessagesMixin(StoreBase):
 
 
 def _record(session: Session, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Message:
-    conversation = session.get(Conversation, entry.conversation_id) or _adopt(session, entry)
+    # Writers of one conversation take turns from here on PostgreSQL (SQLite serialises every
+    # writer): a repeated entry's read-then-update cannot undo a concurrent one ("sent" back to
+    # "failed"), and a new entry's seq comes from the sequence in commit order, so a client's
+    # "after seq N" cursor never passes an entry that is not committed yet.
+    conversation = session.get(Conversation, entry.conversation_id, with_for_update=ROW_LOCK) or _adopt(session, entry)
     row = session.exec(
         select(Message).where(
             Message.conversation_id == entry.conversation_id,

@@ -3,7 +3,8 @@
 On SQLite the fast path hands its own SQL and values to the driver; if a column
 type's conversion drifted (JSON text, UTC time text), rows written by the two
 paths would read back differently. Compared here on the raw stored values, for
-the driver path and for the SQLAlchemy Core path other databases take.
+the driver path and for the SQLAlchemy Core path other databases take, on SQLite
+and on a real PostgreSQL database (see conftest.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,16 @@ from engine.store.messages import _record
 T0 = "2026-01-01T10:00:00+00:00"
 
 
-@pytest.fixture(name="fx_store", params=["driver", "core"])
+@pytest.fixture(name="fx_store", params=["driver", "core", "postgresql"])
 def fixture_store(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("fx_postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'flowdesk.db'}"
     if request.param == "core":
-        # The path other databases (PostgreSQL) take, checked against the same rules here.
+        # The path other databases (PostgreSQL) take, checked against the same rules on SQLite too.
         monkeypatch.setattr(fastlog, "_write_sqlite", fastlog._write_core)
-    store = Store(f"sqlite:///{tmp_path / 'flowdesk.db'}")
+    store = Store(url)
     store.upgrade()
     yield store
     store.close()
@@ -45,13 +51,40 @@ def open_conversation(store: Store) -> str:
 
 
 def stored(store: Store, table: str, key: str, value: Any) -> dict[str, Any]:
-    """A row as the database holds it, bypassing every type conversion of SQLAlchemy."""
+    """A row as the database holds it, bypassing every type conversion of SQLAlchemy.
+
+    On PostgreSQL through the driver: JSON columns as their stored text, times as the
+    driver's aware datetimes (timestamptz holds a moment, not a text).
+    """
+    if store.engine.dialect.name == "postgresql":
+        connection = store.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s", (table,)
+            )
+            columns = [f'"{name}"::text AS "{name}"' if kind == "json" else f'"{name}"' for name, kind in cursor]
+            cursor.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {key} = %s", (value,))
+            found = cursor.fetchone()
+            assert found is not None
+            return dict(zip([d[0] for d in cursor.description or ()], found, strict=True))
+        finally:
+            connection.close()
     path = str(store.engine.url.database)
     with closing(sqlite3.connect(path)) as db:
         db.row_factory = sqlite3.Row
         row = db.execute(f"SELECT * FROM {table} WHERE {key} = ?", (value,)).fetchone()
     assert row is not None
     return dict(row)
+
+
+def assert_time_shapes(*times: Any) -> None:
+    """Stored times of the same kind: SQLite's naive UTC text, PostgreSQL's aware moments."""
+    for moment in times:
+        if isinstance(moment, datetime):
+            assert moment.utcoffset() is not None, moment
+        else:
+            assert shape(moment) == "0000-00-00 00:00:00.000000", moment
 
 
 def shape(text: str) -> str:
@@ -85,8 +118,8 @@ def test_the_fast_path_stores_what_the_orm_stores(fx_store: Store) -> None:
     assert by_fast["seq"] == fast.seq
     for row in (by_fast, by_orm):
         del row["seq"], row["message_id"]
-    # The same text of a time, differing only in the moment written.
-    assert shape(by_fast.pop("created_at")) == shape(by_orm.pop("created_at")) == "0000-00-00 00:00:00.000000"
+    # The same kind of time (on SQLite: the same text), differing only in the moment written.
+    assert_time_shapes(by_fast.pop("created_at"), by_orm.pop("created_at"))
     assert by_fast == by_orm
     # And read back through the ORM, the fast row is the row the caller was given.
     [logged] = [m for m in fx_store.transcript(conversation_id) if m.message_id == "k-fast"]
@@ -101,7 +134,7 @@ def test_the_fast_path_moves_the_conversation_along_as_the_orm_does(fx_store: St
     after = stored(fx_store, "conversation", "id", conversation_id)
     assert (after["flow"], after["revision"], after["status"]) == ("shop", "rev-2", "open")
     assert after["updated_at"] > before["updated_at"]
-    assert shape(after["updated_at"]) == shape(before["updated_at"])
+    assert_time_shapes(after["updated_at"], before["updated_at"])
 
     # An entry that names no revision leaves the conversation's as it was.
     unnamed = replace(reply(conversation_id, "k2"), flow="", revision="")

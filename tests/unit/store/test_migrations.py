@@ -2,11 +2,13 @@
 
 Upgrading creates every table, upgrading again changes nothing and loses nothing,
 and the migrations match the sqlmodel tables exactly: a model changed without a
-migration fails here, not in production.
+migration fails here, not in production. Tests that take ``fx_engine`` or ``fx_db_url``
+run on SQLite and on PostgreSQL (see conftest.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +29,14 @@ TABLE_NAMES = {str(model.__table__.name) for model in TABLES}  # type: ignore[at
 
 
 @pytest.fixture(name="fx_engine")
-def fixture_engine(tmp_path: Path) -> Iterator[Engine]:
+def fixture_engine(fx_db_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(fx_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(name="fx_sqlite_engine")
+def fixture_sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db' / 'flowdesk.db'}")
     yield engine
     engine.dispose()
@@ -40,8 +49,8 @@ def test_upgrade_from_empty_creates_every_table(fx_engine: Engine) -> None:
     assert current_revision(fx_engine) == head_revision()
 
 
-def test_sqlite_connections_get_their_pragmas(fx_engine: Engine) -> None:
-    with fx_engine.connect() as connection:
+def test_sqlite_connections_get_their_pragmas(fx_sqlite_engine: Engine) -> None:
+    with fx_sqlite_engine.connect() as connection:
         pragma = {
             name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
             for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
@@ -49,8 +58,8 @@ def test_sqlite_connections_get_their_pragmas(fx_engine: Engine) -> None:
     assert pragma == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
 
 
-def test_upgrading_again_is_a_no_op_and_keeps_the_data(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'flowdesk.db'}"
+def test_upgrading_again_is_a_no_op_and_keeps_the_data(fx_db_url: str) -> None:
+    url = fx_db_url
     store = Store(url)
     try:
         store.upgrade()
@@ -82,7 +91,9 @@ def test_migrations_match_the_tables(fx_engine: Engine) -> None:
     for name in TABLE_NAMES:
         declared = SQLModel.metadata.tables[name]
         assert {c["name"] for c in inspector.get_columns(name)} == {c.name for c in declared.columns}, name
-        assert {i["name"] for i in inspector.get_indexes(name)} == {str(i.name) for i in declared.indexes}, name
+        # PostgreSQL also lists the index behind each unique constraint; those are compared as constraints.
+        indexes = {i["name"] for i in inspector.get_indexes(name) if not i.get("duplicates_constraint")}
+        assert indexes == {str(i.name) for i in declared.indexes}, name
         uniques = {u["name"] for u in inspector.get_unique_constraints(name)}
         assert uniques == {c.name for c in declared.constraints if type(c).__name__ == "UniqueConstraint"}, name
     # Alembic's own comparison also sees types, nullability, keys and index options.
@@ -93,14 +104,19 @@ def test_migrations_match_the_tables(fx_engine: Engine) -> None:
 
 def test_the_inbound_index_is_partial(fx_engine: Engine) -> None:
     upgrade(fx_engine)
+    query = (
+        "SELECT sql FROM sqlite_master WHERE name = 'uq_message_inbound_channel_id'"
+        if fx_engine.dialect.name == "sqlite"
+        else "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_message_inbound_channel_id'"
+    )
     with fx_engine.connect() as connection:
-        sql = connection.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = 'uq_message_inbound_channel_id'"
-        ).scalar()
-    assert sql is not None and "WHERE direction = 'in'" in sql
+        sql = connection.exec_driver_sql(query).scalar()
+    assert sql is not None and "UNIQUE" in sql.upper()
+    # PostgreSQL shows the condition as ((direction)::text = 'in'::text).
+    assert re.search(r"WHERE \(*direction\)*(::text)? = 'in'", sql), sql
 
 
-def test_upgrading_a_0001_database_keeps_its_messages(fx_engine: Engine, tmp_path: Path) -> None:
+def test_upgrading_a_0001_database_keeps_its_messages(fx_engine: Engine, fx_db_url: str) -> None:
     """0002 adds messages' ``meta``: rows written before it keep everything and read as ``{}``."""
     config = alembic_config()
     with writer(fx_engine).begin() as connection:
@@ -122,7 +138,7 @@ def test_upgrading_a_0001_database_keeps_its_messages(fx_engine: Engine, tmp_pat
     upgrade(fx_engine)
     assert current_revision(fx_engine) == head_revision()
     fx_engine.dispose()
-    store = Store(f"sqlite:///{tmp_path / 'db' / 'flowdesk.db'}")
+    store = Store(fx_db_url)
     try:
         (row,) = store.transcript("v1")
         assert (row.message_id, row.text, row.status, row.meta) == ("m1", "hello", "received", {})
