@@ -18,6 +18,10 @@ import sys
 
 import pytest
 
+from tests.postgres_support import fixture_postgres, fixture_postgres_url
+
+__all__ = ["fixture_postgres", "fixture_postgres_url"]  # fixtures for every test
+
 _session: pytest.Session | None = None
 
 os.environ.setdefault("FLOWDESK_WORKFLOW_SANDBOX", "on")

@@ -67,8 +67,9 @@ async def running_node(
     *,
     flows: Mapping[str, str] | None = None,
     settings: Mapping[str, Any] | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[RunningNode]:
-    """A node with ``flows`` (file name -> source) in its flows directory."""
+    """A node with ``flows`` (file name -> source) in its flows directory; SQLite unless ``database_url``."""
     flows_dir = root / "flows"
     flows_dir.mkdir(parents=True, exist_ok=True)
     for name, source in (flows if flows is not None else {"echo.yaml": WEBCHAT_ECHO}).items():
@@ -79,7 +80,7 @@ async def running_node(
         port=0,
         data_dir=data_dir,
         flows_dir=flows_dir,
-        database_url=f"sqlite:///{data_dir / 'flowdesk.db'}",
+        database_url=database_url or f"sqlite:///{data_dir / 'flowdesk.db'}",
         temporal_address=temporal_address(env),
         namespace="default",
         task_queue=f"tq-{uuid.uuid4()}",

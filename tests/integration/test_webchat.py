@@ -76,6 +76,42 @@ async def test_a_reply_sent_while_offline_arrives_on_reconnect(fx_dev_env: Workf
         assert len(store.list_conversations(channel="webchat")) == 1
 
 
+async def test_a_node_on_postgresql_chats_and_keeps_a_missed_reply(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path, fx_postgres_url: str
+) -> None:
+    """The same URL setting, a PostgreSQL database: migrated on start, a chat, a reconnect."""
+    async with running_node(fx_dev_env, tmp_path, database_url=fx_postgres_url) as node:
+        async with chat(node) as visitor:
+            token = (await visitor.next("welcome"))["visitor"]
+            await visitor.say("hello from postgres")
+            await visitor.reply_to("got hello from postgres")
+            client_id = await visitor.say("and again")
+            seq = (await visitor.next("ack", where={"id": client_id}))["seq"]
+        store = node.services.store
+        assert store.engine.dialect.name == "postgresql"
+
+        def answered() -> bool:
+            rows = store.list_conversations(channel="webchat")
+            return bool(rows) and [m.text for m in store.transcript(rows[0].id)][-1] == "got and again"
+
+        await eventually(answered, "the reply sent while away stored")
+        async with chat(node, f"?visitor={token}&since={seq}") as again:
+            assert (await again.next("welcome"))["visitor"] == token
+            history = (await again.next("history"))["messages"]
+            assert [(m["direction"], m["text"]) for m in history] == [("out", "got and again")]
+        async with node.api() as api:
+            listed = (await api.get("/api/conversations", params={"channel": "webchat"})).json()["conversations"]
+            assert [(c["flow"], c["status"]) for c in listed] == [("echo", "open")]
+            transcript = (await api.get(f"/api/conversations/{listed[0]['id']}/messages")).json()["messages"]
+        assert [(m["direction"], m["text"], m["status"]) for m in transcript] == [
+            ("in", "hello from postgres", "received"),
+            ("out", "got hello from postgres", "sent"),
+            ("in", "and again", "received"),
+            ("out", "got and again", "sent"),
+        ]
+        assert [m["seq"] for m in transcript] == sorted(m["seq"] for m in transcript)
+
+
 async def test_limits_answer_with_an_error_frame_and_the_socket_stays_usable(
     fx_dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
