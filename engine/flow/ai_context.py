@@ -66,12 +66,16 @@ def history_turns(history: Sequence[Mapping[str, Any]], message: str) -> list[Tu
     return turns
 
 
+def ai_history(transcript: Sequence[Mapping[str, Any]]) -> tuple[dict[str, str], ...]:
+    """A conversation's transcript as the AI sees it: role and text (redacted for AI where it was)."""
+    return tuple({"role": t["role"], "text": t.get("ai_text") or t["text"]} for t in transcript)
+
+
 def choose_context(
     transcript: Sequence[Mapping[str, Any]], message: str, spec: ContextSpec
 ) -> tuple[dict[str, str], ...]:
     """The turns of a conversation's transcript to send with ``message``, as plain data for a command."""
-    history = [{"role": t["role"], "text": t.get("ai_text") or t["text"]} for t in transcript]
-    chosen = select_context(history_turns(history, message), message, spec)
+    chosen = select_context(history_turns(ai_history(transcript), message), message, spec)
     return tuple({"role": turn.role, "text": turn.text} for turn in chosen)
 
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine.flow import expr
-from engine.flow.ai_context import choose_context
+from engine.flow.ai_context import ai_history, choose_context
 from engine.flow.context import AI_CONTEXT_IN_WORKFLOW
 from engine.flow.events import (
     AIFailed,
@@ -194,7 +194,7 @@ class StepRunner(RunnerBase):
         history: tuple[dict[str, str], ...] = ()
         context: tuple[dict[str, str], ...] = ()
         if not self.ctx.has(AI_CONTEXT_IN_WORKFLOW):
-            history = tuple({"role": t["role"], "text": t.get("ai_text") or t["text"]} for t in self.state.transcript)
+            history = ai_history(self.state.transcript)
         elif purpose != "classify":  # an intent is told from the message alone
             context = choose_context(self.state.transcript, text, chain.context)
         self.emit(

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from engine.flow.ai_context import Turn, call_context, choose_context, estimate_tokens, goal_turn, select_context
+from engine.flow.ai_context import (
+    Turn,
+    ai_history,
+    call_context,
+    choose_context,
+    estimate_tokens,
+    goal_turn,
+    select_context,
+)
 from engine.flow.events import CallAI
 from engine.flow.model import ContextSpec
 
@@ -285,7 +293,7 @@ def test_turns_chosen_in_the_workflow_are_those_the_activity_chose_from_the_tran
     spec = ContextSpec(strategy, max_turns, max_tokens)
     transcript = [*TRANSCRIPT[:-1], {"role": "user", "text": message}]  # the transcript ends with the message
     # What a conversation on the older interpreter sends: the transcript, as the interpreter rendered it.
-    old = ai_call(tuple({"role": t["role"], "text": t.get("ai_text") or t["text"]} for t in transcript), (), message)
+    old = ai_call(ai_history(transcript), (), message)
     new = ai_call((), choose_context(transcript, message, spec), message)
     assert call_context(new, spec) == call_context(old, spec)
     assert len(new.context) <= max_turns
@@ -300,3 +308,11 @@ def test_chosen_turns_are_sent_as_they_are() -> None:
         Turn("assistant", "Is that the blue one?"),
         Turn("user", "yes"),
     )
+
+
+def test_a_turn_redacted_for_ai_is_sent_as_redacted() -> None:
+    context = choose_context(TRANSCRIPT, "How long does the return take?", ContextSpec("recent", 30, 10_000))
+    assert {"role": "user", "text": "yes [redacted]"} in context
+    assert all(turn["text"] != "yes" for turn in context)
+    assert {"role": "assistant", "text": "Hi, Ann here. Which size do you need?"} in context  # an agent's turn
+    assert all(turn["text"] != "ann joined" for turn in context)  # a system note is no turn
