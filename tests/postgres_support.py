@@ -18,7 +18,6 @@ import itertools
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from tests.net_support import free_port
 
 #: What to install for each missing piece, said by the skip or the failure.
 INSTALL_SERVER = "install PostgreSQL's server binaries (Debian: apt-get install -y postgresql)"
@@ -61,12 +62,6 @@ def find_binaries() -> Path | None:
         if all((folder / name).is_file() for name in _BINARIES):
             return folder
     return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

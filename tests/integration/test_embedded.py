@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from engine.errors import ConfigError
 from engine.runtime.connect import connect
 from engine.runtime.embedded import EmbeddedTemporal, EmbeddedTemporalConfig, find_binary
+from tests.net_support import free_port
 
 
 @workflow.defn
@@ -162,7 +163,7 @@ asyncio.run(main())
 
 
 async def test_a_server_left_behind_by_a_killed_flowdesk_is_replaced_on_the_next_start(tmp_path: Path) -> None:
-    data, port = tmp_path / "data", _free_port()
+    data, port = tmp_path / "data", free_port()
     repo = Path(__file__).resolve().parents[2]  # not at module level: the workflow sandbox re-imports this file
     owner = subprocess.Popen(
         [sys.executable, "-c", _OWNER, str(data), str(port)], stdout=subprocess.PIPE, text=True, cwd=repo
@@ -181,13 +182,6 @@ async def test_a_server_left_behind_by_a_killed_flowdesk_is_replaced_on_the_next
         assert (await client.count_workflows()).count == 0
         assert int((data / "temporal.pid").read_text(encoding="utf-8")) != orphan
     assert not _process_running(orphan)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _process_running(pid: int) -> bool:

@@ -17,14 +17,9 @@ from websockets.asyncio.client import connect
 
 from tests.integration.runtime_support import DEADLINE, eventually
 from tests.integration.server_support import WEBCHAT_ECHO, ChatClient
+from tests.net_support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Serve:
@@ -32,12 +27,12 @@ class Serve:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         settings = {
             "data_dir": "data",
             "flows_dir": "flows",
             "server": {"host": "127.0.0.1", "port": self.port},
-            "temporal": {"embedded_port": _free_port(), "ui_port": _free_port()},
+            "temporal": {"embedded_port": free_port(), "ui_port": free_port()},
         }
         (root / "flowdesk.yaml").write_text(json.dumps(settings), encoding="utf-8")
         self.log = root / "serve.log"

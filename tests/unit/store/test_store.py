@@ -5,7 +5,6 @@ Every test here runs on both (``fx_db_url``, see conftest.py)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -21,6 +20,7 @@ from engine.runtime.revisions import CompiledFlows, FlowCatalog
 from engine.runtime.types import RecordInput
 from engine.store import DatabaseError, Message, Store, StoreRevisions, TokenNameTaken
 from engine.store.revisions import flow_name
+from tests.net_support import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 T0 = "2026-01-01T10:00:00+00:00"
@@ -332,32 +332,6 @@ def test_tokens_create_verify_revoke(fx_store: Store, tmp_path: Path) -> None:
 # -- threads ----------------------------------------------------------------------------------
 
 
-def test_recording_from_many_threads(fx_store: Store) -> None:
-    shared = conversation(fx_store)
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
-
-    def work(worker: int) -> None:
-        try:
-            start.wait()
-            for n in range(15):
-                fx_store.record(entry(shared, f"w{worker}-{n}", direction="out", sender="bot", status="sent"))
-                # Each thread's own conversation too, created by its first entry.
-                fx_store.record(entry(f"own-{worker}", f"own-{worker}-m{n}"))
-                fx_store.record(entry(shared, f"w{worker}-{n}", direction="out", sender="bot", status="sent"))
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert len(fx_store.transcript(shared)) == 8 * 15
-    assert all(len(fx_store.transcript(f"own-{worker}")) == 15 for worker in range(8))
-
-
 def run_threads(count: int, work: Callable[[int], None]) -> None:
     """``work(0..count-1)`` in threads that start together; the first error is raised here."""
     errors: list[BaseException] = []
@@ -377,6 +351,21 @@ def run_threads(count: int, work: Callable[[int], None]) -> None:
         thread.join()
     if errors:
         raise errors[0]
+
+
+def test_recording_from_many_threads(fx_store: Store) -> None:
+    shared = conversation(fx_store)
+
+    def work(worker: int) -> None:
+        for n in range(15):
+            fx_store.record(entry(shared, f"w{worker}-{n}", direction="out", sender="bot", status="sent"))
+            # Each thread's own conversation too, created by its first entry.
+            fx_store.record(entry(f"own-{worker}", f"own-{worker}-m{n}"))
+            fx_store.record(entry(shared, f"w{worker}-{n}", direction="out", sender="bot", status="sent"))
+
+    run_threads(8, work)  # raises the first error a thread met
+    assert len(fx_store.transcript(shared)) == 8 * 15
+    assert all(len(fx_store.transcript(f"own-{worker}")) == 15 for worker in range(8))
 
 
 def test_a_contact_opening_from_many_threads_gets_one_conversation(fx_store: Store) -> None:
@@ -514,9 +503,7 @@ def test_times_read_back_as_written_in_utc(fx_store: Store) -> None:
 @pytest.mark.usefixtures("fx_postgres")  # skipped (failed in CI) without PostgreSQL and psycopg, as the others
 def test_an_unreachable_postgresql_server_is_a_clear_error() -> None:
     """Nothing listens at the URL: one line that says so, without the password."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     store = Store(f"postgresql+psycopg://flowdesk:s3cret@127.0.0.1:{port}/flowdesk")
     try:
         with pytest.raises(DatabaseError) as refused:
