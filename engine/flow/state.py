@@ -79,7 +79,15 @@ class ConversationState:
         return cls(**values)
 
     def copy(self) -> ConversationState:
-        return copy.deepcopy(self)
+        """A copy the interpreter may change; it shares the transcript's turns.
+
+        A turn is never changed once recorded (``record`` appends, the limit cuts
+        from the front), and turns are most of a state's size: copying them took
+        more than half of each interpreter call in a conversation of a dozen
+        exchanges.
+        """
+        memo: dict[int, Any] = {id(turn): turn for turn in self.transcript}
+        return copy.deepcopy(self, memo)
 
     def next_id(self, prefix: str) -> str:
         """A deterministic id for a timer or call: the same history gives the same ids."""

@@ -721,3 +721,29 @@ def test_a_failure_inside_a_sub_flow_takes_the_call_steps_on_error() -> None:
     assert texts(s.user("x")) == ["recovered from failed"]
     assert s.state.flow == "caller" and s.state.stack == [] and s.log.ended == "unresolved"
     assert [f.code for f in s.log.faults] == ["http_error"]
+
+
+def test_advance_leaves_the_state_it_was_given_as_it_was() -> None:
+    # The workflow keeps no copy of its own: the interpreter must not change its input.
+    f = flow(
+        """
+        flow: pure
+        vars: { seen: [] }
+        steps:
+          listen: { wait: message }
+          note:
+            set: { seen: "vars.seen + [message.text]" }
+          reply: { say: "got {{ message.text }}", next: listen }
+        """
+    )
+    ctx = InterpreterContext(FlowSet([f]))
+    state = begin(f, conversation={"id": "c"}, contact={}, at=T0)
+    for i in range(3):
+        message = {"id": f"m{i}", "text": f"t{i}", "channel": "test", "flags": {}, "meta": {}}
+        state = advance(ctx, state, MessageReceived(message=message, at=T0)).state
+    before = json.dumps(state.to_dict(), sort_keys=True)
+    message = {"id": "m9", "text": "last", "channel": "test", "flags": {}, "meta": {}}
+    after = advance(ctx, state, MessageReceived(message=message, at=T0)).state
+    assert json.dumps(state.to_dict(), sort_keys=True) == before
+    assert after.vars["seen"] == ["t0", "t1", "t2", "last"]
+    assert len(after.transcript) == len(state.transcript) + 2
