@@ -10,7 +10,8 @@ shows up in the figures instead of slowing the load down (no coordinated omissio
 
 - engine:   what a channel endpoint of ``flowdesk serve`` does with a message: log it
             in the SQLite store, then ``Conversations.send`` (update-with-start of
-            ``ConversationWorkflow``, marked logged) running the flow
+            ``ConversationWorkflow``, marked logged and, as web chat on a single
+            node marks it, with replies delivered by this worker) running the flow
             ``listen (wait: message) -> answer (ai: echo) -> listen``
             with the real worker (``build_worker``: unsandboxed as in production,
             activities, revisions and message log in the same store); latency =
@@ -367,7 +368,7 @@ async def temporal_server(data_dir: Path, memory: bool) -> Any:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from engine.runtime.client import Conversations  # noqa: PLC0415
     from engine.runtime.revisions import FlowCatalog  # noqa: PLC0415
-    from engine.runtime.types import InboundMessage, RecordInput  # noqa: PLC0415
+    from engine.runtime.types import IN_TASK_META, InboundMessage, RecordInput  # noqa: PLC0415
     from engine.runtime.worker import build_worker  # noqa: PLC0415
     from engine.store import Store, StoreRevisions  # noqa: PLC0415
 
@@ -417,6 +418,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 at = datetime.now(UTC).isoformat()
                 await store.write(RecordInput(conversation, "in", message.text, CHANNEL, message.id, at))
                 message.meta["logged"] = True
+                # ... and, like web chat on a single node, its replies go out from this worker.
+                message.meta[IN_TASK_META] = True
                 await convs.send(conversation, message)
 
             async with engine_worker, baseline_worker:

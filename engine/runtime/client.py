@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,10 @@ from engine.runtime.workflow import ENDED_ERROR, ConversationWorkflow
 
 #: Attempts at sending one message while the server says too many are in flight.
 UPDATE_ATTEMPTS = 8
+#: Messages this process has in flight to one conversation at a time. The server
+#: refuses updates beyond its own limit (10 per workflow by default), and while it
+#: refuses them it drops the workflow task in progress, which then runs again.
+UPDATES_IN_FLIGHT = 4
 
 
 class NoFlowError(FlowdeskError):
@@ -62,6 +67,7 @@ class Conversations:
         self.catalog = catalog
         self.task_queue = task_queue
         self.settings = settings or FlowSettings()
+        self._in_flight = KeyedLimit(UPDATES_IN_FLIGHT)
 
     def handle(self, conversation_id: str) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(workflow_id(conversation_id))
@@ -90,6 +96,10 @@ class Conversations:
             channel=message.channel,
             contact=dict(message.contact),
         )
+        async with self._in_flight.hold(conversation_id):
+            return await self._update(conversation_id, conversation, message)
+
+    async def _update(self, conversation_id: str, conversation: ConversationInput, message: InboundMessage) -> Accepted:
         for attempt in range(UPDATE_ATTEMPTS):
             try:
                 # A start operation can be used once: a new one per attempt.
@@ -130,6 +140,31 @@ class Conversations:
     async def state(self, conversation_id: str) -> StateView:
         view: StateView = await self.handle(conversation_id).query(ConversationWorkflow.query_state)
         return view
+
+
+class KeyedLimit:
+    """At most ``limit`` holders per key at a time; a key's gate exists only while it is used."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._gates: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        gate, users = self._gates.get(key) or (asyncio.Semaphore(self.limit), 0)
+        self._gates[key] = (gate, users + 1)
+        try:
+            async with gate:
+                yield
+        finally:
+            gate, users = self._gates[key]
+            if users == 1:
+                del self._gates[key]
+            else:
+                self._gates[key] = (gate, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._gates)
 
 
 async def _settle(start: WithStartWorkflowOperation[Any, Any]) -> None:

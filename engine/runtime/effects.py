@@ -8,6 +8,7 @@ workflow code (deterministic; the world is reached only through activities).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import deque
 from datetime import timedelta
 from typing import Any
@@ -35,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.runtime import registry
     from engine.runtime.activities import ConversationActivities
     from engine.runtime.observe import time_step
-    from engine.runtime.types import AIInput, ConversationInput, DeliverInput, HttpInput, RecordInput
+    from engine.runtime.types import IN_TASK_META, AIInput, ConversationInput, DeliverInput, HttpInput, RecordInput
 
 #: A delivery is retried for about two minutes, then recorded as failed: a
 #: reply that arrives an hour late is worse than a visible failure.
@@ -57,6 +58,13 @@ AI_ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_a
 #: Workflow patch: a chain that gave no answer is logged with its attempts.
 RECORD_AI_FAILURES = "record-ai-failures"
 DEFAULT_HTTP_TIMEOUT = timedelta(seconds=10)
+#: Workflow patch: replies to a channel that asks for it go out inside the workflow
+#: task that made them (a local activity), and a reply's key names its text.
+DELIVER_IN_TASK = "deliver-in-task"
+#: A reply sent inside the workflow task holds that task open: a short bound, one
+#: quick retry, then the regular activity with DELIVERY_RETRY takes over.
+IN_TASK_TIMEOUT = timedelta(seconds=5)
+IN_TASK_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=2)
 
 
 class PinnedFlows:
@@ -89,6 +97,8 @@ class ConversationEffects:
     tasks: set[asyncio.Task[None]]
     calls: set[asyncio.Task[None]]
     sent: int
+    #: replies made in this run by their text's digest (see _reply_key)
+    reply_texts: dict[str, int]
     flows: PinnedFlows
 
     def _spawn(self, work: Any) -> asyncio.Task[None]:
@@ -201,11 +211,14 @@ class ConversationEffects:
         self, text: str, choices: tuple[str, ...], sender: str, meta: dict[str, Any] | None = None
     ) -> None:
         self.sent += 1
+        in_task = workflow.patched(DELIVER_IN_TASK)
+        key = self._reply_key(text) if in_task else f"{self.input.conversation_id}:{self.sent}"
+        route = self._reply_route()
         self.outbox.append(
             DeliverInput(
                 conversation_id=self.input.conversation_id,
                 channel=self._reply_channel(),
-                key=f"{self.input.conversation_id}:{self.sent}",
+                key=key,
                 text=text,
                 choices=list(choices),
                 sender=sender,
@@ -213,8 +226,9 @@ class ConversationEffects:
                 flow=self.state.flow if self.state else self.input.flow,
                 revision=self.state.revision if self.state else self.input.revision,
                 at=self._now(),
-                route=self._reply_route(),
+                route=route,
                 meta=meta or {},
+                in_task=in_task and not route and self._reply_in_task(),
             )
         )
 
@@ -228,6 +242,28 @@ class ConversationEffects:
         message = self.state.message if self.state else None
         meta = (message or {}).get("meta") or {}
         return str(meta.get("reply_queue") or "")
+
+    def _reply_key(self, text: str) -> str:
+        """A key that a re-run of the workflow task gives the same reply, whatever the order.
+
+        A reply sent inside a workflow task that is then lost (the server drops a
+        task while updates pile up; a worker dies) is made again when the task runs
+        again, and the re-run may take the waiting messages in another order. So
+        the key is not the reply's number but its text and how many replies of
+        that text this run made before: the re-run's copy finds its key taken and
+        is not sent, and no reply can take the key of another. A run starts with
+        the count of replies before it, which keeps keys apart across runs.
+        """
+        digest = _digest(text)
+        made = self.reply_texts[digest] = self.reply_texts.get(digest, 0) + 1
+        return f"{self.input.conversation_id}:{self.input.sent}.{digest}.{made}"
+
+    def _reply_in_task(self) -> bool:
+        # The channel endpoint says so in each message: only it knows that this
+        # worker holds the channel (web chat on a single node).
+        message = self.state.message if self.state else None
+        meta = (message or {}).get("meta") or {}
+        return bool(meta.get(IN_TASK_META))
 
     async def _deliver_forever(self) -> None:
         """Send queued replies one at a time, in order."""
@@ -258,14 +294,9 @@ class ConversationEffects:
                 self.delivering = False
 
     async def _send(self, item: DeliverInput) -> None:
-        """Deliver one reply as a regular activity.
-
-        Not a local activity, though that would spare a round trip: a local activity
-        runs before its workflow task is committed, and when updates arrive during
-        that task the server can reject it; the task then runs again, possibly with
-        the messages in another order, so replies would go out for a history that
-        never happened. A regular activity is scheduled only from committed history.
-        """
+        """Deliver one reply: inside this workflow task when it can, else as a regular activity."""
+        if item.in_task and not self.events and await self._send_in_task(item):
+            return
         if item.route:
             await workflow.execute_activity_method(
                 ConversationActivities.deliver,
@@ -284,6 +315,32 @@ class ConversationEffects:
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=DELIVERY_RETRY,
         )
+
+    async def _send_in_task(self, item: DeliverInput) -> bool:
+        """Deliver from a local activity, in the task that made the reply; False to fall back.
+
+        This spares the reply a round trip through the server and the conversation a
+        second workflow task. A local activity runs before its task is committed,
+        so the task may be re-run (a worker crash, or the server dropping a task
+        while updates pile up) and the reply made again: its key (see _reply_key)
+        makes the repeat a no-op. It is used only when no other
+        event waits (a re-run that takes several messages at once falls back to
+        the regular activity, scheduled from committed history) and only for a
+        channel served on this worker that answers at once.
+        """
+        try:
+            await workflow.execute_local_activity_method(
+                ConversationActivities.deliver,
+                item,
+                start_to_close_timeout=IN_TASK_TIMEOUT,
+                retry_policy=IN_TASK_RETRY,
+            )
+        except ACTIVITY_FAILURES as exc:
+            if isinstance(exc, ApplicationError) and exc.non_retryable:
+                raise  # refused for good: the regular activity would be refused too
+            workflow.logger.info("delivery %s in the task failed (%s); sending it as an activity", item.key, exc)
+            return False
+        return True
 
     def _entry(
         self,
@@ -325,6 +382,11 @@ class ConversationEffects:
 
     def _now(self) -> str:
         return workflow.now().isoformat()
+
+
+def _digest(text: str) -> str:
+    # 64 bits: two different replies of one conversation never share a key.
+    return hashlib.blake2s(text.encode("utf-8"), digest_size=8).hexdigest()
 
 
 def _cause(exc: BaseException) -> BaseException | None:

@@ -14,6 +14,9 @@ from typing import Any
 
 #: The default task queue of workflows and activities.
 TASK_QUEUE = "flowdesk"
+#: An inbound message's meta flag: this channel is served by the conversation's own
+#: worker and answers at once, so replies may go out inside the workflow task.
+IN_TASK_META = "reply_in_task"
 
 
 def workflow_id(conversation_id: str) -> str:
@@ -156,6 +159,9 @@ class DeliverInput:
     route: str = ""
     #: logged with the reply (see RecordInput.meta)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the channel is served by the conversation's own worker and answers at once (web chat on
+    #: a single node): the reply may go out inside the workflow task that made it
+    in_task: bool = False
 
 
 @dataclass

@@ -89,6 +89,7 @@ class ConversationWorkflow(ConversationEffects):
         self.tasks: set[asyncio.Task[None]] = set()
         self.calls: set[asyncio.Task[None]] = set()
         self.sent = data.sent
+        self.reply_texts: dict[str, int] = {}
         self.flows = PinnedFlows(dict(data.live))
         self.state: ConversationState | None = (
             ConversationState.from_dict(data.state) if data.state is not None else None

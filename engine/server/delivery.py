@@ -23,9 +23,11 @@ class WebChatChannel:
     """Web chat as an outbound channel: store the reply (its seq), then push it to the visitor's sockets.
 
     A single node (embedded Temporal) gives it to its conversation worker, so a
-    reply is delivered by the activity that starts with the workflow task that
-    made it (eager); a cluster's nodes run it behind their own task queue
-    (:class:`NodeDelivery`), since only the node holding the socket can push.
+    reply is delivered inside the workflow task that made it (a local activity;
+    the socket handler marks its messages ``reply_in_task``); a cluster's nodes run
+    it behind their own task queue (:class:`NodeDelivery`), since only the node
+    holding the socket can push. A repeated key stores nothing new and pushes the
+    same ``seq`` again, which the widget shows once.
     """
 
     name = CHANNEL

@@ -25,7 +25,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from engine.metrics import MESSAGES_IN, REJECTED_FRAMES, UPDATE_LATENCY
 from engine.runtime.client import ConversationEnded, NoFlowError
-from engine.runtime.types import InboundMessage, RecordInput
+from engine.runtime.types import IN_TASK_META, InboundMessage, RecordInput
 from engine.server.hub import Connection
 from engine.server.services import Services
 from engine.server.visitors import identity_matches
@@ -251,6 +251,8 @@ class ChatSession:
         meta: dict[str, Any] = {"logged": True}  # this server logged the message: the workflow does not
         if self.services.node_queue:
             meta["reply_queue"] = self.services.node_queue  # a cluster: replies come back to this node
+        else:
+            meta[IN_TASK_META] = True  # a single node: its conversation worker holds the sockets
         return meta
 
     async def _conversation(self) -> str:

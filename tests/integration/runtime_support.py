@@ -39,6 +39,7 @@ from engine.runtime.client import Conversations
 from engine.runtime.ports import DeliveryRejected, JsonlMessageLog
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
 from engine.runtime.types import (
+    IN_TASK_META,
     Accepted,
     ConversationInput,
     Delivered,
@@ -220,6 +221,15 @@ class Runtime:
     worker: Worker
     #: every conversation this runtime talked to, ended when the runtime stops
     touched: set[str] = field(default_factory=set)
+    #: messages say what web chat on a single node says: replies go out from this worker,
+    #: inside the workflow task (False: every reply is a regular activity)
+    reply_in_task: bool = True
+
+    def inbound(self, text: str, message_id: str | None) -> InboundMessage:
+        meta = {IN_TASK_META: True} if self.reply_in_task else {}
+        return InboundMessage(
+            id=f"in-{uuid4()}" if message_id is None else message_id, text=text, channel=CHANNEL, meta=meta
+        )
 
     def publish(self, source: str) -> CompiledFlow:
         """Make ``source`` the live revision of its flow (what a live edit does)."""
@@ -229,7 +239,7 @@ class Runtime:
 
     async def send(self, conversation_id: str, text: str, *, message_id: str | None = None) -> Accepted:
         """A customer's message, as a channel connector would hand it over."""
-        message = InboundMessage(id=f"in-{uuid4()}" if message_id is None else message_id, text=text, channel=CHANNEL)
+        message = self.inbound(text, message_id)
         self.touched.add(conversation_id)
         return await self.conversations.send(conversation_id, message)
 
@@ -251,7 +261,7 @@ class Runtime:
 
     async def update(self, conversation_id: str, text: str, *, message_id: str | None = None) -> Accepted:
         """A customer's message as a plain update to a started conversation (see :meth:`start`)."""
-        message = InboundMessage(id=f"in-{uuid4()}" if message_id is None else message_id, text=text, channel=CHANNEL)
+        message = self.inbound(text, message_id)
         accepted: Accepted = await self.handle(conversation_id).execute_update(
             ConversationWorkflow.message, message, id=message.id
         )
@@ -296,6 +306,7 @@ async def running_conversations(
     channel: CollectingChannel | None = None,
     ai_profiles: dict[str, Any] | None = None,
     knowledge_dir: Path | None = None,
+    reply_in_task: bool = True,
 ) -> AsyncIterator[Runtime]:
     """A worker for ``flows`` (sources, all published live) and the client side talking to it."""
     catalog = FlowCatalog(FileRevisionStore(data_dir / "revisions"))
@@ -322,6 +333,7 @@ async def running_conversations(
             log=log,
             conversations=Conversations(client, catalog, task_queue=task_queue),
             worker=worker,
+            reply_in_task=reply_in_task,
         )
         try:
             yield runtime

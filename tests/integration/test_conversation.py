@@ -9,6 +9,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -18,6 +19,7 @@ from tests.integration.runtime_support import (
     CHANNEL,
     DEADLINE,
     ECHO_FLOW,
+    Runtime,
     ShopServer,
     history_text,
     running_conversations,
@@ -302,17 +304,49 @@ async def test_a_rejected_delivery_is_recorded_failed_and_the_conversation_goes_
         assert rt.channel.attempts[failed.message_id] == 1  # permanent: not retried
 
 
+async def _deliver_activities(rt: Runtime, conv: str) -> int:
+    """How many ``flowdesk.deliver`` activities the conversation's history scheduled."""
+    history = await rt.handle(conv).fetch_history()
+    return sum(
+        e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "flowdesk.deliver"
+        for e in history.events
+    )
+
+
+@pytest.mark.parametrize("in_task", [True, False], ids=["in-task", "activity"])
+async def test_a_reply_goes_out_inside_the_workflow_task_only_when_its_channel_says_so(
+    fx_dev_env: WorkflowEnvironment, fx_task_queue: str, tmp_path: Path, in_task: bool
+) -> None:
+    # Web chat on a single node says so (its worker holds the sockets); a vendor's
+    # channel does not, and its replies are regular activities with their retries.
+    async with running_conversations(
+        fx_dev_env.client, fx_task_queue, tmp_path, [ECHO_FLOW], reply_in_task=in_task
+    ) as rt:
+        conv = _conversation()
+        for i in range(3):
+            await rt.send(conv, f"hi {i}")
+            await rt.channel.wait_texts(conv, i + 1)
+        await rt.wait_step(conv, "listen")
+        assert rt.channel.texts(conv) == ["got hi 0", "got hi 1", "got hi 2"]
+        assert [e.status for e in await rt.wait_entries(conv, "out", 3)] == ["sent"] * 3
+        assert await _deliver_activities(rt, conv) == (0 if in_task else 3)
+
+
 async def test_a_transient_delivery_failure_is_retried_and_delivered_once(
     fx_dev_env: WorkflowEnvironment, fx_task_queue: str, tmp_path: Path
 ) -> None:
     async with running_conversations(fx_dev_env.client, fx_task_queue, tmp_path, [ECHO_FLOW]) as rt:
         conv = _conversation()
-        rt.channel.flaky["wobbly"] = 2
+        # Two attempts inside the workflow task, a third as the regular activity that
+        # takes over, and the fourth (the activity's retry) gets through.
+        rt.channel.flaky["wobbly"] = 3
         await rt.send(conv, "wobbly")
         assert await rt.channel.wait_texts(conv, 1) == ["got wobbly"]
         key = rt.channel.deliveries(conv)[0][0]
-        assert rt.channel.attempts[key] == 3
+        assert rt.channel.attempts[key] == 4
         assert [e.status for e in await rt.wait_entries(conv, "out", 1)] == ["sent"]
+        assert await _deliver_activities(rt, conv) == 1
 
 
 REVISED_V1 = """

@@ -18,7 +18,9 @@ retry, closed), a hand-off (held message, agent accept / reply / resolve, a time
 closed) and a conversation that continued as new twice (one file per run). The
 flow revisions they ran on are in ``histories/revisions/``, loaded by hash as the
 worker's compiled-flow cache does. The same three, recorded again after a guarded
-change, are in a folder named after it (``ai-context-in-workflow/``).
+change, are in a folder named after it (``ai-context-in-workflow/``: AI calls carry
+the turns the workflow chose; ``deliver-in-task/``: replies sent from a local
+activity inside the workflow task).
 
 When this test fails after your change
 --------------------------------------

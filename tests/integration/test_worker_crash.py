@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from engine.runtime.client import Conversations
 from engine.runtime.ports import JsonlMessageLog
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
-from engine.runtime.types import InboundMessage
+from engine.runtime.types import IN_TASK_META, InboundMessage
 from tests.integration.runtime_support import eventually
 from tests.integration.worker_process import CHANNEL, SLOW_PROVIDER
 
@@ -51,6 +51,20 @@ steps:
     next: listen
   sorry:
     say: Sorry, no answer.
+    next: listen
+"""
+
+#: Replies go out inside the workflow task (a channel of the worker itself, as web
+#: chat on a single node); the conversation's first message picks this flow.
+PARROT_FLOW = """
+flow: parrot
+when: "message.text is matching('^parrot')"
+priority: 10
+steps:
+  listen:
+    wait: message
+  reply:
+    say: "heard {{ message.text }}"
     next: listen
 """
 
@@ -97,12 +111,12 @@ class CrashSetup:
     deliveries: Path
     started: list[WorkerProcess]
 
-    async def start_worker(self) -> WorkerProcess:
+    async def start_worker(self, *options: str) -> WorkerProcess:
         """A worker subprocess, once it says it polls the task queue."""
         client = self.env.client
         stderr = self.data_dir / f"worker-{len(self.started)}.log"
         args = [client.service_client.config.target_host, client.namespace, self.task_queue]
-        args += [str(self.data_dir), str(self.flows_dir), str(self.deliveries), "--slow-ai", str(SLOW_AI)]
+        args += [str(self.data_dir), str(self.flows_dir), str(self.deliveries), "--slow-ai", str(SLOW_AI), *options]
         with stderr.open("wb") as err:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -138,6 +152,7 @@ async def fixture_crash(
     flows_dir = tmp_path / "flows"
     flows_dir.mkdir()
     (flows_dir / "crashy.yaml").write_text(CRASHY_FLOW, encoding="utf-8")
+    (flows_dir / "parrot.yaml").write_text(PARROT_FLOW, encoding="utf-8")
     setup = CrashSetup(fx_dev_env, fx_task_queue, tmp_path / "data", flows_dir, tmp_path / "deliveries.jsonl", [])
     setup.data_dir.mkdir()
     try:
@@ -206,4 +221,45 @@ async def test_a_worker_killed_during_an_ai_call_loses_nothing_and_sends_nothing
     await eventually(lambda: len([e for e in log.entries(conv) if e.direction == "out"]) >= 4, "the replies logged")
     assert sorted(e.message_id for e in log.entries(conv) if e.direction == "in") == ["m-1", "m-2"]
 
+    assert await second.stop() == 0, second.stderr.read_text(errors="replace")
+
+
+async def test_a_worker_killed_while_it_sends_a_reply_in_its_workflow_task_sends_it_once(
+    fx_crash: CrashSetup,
+) -> None:
+    client = fx_crash.env.client
+    catalog = FlowCatalog(FileRevisionStore(fx_crash.data_dir / "revisions"))
+    assert catalog.publish_dir([fx_crash.flows_dir]) == []
+    conversations = Conversations(client, catalog, task_queue=fx_crash.task_queue)
+    conv = f"crash-{uuid4()}"
+    in_task = {IN_TASK_META: True}
+
+    # The reply is out, but the task that sent it is not complete when the worker dies:
+    # it runs again on the next worker, which makes the same reply again.
+    first = await fx_crash.start_worker("--slow-delivery", "60")
+    sending = asyncio.create_task(
+        conversations.send(conv, InboundMessage(id="m-1", text="parrot one", channel=CHANNEL, meta=in_task))
+    )
+    await eventually(lambda: len(fx_crash.delivered()) == 1, "the first reply out")
+    first.kill()
+    assert await asyncio.wait_for(first.process.wait(), 10) == -signal.SIGKILL
+    second = await fx_crash.start_worker()
+    await asyncio.wait_for(sending, 60)
+    await conversations.send(conv, InboundMessage(id="m-2", text="parrot two", channel=CHANNEL, meta=in_task))
+
+    await eventually(lambda: len(fx_crash.delivered()) >= 2, "two replies", timeout=60)
+    delivered = fx_crash.delivered()
+    assert [d["text"] for d in delivered] == ["heard parrot one", "heard parrot two"], "every reply once"
+    assert [d["pid"] for d in delivered] == [first.pid, second.pid]
+
+    history = await conversations.handle(conv).fetch_history()
+    types = [e.event_type for e in history.events]
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT in types, "the first workflow task ran again"
+    delivered_by_activity = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "flowdesk.deliver"
+    ]
+    assert delivered_by_activity == [], "both replies went out inside their workflow tasks"
     assert await second.stop() == 0, second.stderr.read_text(errors="replace")

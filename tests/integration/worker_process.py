@@ -1,7 +1,7 @@
 """A conversation worker in a process of its own, for tests that kill it with ``kill -9``.
 
     python -m tests.integration.worker_process ADDRESS NAMESPACE TASK_QUEUE DATA_DIR FLOWS_DIR DELIVERIES \\
-        [--slow-ai SECONDS]
+        [--slow-ai SECONDS] [--slow-delivery SECONDS]
 
 It runs ``engine.runtime.worker.build_worker`` for the flows of ``FLOWS_DIR`` (revisions
 and the message log under ``DATA_DIR``, as ``flowdesk worker`` keeps them), delivers
@@ -14,7 +14,9 @@ does not send a key twice. A chain whose providers are all the import reference
 ``tests.integration.worker_process:slow_echo`` (:data:`SLOW_PROVIDER`, the form the
 flow language takes for plugin providers) is answered by :class:`SlowAIActivities`:
 an echo that takes ``--slow-ai`` seconds, long enough to kill the worker in the
-middle of it.
+middle of it. ``--slow-delivery`` keeps the channel's call open that long after
+the message is out: a worker killed then has sent a reply whose delivery it has
+not finished.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ class FileChannel:
 
     name = CHANNEL
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, linger: float = 0.0) -> None:
         self.path = path
+        self.linger = linger
         self.keys: set[str] = set()
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -71,6 +74,7 @@ class FileChannel:
             handle.flush()
             os.fsync(handle.fileno())
         self.keys.add(message.key)
+        await asyncio.sleep(self.linger)
         return Delivered(message.key, "sent")
 
 
@@ -99,6 +103,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("flows_dir", type=Path)
     parser.add_argument("deliveries", type=Path, help="JSONL file the channel appends replies to")
     parser.add_argument("--slow-ai", type=float, default=0.0, metavar="SECONDS", help="delay of `use: slow` chains")
+    parser.add_argument(
+        "--slow-delivery", type=float, default=0.0, metavar="SECONDS", help="time a send takes after it is out"
+    )
     return parser.parse_args(argv)
 
 
@@ -113,7 +120,7 @@ async def serve(args: argparse.Namespace) -> None:
         client,
         catalog,
         task_queue=args.task_queue,
-        channels={CHANNEL: FileChannel(args.deliveries)},
+        channels={CHANNEL: FileChannel(args.deliveries, args.slow_delivery)},
         message_log=JsonlMessageLog(args.data_dir / "messages"),
         secrets=lambda name: None,
     )
