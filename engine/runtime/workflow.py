@@ -2,8 +2,9 @@
 
 The workflow is thin: it queues events (messages, agent actions, results,
 timers), feeds them one at a time to the pure interpreter, and carries out the
-commands it returns — activities for AI, HTTP, delivery and the message log,
-workflow timers for waits, a local activity for the inbound pipeline. All step
+commands it returns — activities for AI, HTTP, delivery and the message log
+(delivery inside the workflow task where the channel allows it), workflow
+timers for waits, a local activity for the inbound pipeline. All step
 semantics live in :mod:`engine.flow.interpret`.
 """
 
