@@ -138,6 +138,12 @@ class CrashSetup:
         assert line.strip() == b"ready", f"the worker did not start: {stderr.read_text(errors='replace')[-2000:]}"
         return worker
 
+    def conversations(self) -> Conversations:
+        """The client side, with the flows directory published as the worker reads it."""
+        catalog = FlowCatalog(FileRevisionStore(self.data_dir / "revisions"))
+        assert catalog.publish_dir([self.flows_dir]) == []
+        return Conversations(self.env.client, catalog, task_queue=self.task_queue)
+
     def delivered(self) -> list[dict[str, Any]]:
         if not self.deliveries.exists():
             return []
@@ -165,10 +171,7 @@ async def fixture_crash(
 async def test_a_worker_killed_during_an_ai_call_loses_nothing_and_sends_nothing_twice(
     fx_crash: CrashSetup,
 ) -> None:
-    client = fx_crash.env.client
-    catalog = FlowCatalog(FileRevisionStore(fx_crash.data_dir / "revisions"))
-    assert catalog.publish_dir([fx_crash.flows_dir]) == []
-    conversations = Conversations(client, catalog, task_queue=fx_crash.task_queue)
+    conversations = fx_crash.conversations()
     conv = f"crash-{uuid4()}"
     handle = conversations.handle(conv)
 
@@ -227,10 +230,7 @@ async def test_a_worker_killed_during_an_ai_call_loses_nothing_and_sends_nothing
 async def test_a_worker_killed_while_it_sends_a_reply_in_its_workflow_task_sends_it_once(
     fx_crash: CrashSetup,
 ) -> None:
-    client = fx_crash.env.client
-    catalog = FlowCatalog(FileRevisionStore(fx_crash.data_dir / "revisions"))
-    assert catalog.publish_dir([fx_crash.flows_dir]) == []
-    conversations = Conversations(client, catalog, task_queue=fx_crash.task_queue)
+    conversations = fx_crash.conversations()
     conv = f"crash-{uuid4()}"
     in_task = {IN_TASK_META: True}
 
