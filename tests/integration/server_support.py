@@ -68,8 +68,15 @@ async def running_node(
     flows: Mapping[str, str] | None = None,
     settings: Mapping[str, Any] | None = None,
     database_url: str | None = None,
+    embedded: bool = False,
 ) -> AsyncIterator[RunningNode]:
-    """A node with ``flows`` (file name -> source) in its flows directory; SQLite unless ``database_url``."""
+    """A node with ``flows`` (file name -> source) in its flows directory; SQLite unless ``database_url``.
+
+    The node joins the session's Temporal server as a node of a cluster does (web
+    chat replies come back through its own task queue), or with ``embedded``
+    starts a Temporal server of its own and is a single node, as ``flowdesk serve``
+    runs by default (its worker sends web chat replies inside the workflow task).
+    """
     flows_dir = root / "flows"
     flows_dir.mkdir(parents=True, exist_ok=True)
     for name, source in (flows if flows is not None else {"echo.yaml": WEBCHAT_ECHO}).items():
@@ -81,7 +88,7 @@ async def running_node(
         data_dir=data_dir,
         flows_dir=flows_dir,
         database_url=database_url or f"sqlite:///{data_dir / 'flowdesk.db'}",
-        temporal_address=temporal_address(env),
+        temporal_address=None if embedded else temporal_address(env),
         namespace="default",
         task_queue=f"tq-{uuid.uuid4()}",
         tls=None,

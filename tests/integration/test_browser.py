@@ -44,7 +44,8 @@ async def _send(page: Page, text: str) -> None:
 async def test_a_visitor_chats_in_the_widget_on_the_demo_page(
     fx_dev_env: WorkflowEnvironment, tmp_path: Path, browser: Browser
 ) -> None:
-    async with running_node(fx_dev_env, tmp_path) as node:
+    # A single node with its own Temporal server, as `flowdesk serve` runs by default.
+    async with running_node(fx_dev_env, tmp_path, embedded=True) as node:
         page = await browser.new_page()
         await page.goto(node.url + "/")
         await expect(page.get_by_role("link", name="Demo Shop")).to_be_visible()
@@ -60,6 +61,11 @@ async def test_a_visitor_chats_in_the_widget_on_the_demo_page(
         # Customer text is data: markup typed by a visitor is shown, not run.
         await _send(page, "<b>bold?</b>")
         await expect(bot.last).to_contain_text("got <b>bold?</b>")
+        # Each reply stands below the message it answers, though on a single node it
+        # reaches the page before that message's acknowledgement does.
+        await expect(page.locator(".fd-msg--sending")).to_have_count(0)
+        senders = await page.get_by_test_id("fd-message").evaluate_all("els => els.map(e => e.dataset.sender)")
+        assert senders == ["customer", "bot", "customer", "bot"]
 
         # A reload shows the conversation again, from the server's history.
         await page.reload()

@@ -6,7 +6,9 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from engine.resources import bundled_dir
@@ -16,8 +18,11 @@ from tests.integration.server_support import WEBCHAT_ECHO, chat, running_node
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def test_a_visitor_chats_and_gets_replies(fx_dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
-    async with running_node(fx_dev_env, tmp_path) as node, chat(node) as visitor:
+@pytest.mark.parametrize("embedded", [True, False], ids=["single-node", "cluster-node"])
+async def test_a_visitor_chats_and_gets_replies(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path, embedded: bool
+) -> None:
+    async with running_node(fx_dev_env, tmp_path, embedded=embedded) as node, chat(node) as visitor:
         welcome = await visitor.next("welcome")
         assert welcome["visitor"].startswith("v1.")
         assert (await visitor.next("history"))["messages"] == []
@@ -37,6 +42,16 @@ async def test_a_visitor_chats_and_gets_replies(fx_dev_env: WorkflowEnvironment,
             ("in", "second", "received"),
             ("out", "got second", "sent"),
         ]
+        # A single node sends its replies inside the workflow task; a node of a
+        # cluster gets them through its own task queue.
+        history = await node.services.conversations.handle(rows[0].id).fetch_history()
+        queues = [
+            e.activity_task_scheduled_event_attributes.task_queue.name
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "flowdesk.deliver"
+        ]
+        assert queues == ([] if embedded else [node.services.node_queue] * 2)
 
 
 async def test_the_demo_flows_answer_in_the_widget_protocol(fx_dev_env: WorkflowEnvironment, tmp_path: Path) -> None:

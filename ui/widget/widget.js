@@ -474,7 +474,12 @@
     if (rec && isSeq(f.seq)) confirm(rec, f.seq);
   }
 
-  /** The server stored one of our messages under `seq`. */
+  /**
+   * The server stored one of our messages under `seq`. A reply to it can arrive
+   * before this acknowledgement (the server sends replies as soon as they are
+   * made) and was then placed above our message, still "sending": the message
+   * moves to its place in seq order.
+   */
   function confirm(rec, seq) {
     rec.seq = seq;
     rec.status = "sent";
@@ -482,6 +487,11 @@
     dropFromOutbox(rec.id);
     noteSeq(seq);
     renderStatus(rec);
+    const at = items.indexOf(rec);
+    if (at >= 0) {
+      items.splice(at, 1);
+      insertInOrder(rec);
+    }
   }
 
   function onError(f) {
