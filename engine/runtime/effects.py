@@ -323,10 +323,10 @@ class ConversationEffects:
         second workflow task. A local activity runs before its task is committed,
         so the task may be re-run (a worker crash, or the server dropping a task
         while updates pile up) and the reply made again: its key (see _reply_key)
-        makes the repeat a no-op. It is used only when no other
-        event waits (a re-run that takes several messages at once falls back to
-        the regular activity, scheduled from committed history) and only for a
-        channel served on this worker that answers at once.
+        makes the repeat a no-op. It is used only when no other event waits (a
+        re-run that takes several messages at once falls back to the regular
+        activity, scheduled from committed history) and only for a channel
+        served on this worker that answers at once.
         """
         try:
             await workflow.execute_local_activity_method(
