@@ -232,15 +232,16 @@ class ConversationEffects:
             )
         )
 
+    def _latest_message(self) -> dict[str, Any]:
+        # Replies follow the latest inbound message: its channel, and what its meta says.
+        return (self.state.message if self.state else None) or {}
+
     def _reply_channel(self) -> str:
-        # Replies go to the channel of the latest inbound message.
-        message = self.state.message if self.state else None
-        return str((message or {}).get("channel") or self.input.channel)
+        return str(self._latest_message().get("channel") or self.input.channel)
 
     def _reply_route(self) -> str:
         # A socket channel names the node that holds the socket in each message.
-        message = self.state.message if self.state else None
-        meta = (message or {}).get("meta") or {}
+        meta = self._latest_message().get("meta") or {}
         return str(meta.get("reply_queue") or "")
 
     def _reply_key(self, text: str) -> str:
@@ -261,8 +262,7 @@ class ConversationEffects:
     def _reply_in_task(self) -> bool:
         # The channel endpoint says so in each message: only it knows that this
         # worker holds the channel (web chat on a single node).
-        message = self.state.message if self.state else None
-        meta = (message or {}).get("meta") or {}
+        meta = self._latest_message().get("meta") or {}
         return bool(meta.get(IN_TASK_META))
 
     async def _deliver_forever(self) -> None:
