@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
@@ -353,6 +355,16 @@ async def _end_all(runtime: Runtime) -> None:
         with contextlib.suppress(RPCError):
             if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await handle.terminate("test finished")
+
+
+def scheduled_activities(history: WorkflowHistory, activity_type: str) -> list[HistoryEvent]:
+    """The ``ActivityTaskScheduled`` events of ``activity_type`` in a history, in order."""
+    return [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == activity_type
+    ]
 
 
 async def history_text(handle: WorkflowHandle[Any, Any]) -> str:

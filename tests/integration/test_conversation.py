@@ -9,7 +9,6 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -23,6 +22,7 @@ from tests.integration.runtime_support import (
     ShopServer,
     history_text,
     running_conversations,
+    scheduled_activities,
 )
 
 SHOP_FLOW = """
@@ -306,12 +306,7 @@ async def test_a_rejected_delivery_is_recorded_failed_and_the_conversation_goes_
 
 async def _deliver_activities(rt: Runtime, conv: str) -> int:
     """How many ``flowdesk.deliver`` activities the conversation's history scheduled."""
-    history = await rt.handle(conv).fetch_history()
-    return sum(
-        e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == "flowdesk.deliver"
-        for e in history.events
-    )
+    return len(scheduled_activities(await rt.handle(conv).fetch_history(), "flowdesk.deliver"))
 
 
 @pytest.mark.parametrize("in_task", [True, False], ids=["in-task", "activity"])

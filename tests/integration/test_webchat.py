@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from engine.resources import bundled_dir
-from tests.integration.runtime_support import eventually
+from tests.integration.runtime_support import eventually, scheduled_activities
 from tests.integration.server_support import WEBCHAT_ECHO, chat, running_node
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,9 +46,7 @@ async def test_a_visitor_chats_and_gets_replies(
         history = await node.services.conversations.handle(rows[0].id).fetch_history()
         queues = [
             e.activity_task_scheduled_event_attributes.task_queue.name
-            for e in history.events
-            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-            and e.activity_task_scheduled_event_attributes.activity_type.name == "flowdesk.deliver"
+            for e in scheduled_activities(history, "flowdesk.deliver")
         ]
         assert queues == ([] if embedded else [node.services.node_queue] * 2)
 

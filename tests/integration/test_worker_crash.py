@@ -29,7 +29,7 @@ from engine.runtime.client import Conversations
 from engine.runtime.ports import JsonlMessageLog
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
 from engine.runtime.types import IN_TASK_META, InboundMessage
-from tests.integration.runtime_support import eventually
+from tests.integration.runtime_support import eventually, scheduled_activities
 from tests.integration.worker_process import CHANNEL, SLOW_PROVIDER
 
 REPO = Path(__file__).resolve().parents[2]
@@ -207,12 +207,7 @@ async def test_a_worker_killed_during_an_ai_call_loses_nothing_and_sends_nothing
 
     # the first AI call was retried after the crash: its result came from attempt 2
     history = await handle.fetch_history()
-    ai_scheduled = [
-        e.event_id
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == "flowdesk.call_ai"
-    ]
+    ai_scheduled = [e.event_id for e in scheduled_activities(history, "flowdesk.call_ai")]
     attempts = {
         e.activity_task_started_event_attributes.scheduled_event_id: e.activity_task_started_event_attributes.attempt
         for e in history.events
@@ -255,11 +250,5 @@ async def test_a_worker_killed_while_it_sends_a_reply_in_its_workflow_task_sends
     history = await conversations.handle(conv).fetch_history()
     types = [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT in types, "the first workflow task ran again"
-    delivered_by_activity = [
-        e
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == "flowdesk.deliver"
-    ]
-    assert delivered_by_activity == [], "both replies went out inside their workflow tasks"
+    assert scheduled_activities(history, "flowdesk.deliver") == [], "both replies went out inside their workflow tasks"
     assert await second.stop() == 0, second.stderr.read_text(errors="replace")
