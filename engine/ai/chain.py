@@ -121,7 +121,7 @@ class _ChainRun:
     outcome: ChainOutcome = field(default_factory=ChainOutcome)
 
     def record(self, attempt: Attempt) -> None:
-        self.outcome.attempts.append(_count(attempt))
+        self.outcome.attempts.append(count_attempt(attempt))
 
     async def try_link(self, link: Link, request: AIRequest) -> AIReply | None:
         """The provider's good answer, after its retries; ``None`` to move on."""
@@ -220,7 +220,8 @@ def _settle_breaker(breaker: CircuitBreaker | None, outcome: str) -> None:
         breaker.failed()
 
 
-def _count(attempt: Attempt) -> Attempt:
+def count_attempt(attempt: Attempt) -> Attempt:
+    """Add an attempt to the AI metrics; returns it."""
     AI_REQUESTS.labels(attempt.provider, attempt.outcome).inc()
     if attempt.outcome != "skipped" and attempt.latency_ms:
         AI_LATENCY.labels(attempt.provider).observe(attempt.latency_ms / 1000)

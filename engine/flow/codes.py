@@ -49,6 +49,12 @@ CODES: dict[str, Code] = {
         Code("FD208", _W, "variable is never set", "declare it under `vars:` or set it with `save_as`/`set`"),
         Code("FD210", _W, "unknown intent in routes", "route only intents listed under `classify.intents`"),
         Code("FD211", _E, "test refers to an unknown step", "mock only `ai`/`http` steps that exist"),
+        Code(
+            "FD212",
+            _E,
+            "knowledge file cannot be used",
+            "fix the path (relative to the flows directory) or the knowledge file it names",
+        ),
         Code("FD301", _W, "unreachable step", "link to it with `next`/`goto`, or delete it"),
         Code("FD302", _E, "loop without a wait", "put a `wait: message`, `ask` or `handoff` inside the loop"),
         Code("FD303", _W, "failure path missing", "add `on_error:` so a failure does not end the conversation"),

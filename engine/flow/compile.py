@@ -3,7 +3,9 @@
 The revision is the SHA-256 of the flow's canonical JSON (sorted keys, no
 whitespace), so reformatting a file or editing comments does not make a new
 revision, while any change in behaviour does. ``tests:`` are left out of the hash:
-they do not change how a conversation runs.
+they do not change how a conversation runs. Knowledge files attached to the flow
+(engine.flow.knowledge) are covered by their SHA-256, so a revision without any
+hashes exactly as it did before knowledge was attached.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from engine.flow.knowledge import knowledge_digests
 from engine.flow.model import (
     AIAction,
     AskAction,
@@ -56,9 +60,13 @@ def parse_duration(value: str | int | None) -> int | None:
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
-def revision_of(data: dict[str, Any]) -> str:
-    """Content hash of a flow's behaviour (tests excluded)."""
-    behaviour = {k: v for k, v in data.items() if k != "tests"}
+def revision_of(data: dict[str, Any], knowledge: Mapping[str, str] | None = None) -> str:
+    """Content hash of a flow's behaviour (tests excluded) and of its attached knowledge texts."""
+    behaviour: dict[str, Any] = {k: v for k, v in data.items() if k != "tests"}
+    if knowledge:
+        # Not a key a flow may write (the schema allows none starting with "_"), so no
+        # flow without knowledge can hash the same as one with it.
+        behaviour = {**behaviour, "_knowledge": knowledge_digests(knowledge)}
     canonical = json.dumps(behaviour, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -209,14 +217,16 @@ def _stages(stages: list[Any] | None) -> tuple[Stage, ...]:
     return tuple(out)
 
 
-def build_flow(data: dict[str, Any], *, file: str = "<flow>", source: str = "") -> CompiledFlow:
-    """Build the model of a flow document that validated without errors."""
+def build_flow(
+    data: dict[str, Any], *, file: str = "<flow>", source: str = "", knowledge: Mapping[str, str] | None = None
+) -> CompiledFlow:
+    """Build the model of a flow document that validated without errors, with its knowledge texts."""
     order = list(data["steps"])
     steps = {name: _step(name, step, order) for name, step in data["steps"].items()}
     pipeline = data.get("pipeline") or {}
     return CompiledFlow(
         name=data["flow"],
-        revision=revision_of(data),
+        revision=revision_of(data, knowledge),
         steps=MappingProxyType(steps),
         start=data.get("start") or order[0],
         description=data.get("description"),
@@ -230,4 +240,5 @@ def build_flow(data: dict[str, Any], *, file: str = "<flow>", source: str = "") 
         tests=tuple(FlowTest(t["name"], t) for t in data.get("tests") or ()),
         file=file,
         source=source,
+        knowledge=MappingProxyType(dict(knowledge or {})),
     )

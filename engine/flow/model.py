@@ -239,6 +239,8 @@ class CompiledFlow:
     tests: tuple[FlowTest, ...] = ()
     file: str = "<flow>"
     source: str = ""
+    #: knowledge file texts by the path the flow writes (engine.flow.knowledge)
+    knowledge: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def short_revision(self) -> str:

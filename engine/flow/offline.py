@@ -20,7 +20,8 @@ from engine.errors import FlowdeskError
 from engine.flow.ai_context import call_context
 from engine.flow.context import FlowResolver
 from engine.flow.events import AIFailed, AIResult, CallAI, CallHttp, HttpFailed, HttpResult
-from engine.flow.model import Chain, ProviderRef
+from engine.flow.knowledge import parse_knowledge
+from engine.flow.model import Chain, CompiledFlow, ProviderRef
 from engine.flow.textmatch import KeywordClassifier
 
 T = TypeVar("T")
@@ -52,14 +53,14 @@ class OfflineAI:
             return AIResult(call.call_id, intent or "", at, confidence=score, provider="keywords")
         flow = self.flows.get(call.flow, call.revision)
         chain = flow.chains.get(call.chain) if flow is not None else None
-        if chain is None:
+        if flow is None or chain is None:
             return AIFailed(call.call_id, "failed", at, f"AI chain {call.chain!r} not found")
         skipped = []
         for provider in chain.providers:
             if provider.use == "echo":
                 return AIResult(call.call_id, call.text, at, confidence=1.0, provider="echo")
             if provider.use == "faq":
-                answer = self._faq(provider.options.get("knowledge"), call.text, chain.min_confidence)
+                answer = self._faq(provider, flow, call.text, chain.min_confidence)
                 if answer is not None:
                     return AIResult(call.call_id, answer[0], at, confidence=answer[1], provider="faq")
                 continue
@@ -104,14 +105,23 @@ class OfflineAI:
             return "", reply.confidence
         return reply.text.strip(), reply.confidence
 
-    def _faq(self, knowledge: Any, text: str, min_confidence: float | None) -> tuple[str, float] | None:
+    def _faq(
+        self, provider: ProviderRef, flow: CompiledFlow, text: str, min_confidence: float | None
+    ) -> tuple[str, float] | None:
+        knowledge = provider.options.get("knowledge")
         if not isinstance(knowledge, str):
             return None
-        path = (self.base_dir / knowledge).resolve()
-        if not path.is_file():
-            self.notes.append(f"faq knowledge file {path} not found")
-            return None
-        answer = knowledge_at(path).answer(text)
+        attached = flow.knowledge.get(knowledge) if not provider.profile else None
+        if attached is not None:
+            # What the revision holds, as a running conversation would answer.
+            found = parse_knowledge(attached, knowledge)
+        else:
+            path = (self.base_dir / knowledge).resolve()
+            if not path.is_file():
+                self.notes.append(f"faq knowledge file {path} not found")
+                return None
+            found = knowledge_at(path)
+        answer = found.answer(text)
         if answer is None or (min_confidence is not None and answer.confidence < min_confidence):
             return None
         return answer.answer, answer.confidence

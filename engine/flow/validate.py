@@ -8,7 +8,7 @@ adds the checks that need the whole set (duplicate ids, ``call`` targets).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 
@@ -16,7 +16,8 @@ from engine.errors import Diagnostic
 from engine.flow.codes import make
 from engine.flow.compile import build_flow
 from engine.flow.expr_check import ExpressionChecker
-from engine.flow.load import LoadedDocument, load_document
+from engine.flow.knowledge import KnowledgeUnusable, knowledge_refs, read_knowledge
+from engine.flow.load import LoadedDocument, json_path, load_document
 from engine.flow.model import CompiledFlow
 from engine.flow.schema_check import flow_validator, schema_diagnostics, test_file_validator
 from engine.flow.semantics import SemanticChecker
@@ -73,17 +74,29 @@ def _sorted(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(diagnostics, key=lambda d: (d.file, d.line, d.column, d.code))
 
 
+#: Where a flow's knowledge texts come from: a directory its paths are relative to
+#: (read and checked: a missing or broken file is an error), the texts a stored
+#: revision was saved with (attached as found), or nowhere.
+KnowledgeSource = FsPath | Mapping[str, str] | None
+
+
 def compile_source(
-    raw: bytes | str, file: str = "<flow>", *, vocabulary: Vocabulary = DEFAULT_VOCABULARY
+    raw: bytes | str,
+    file: str = "<flow>",
+    *,
+    vocabulary: Vocabulary = DEFAULT_VOCABULARY,
+    knowledge: KnowledgeSource = None,
 ) -> CompileResult:
     """Validate and compile one flow file's content."""
     doc, diagnostics = load_document(raw, file)
     if doc is None:
         return CompileResult(file, None, diagnostics)
-    return compile_document(doc, vocabulary=vocabulary)
+    return compile_document(doc, vocabulary=vocabulary, knowledge=knowledge)
 
 
-def compile_document(doc: LoadedDocument, *, vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> CompileResult:
+def compile_document(
+    doc: LoadedDocument, *, vocabulary: Vocabulary = DEFAULT_VOCABULARY, knowledge: KnowledgeSource = None
+) -> CompileResult:
     """Validate and compile a flow file that has already been read."""
     file = doc.file
     if not isinstance(doc.data, dict):
@@ -97,10 +110,37 @@ def compile_document(doc: LoadedDocument, *, vocabulary: Vocabulary = DEFAULT_VO
     if not found:
         # Later layers assume the shapes the schema guarantees.
         found = SemanticChecker(doc, vocabulary).run() + ExpressionChecker(doc).run()
+    texts: dict[str, str] = {}
+    if not any(d.is_error for d in found):
+        texts, problems = _knowledge(doc, knowledge)
+        found += problems
     found = _sorted(found)
     if any(d.is_error for d in found):
         return CompileResult(file, None, found, doc)
-    return CompileResult(file, build_flow(doc.data, file=file, source=doc.text), found, doc)
+    return CompileResult(file, build_flow(doc.data, file=file, source=doc.text, knowledge=texts), found, doc)
+
+
+def _knowledge(doc: LoadedDocument, source: KnowledgeSource) -> tuple[dict[str, str], list[Diagnostic]]:
+    """The knowledge texts to attach to the flow, and the problems of the files that cannot be."""
+    texts: dict[str, str] = {}
+    problems: list[Diagnostic] = []
+    if source is None:
+        return texts, problems
+    for ref in knowledge_refs(doc.data):
+        if ref.path in texts:
+            continue
+        if not isinstance(source, FsPath):
+            if ref.path in source:
+                texts[ref.path] = source[ref.path]
+            continue
+        try:
+            texts[ref.path] = read_knowledge(source, ref.path)
+        except KnowledgeUnusable as exc:
+            pos = doc.position(ref.where)
+            problems.append(
+                make("FD212", str(exc), file=doc.file, line=pos.line, column=pos.column, path=json_path(ref.where))
+            )
+    return texts, problems
 
 
 def load_test_file(raw: bytes | str, file: str) -> TestFileResult:
@@ -143,6 +183,11 @@ def is_data_file(doc: LoadedDocument | None) -> bool:
     return doc is not None and not (isinstance(doc.data, dict) and ({"flow", "steps"} & set(doc.data)))
 
 
+def _root_of(path: FsPath, roots: list[FsPath]) -> FsPath:
+    """The directory argument ``path`` was found under, else its own directory."""
+    return next((root for root in roots if path.is_relative_to(root)), path.parent)
+
+
 def _read(path: FsPath) -> tuple[bytes | None, Diagnostic | None]:
     try:
         return path.read_bytes(), None
@@ -157,9 +202,20 @@ def _read(path: FsPath) -> tuple[bytes | None, Diagnostic | None]:
         )
 
 
-def compile_paths(paths: Iterable[str | FsPath], *, vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> ProjectResult:
-    """Validate and compile every flow (and read every test file) under ``paths``."""
+def compile_paths(
+    paths: Iterable[str | FsPath],
+    *,
+    vocabulary: Vocabulary = DEFAULT_VOCABULARY,
+    knowledge_dir: FsPath | None = None,
+) -> ProjectResult:
+    """Validate and compile every flow (and read every test file) under ``paths``.
+
+    Knowledge paths are relative to ``knowledge_dir`` (the flows directory of a
+    server), else to the directory a flow file was found in, else to the file's own.
+    """
+    paths = list(paths)
     flow_files, test_files = discover(paths)
+    roots = [FsPath(p) for p in paths if FsPath(p).is_dir()]
     result = ProjectResult()
     ids: set[str] = set()
     docs: list[tuple[FsPath, LoadedDocument | None, list[Diagnostic]]] = []
@@ -179,7 +235,9 @@ def compile_paths(paths: Iterable[str | FsPath], *, vocabulary: Vocabulary = DEF
     owners: dict[str, str] = {}
     for path, doc, problems in docs:
         compiled = (
-            compile_document(doc, vocabulary=known) if doc is not None else CompileResult(str(path), None, problems)
+            compile_document(doc, vocabulary=known, knowledge=knowledge_dir or _root_of(path, roots))
+            if doc is not None
+            else CompileResult(str(path), None, problems)
         )
         if compiled.flow is not None:
             first = owners.setdefault(compiled.flow.name, str(path))

@@ -18,9 +18,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from engine.ai import offline_chain
     from engine.ai.gateway import DEFAULT_CHAIN_TIMEOUT_MS, chain_timeout_ms
     from engine.flow.events import (
         AIFailed,
+        AIResult,
         CallAI,
         CallHttp,
         Event,
@@ -33,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.flow.model import Chain, CompiledFlow
     from engine.flow.offline import OFFLINE_PROVIDERS
     from engine.flow.state import ConversationState
+    from engine.metrics import AI_CHAINS
     from engine.runtime import registry
     from engine.runtime.activities import ConversationActivities
     from engine.runtime.observe import time_step
@@ -57,6 +60,9 @@ AI_ACTIVITY_GRACE = timedelta(seconds=10)
 AI_ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 #: Workflow patch: a chain that gave no answer is logged with its attempts.
 RECORD_AI_FAILURES = "record-ai-failures"
+#: Workflow patch: a chain whose answer is a pure function of the flow revision is
+#: answered in workflow code, without the AI activity.
+OFFLINE_AI_IN_WORKFLOW = "offline-ai-in-workflow"
 DEFAULT_HTTP_TIMEOUT = timedelta(seconds=10)
 #: Workflow patch: replies to a channel that asks for it go out inside the workflow
 #: task that made them (a local activity), and a reply's key names its text.
@@ -99,6 +105,8 @@ class ConversationEffects:
     sent: int
     #: replies made in this run by their text's digest (see _reply_key)
     reply_texts: dict[str, int]
+    #: AI calls this run answered in workflow code (see _only_own_events)
+    answered_here: set[str]
     flows: PinnedFlows
 
     def _spawn(self, work: Any) -> asyncio.Task[None]:
@@ -126,27 +134,10 @@ class ConversationEffects:
             self.events.append(TimerFired(timer_id=timer_id, at=self._now()))
 
     async def _call_ai(self, call: CallAI) -> None:
-        # The chain keeps its own time and retries each provider as the flow says; this
-        # bounds one run of it and retries it only when a worker was lost mid-chain.
-        timeout = self._chain_timeout(call) + AI_ACTIVITY_GRACE
-        data = AIInput(call=to_dict(call), conversation_id=self.input.conversation_id)
-        retry = AI_ACTIVITY_RETRY
         started = workflow.time()
         try:
-            if self._offline_chain(call):
-                # Offline providers (echo, faq) answer from memory in microseconds: a
-                # local activity spares two round trips through the server.
-                result = await workflow.execute_local_activity_method(
-                    ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
-                )
-            else:
-                result = await workflow.execute_activity_method(
-                    ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
-                )
-            event = event_from_dict({**result, "call_id": call.call_id, "at": self._now()})
-            if isinstance(event, AIFailed) and workflow.patched(RECORD_AI_FAILURES):
-                await self._record_ai_failure(event)
-            self.events.append(event)
+            event = self._answer_in_workflow(call)
+            await self._ai_event(event if event is not None else await self._ai_activity(call))
         except ACTIVITY_FAILURES as exc:
             reason = "timeout" if isinstance(_cause(exc), TimeoutError) else "failed"
             self.events.append(AIFailed(call.call_id, reason, self._now(), failure_text(exc)))
@@ -154,6 +145,48 @@ class ConversationEffects:
             if not workflow.unsafe.is_replaying():
                 kind = "classify" if call.purpose == "classify" else "ai"
                 time_step(call.flow, kind, workflow.time() - started)
+
+    async def _ai_activity(self, call: CallAI) -> Event:
+        """The chain's outcome from the AI activity (engine.ai.gateway)."""
+        # The chain keeps its own time and retries each provider as the flow says; this
+        # bounds one run of it and retries it only when a worker was lost mid-chain.
+        timeout = self._chain_timeout(call) + AI_ACTIVITY_GRACE
+        data = AIInput(call=to_dict(call), conversation_id=self.input.conversation_id)
+        retry = AI_ACTIVITY_RETRY
+        if self._offline_chain(call):
+            # Offline providers (echo, faq) answer from memory in microseconds: a
+            # local activity spares two round trips through the server.
+            result = await workflow.execute_local_activity_method(
+                ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
+            )
+        else:
+            result = await workflow.execute_activity_method(
+                ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
+            )
+        return event_from_dict({**result, "call_id": call.call_id, "at": self._now()})
+
+    async def _ai_event(self, event: Event) -> None:
+        """An AI call's outcome goes to the interpreter; a chain that gave none is logged first."""
+        if isinstance(event, AIFailed) and workflow.patched(RECORD_AI_FAILURES):
+            await self._record_ai_failure(event)
+        self.events.append(event)
+
+    def _answer_in_workflow(self, call: CallAI) -> AIResult | AIFailed | None:
+        """A pure offline chain's outcome, made here with no activity (engine.ai.offline_chain)."""
+        flow = self.flows.get(call.flow, call.revision)
+        chain = flow.chains.get(call.chain) if flow is not None else None
+        if flow is None or chain is None or not offline_chain.is_pure(chain, flow, call.purpose):
+            return None
+        # Asked only for a pure chain, so a history without the marker replays through
+        # the activity that answered it then.
+        if not workflow.patched(OFFLINE_AI_IN_WORKFLOW):
+            return None
+        count = not workflow.unsafe.is_replaying()
+        event = offline_chain.answer(call, chain, flow, self._now(), count=count)
+        self.answered_here.add(call.call_id)
+        if count and call.purpose != "classify":
+            AI_CHAINS.labels(call.flow, call.chain, "answered" if isinstance(event, AIResult) else event.reason).inc()
+        return event
 
     def _chain(self, call: CallAI) -> Chain | None:
         flow = self.flows.get(call.flow, call.revision)
@@ -293,9 +326,18 @@ class ConversationEffects:
                 self.outbox.popleft()
                 self.delivering = False
 
+    def _only_own_events(self) -> bool:
+        """Whether every waiting event is an answer this workflow code made itself.
+
+        In-task delivery is for a task that took one message: a re-run of a lost task
+        that took several may take them in another order. An answer made here (an
+        offline chain's) is not another message: a re-run makes it again, the same.
+        """
+        return all(isinstance(e, (AIResult, AIFailed)) and e.call_id in self.answered_here for e in self.events)
+
     async def _send(self, item: DeliverInput) -> None:
         """Deliver one reply: inside this workflow task when it can, else as a regular activity."""
-        if item.in_task and not self.events and await self._send_in_task(item):
+        if item.in_task and self._only_own_events() and await self._send_in_task(item):
             return
         if item.route:
             await workflow.execute_activity_method(

@@ -12,10 +12,11 @@ database-backed store arrives with the server and implements the same protocol.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -25,15 +26,17 @@ from engine.flow.validate import compile_paths, compile_source
 
 
 class RevisionStore(Protocol):
-    """Immutable flow sources by revision hash."""
+    """Immutable flow sources, and the knowledge texts attached to them, by revision hash."""
 
     def get(self, revision: str) -> str | None: ...
 
-    def put(self, revision: str, source: str) -> None: ...
+    def knowledge(self, revision: str) -> dict[str, str]: ...
+
+    def put(self, revision: str, source: str, knowledge: Mapping[str, str] | None = None) -> None: ...
 
 
 class FileRevisionStore:
-    """Revisions as ``<root>/<hash>.yaml``; writes are atomic (write, then rename)."""
+    """Revisions as ``<root>/<hash>.yaml`` (and ``<hash>.knowledge.json``); writes are atomic."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -47,13 +50,28 @@ class FileRevisionStore:
         except FileNotFoundError:
             return None
 
-    def put(self, revision: str, source: str) -> None:
+    def knowledge(self, revision: str) -> dict[str, str]:
+        if not revision.isalnum():
+            return {}
+        try:
+            texts = json.loads((self.root / f"{revision}.knowledge.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        return {str(path): str(text) for path, text in texts.items()}
+
+    def put(self, revision: str, source: str, knowledge: Mapping[str, str] | None = None) -> None:
         target = self.root / f"{revision}.yaml"
         if target.exists():
             return
+        # The knowledge first: a reader that finds the source finds its knowledge too.
+        if knowledge:
+            self._write(self.root / f"{revision}.knowledge.json", json.dumps(dict(knowledge), ensure_ascii=False))
+        self._write(target, source)
+
+    def _write(self, target: Path, text: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(source)
+            handle.write(text)
         Path(tmp).chmod(0o644)  # mkstemp makes it private; workers may run as another user
         Path(tmp).replace(target)
 
@@ -90,7 +108,7 @@ class CompiledFlows:
         source = self.store.get(revision)
         if source is None:
             raise FlowRuntimeError("revision_missing", f"revision {revision[:12]} of flow {name!r} is not stored")
-        result = compile_source(source, f"{name}@{revision[:12]}")
+        result = compile_source(source, f"{name}@{revision[:12]}", knowledge=self.store.knowledge(revision))
         if result.flow is None:
             raise FlowError(result.diagnostics)
         if (result.flow.name, result.flow.revision) != (name, revision):
@@ -112,7 +130,7 @@ class FlowCatalog:
         """Store a compiled flow's source and make it the live revision; False if it already was."""
         if self._live.get(flow.name) == flow.revision:
             return False
-        self.store.put(flow.revision, flow.source)
+        self.store.put(flow.revision, flow.source, flow.knowledge)
         self.compiled.add(flow)
         with self._lock:
             self._live[flow.name] = flow.revision
@@ -132,9 +150,9 @@ class FlowCatalog:
         """Every live flow and its revision."""
         return dict(self._live)
 
-    def publish_dir(self, paths: Iterable[str | Path]) -> list[str]:
+    def publish_dir(self, paths: Iterable[str | Path], *, knowledge_dir: Path | None = None) -> list[str]:
         """Compile and publish every valid flow under ``paths``; returns problems as text."""
-        result = compile_paths(paths)
+        result = compile_paths(paths, knowledge_dir=knowledge_dir)
         problems = [d.format() for d in result.diagnostics if d.is_error]
         for compiled in result.flows:
             if compiled.flow is not None:

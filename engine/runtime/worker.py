@@ -106,7 +106,7 @@ def workflow_runner(sandboxed: bool | None = None) -> WorkflowRunner:
 def default_catalog(data_dir: Path, flows_dir: Path) -> FlowCatalog:
     """A catalog over ``<data_dir>/revisions`` with every valid flow of ``flows_dir`` live."""
     catalog = FlowCatalog(FileRevisionStore(data_dir / "revisions"))
-    for problem in catalog.publish_dir([flows_dir]):
+    for problem in catalog.publish_dir([flows_dir], knowledge_dir=flows_dir):
         log.error("flow not loaded: %s", problem)
     return catalog
 

@@ -91,6 +91,7 @@ class ConversationWorkflow(ConversationEffects):
         self.calls: set[asyncio.Task[None]] = set()
         self.sent = data.sent
         self.reply_texts: dict[str, int] = {}
+        self.answered_here: set[str] = set()
         self.flows = PinnedFlows(dict(data.live))
         self.state: ConversationState | None = (
             ConversationState.from_dict(data.state) if data.state is not None else None

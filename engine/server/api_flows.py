@@ -17,6 +17,7 @@ from litestar import Controller, get, post, put
 from litestar.params import FromPath, QueryParameter, RequestBody
 
 from engine.errors import Diagnostic
+from engine.flow.knowledge import knowledge_digests
 from engine.flow.validate import CompileResult, compile_source
 from engine.flow.vocabulary import DEFAULT_VOCABULARY
 from engine.server.problems import Problem
@@ -53,7 +54,7 @@ def _compile(services: ServicesDep, source: str, file: str) -> CompileResult:
         raise Problem(413, f"a flow file is limited to {MAX_SOURCE_BYTES} bytes")
     # Other live flows are valid targets of `call` and `goto_flow`.
     known = DEFAULT_VOCABULARY.with_flows(frozenset(services.catalog.live_map()))
-    return compile_source(source, file, vocabulary=known)
+    return compile_source(source, file, vocabulary=known, knowledge=services.reloader.flows_dir)
 
 
 class FlowsController(Controller):
@@ -132,6 +133,7 @@ class FlowsController(Controller):
                     "message": r.message,
                     "created_at": r.created_at.isoformat(),
                     "live": r.revision == live,
+                    "knowledge": knowledge_digests(r.knowledge),
                 }
                 for r in rows
             ],
@@ -148,6 +150,7 @@ class FlowsController(Controller):
             "author": row.author,
             "message": row.message,
             "source": row.source,
+            "knowledge": row.knowledge,
         }
 
     @get("/{name:str}/diff", summary="Unified diff between two revisions (default: to the live one)")
@@ -161,18 +164,29 @@ class FlowsController(Controller):
         target = to_revision or services.catalog.live_map().get(name)
         if target is None:
             raise Problem(404, f"flow {name!r} has no live revision; pass `to`")
-        texts = []
+        rows = []
         for revision in (from_revision, target):
             row = await asyncio.to_thread(services.store.get_revision, revision)
             if row is None or row.flow != name:
                 raise Problem(404, f"flow {name!r} has no revision {revision!r}")
-            texts.append(row.source)
-        lines = difflib.unified_diff(
-            texts[0].splitlines(keepends=True),
-            texts[1].splitlines(keepends=True),
-            fromfile=f"{name}@{from_revision[:12]}",
-            tofile=f"{name}@{target[:12]}",
-        )
+            rows.append(row)
+        old, new = rows
+        # The flow file first, then each knowledge file the two revisions hold differently.
+        files = [(name, old.source, new.source)]
+        files += [
+            (path, old.knowledge.get(path, ""), new.knowledge.get(path, ""))
+            for path in sorted({*old.knowledge, *new.knowledge})
+        ]
+        lines = [
+            line
+            for file, before, after in files
+            for line in difflib.unified_diff(
+                before.splitlines(keepends=True),
+                after.splitlines(keepends=True),
+                fromfile=f"{file}@{from_revision[:12]}",
+                tofile=f"{file}@{target[:12]}",
+            )
+        ]
         return {"flow": name, "from": from_revision, "to": target, "diff": "".join(lines)}
 
     @post("/{name:str}/rollback", status_code=200, summary="Make an earlier revision live again (as a new save)")
@@ -183,7 +197,12 @@ class FlowsController(Controller):
         if row is None or row.flow != name:
             raise Problem(404, f"flow {name!r} has no revision {data.revision!r}")
         message = data.message or f"roll back to {data.revision[:12]}"
-        return await asyncio.to_thread(_save, services, name, row.source, data.author, message)
+        saved = await asyncio.to_thread(_save, services, name, row.source, data.author, message)
+        # The flow file is restored; knowledge files may serve other flows too and are
+        # not: the ones that now read otherwise than in that revision are named.
+        then, now = knowledge_digests(row.knowledge), saved["knowledge"]
+        saved["knowledge_differs"] = sorted(p for p in {*then, *now} if then.get(p) != now.get(p))
+        return saved
 
 
 def _save(services: ServicesDep, name: str, source: str, author: str, message: str) -> dict[str, Any]:
@@ -201,7 +220,9 @@ def _save(services: ServicesDep, name: str, source: str, author: str, message: s
         raise Problem(422, f"the source defines flow {result.flow.name!r}, not {name!r}; save it under its own name")
     flow = result.flow
     # Stored first with who and why; the reload that follows finds it and keeps that.
-    services.store.put_revision(flow.revision, flow.source, flow=name, author=author.strip(), message=message)
+    services.store.put_revision(
+        flow.revision, flow.source, flow=name, knowledge=flow.knowledge, author=author.strip(), message=message
+    )
     services.reloader.write(name, source)
     services.reloader.reload()
     return {
@@ -209,4 +230,5 @@ def _save(services: ServicesDep, name: str, source: str, author: str, message: s
         "revision": flow.revision,
         "live": services.catalog.live_map().get(name) == flow.revision,
         "file": str(path),
+        "knowledge": knowledge_digests(flow.knowledge),
     }

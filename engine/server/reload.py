@@ -26,6 +26,7 @@ from pathlib import Path
 import watchfiles
 
 from engine.errors import Diagnostic
+from engine.flow.model import CompiledFlow
 from engine.flow.validate import CompileResult, compile_paths
 from engine.metrics import FLOW_ERRORS, RELOADS
 from engine.runtime.revisions import FlowCatalog
@@ -81,7 +82,7 @@ class FlowReloader:
     def _reload(self) -> ReloadReport:
         report = ReloadReport()
         now = datetime.now(UTC).isoformat()
-        result = compile_paths([self.flows_dir]) if self.flows_dir.is_dir() else None
+        result = compile_paths([self.flows_dir], knowledge_dir=self.flows_dir) if self.flows_dir.is_dir() else None
         seen: dict[str, FileStatus] = {}
         for compiled in result.flows if result else []:
             status = self.files.get(compiled.file) or FileStatus(compiled.file)
@@ -119,12 +120,26 @@ class FlowReloader:
         if self.catalog.live_map().get(flow.name) == flow.revision:
             return  # unchanged: every reload re-reads every file, and most did not change
         self.store.put_revision(
-            flow.revision, flow.source, flow=flow.name, message=f"{_relative(compiled.file)} changed"
+            flow.revision,
+            flow.source,
+            flow=flow.name,
+            knowledge=flow.knowledge,
+            message=self._change_message(flow, compiled.file),
         )
         self.catalog.publish(flow)
         self.store.set_live(flow.name, flow.revision, file=compiled.file)
         report.changed.append(flow.name)
         log.info("flow %s is live at revision %s (%s)", flow.name, flow.revision[:12], compiled.file)
+
+    def _change_message(self, flow: CompiledFlow, file: str) -> str:
+        """What changed, for the revision history: the flow file, or only its knowledge."""
+        live = self.catalog.live(flow.name)
+        if live is None or live.source != flow.source:
+            return f"{_relative(file)} changed"
+        changed = sorted(
+            path for path in {*live.knowledge, *flow.knowledge} if live.knowledge.get(path) != flow.knowledge.get(path)
+        )
+        return f"knowledge {', '.join(changed)} changed" if changed else f"{_relative(file)} changed"
 
     def _other_flows(self, status: FileStatus) -> set[str]:
         return {s.flow for s in self.files.values() if s is not status and s.flow}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import yaml
 from sqlmodel import Session, col, select
@@ -37,13 +38,30 @@ def flow_name(source: str) -> str:
 class RevisionsMixin(StoreBase):
     """Revisions are written once and never change; the live table says which one runs."""
 
-    def put_revision(self, revision: str, source: str, *, flow: str, author: str = "files", message: str = "") -> bool:
+    def put_revision(
+        self,
+        revision: str,
+        source: str,
+        *,
+        flow: str,
+        knowledge: Mapping[str, str] | None = None,
+        author: str = "files",
+        message: str = "",
+    ) -> bool:
         """Store a revision once; False if it was already stored (the stored one is kept)."""
 
         def work(session: Session) -> bool:
             if session.get(FlowRevision, revision) is not None:
                 return False
-            session.add(FlowRevision(revision=revision, flow=flow, source=source, author=author, message=message))
+            row = FlowRevision(
+                revision=revision,
+                flow=flow,
+                source=source,
+                knowledge=dict(knowledge or {}),
+                author=author,
+                message=message,
+            )
+            session.add(row)
             session.flush()
             return True
 
@@ -56,6 +74,12 @@ class RevisionsMixin(StoreBase):
     def revision_source(self, revision: str) -> str | None:
         with self._read() as session:
             return session.exec(select(FlowRevision.source).where(FlowRevision.revision == revision)).first()
+
+    def revision_knowledge(self, revision: str) -> dict[str, str]:
+        """The knowledge texts stored with a revision (none for one stored before they were)."""
+        with self._read() as session:
+            found = session.exec(select(FlowRevision.knowledge).where(FlowRevision.revision == revision)).first()
+        return dict(found or {})
 
     def history(self, flow: str, limit: int = 100) -> list[FlowRevision]:
         """The revisions of ``flow``, newest first."""
@@ -107,5 +131,8 @@ class StoreRevisions:
     def get(self, revision: str) -> str | None:
         return self.store.revision_source(revision)
 
-    def put(self, revision: str, source: str) -> None:
-        self.store.put_revision(revision, source, flow=flow_name(source), author="files")
+    def knowledge(self, revision: str) -> dict[str, str]:
+        return self.store.revision_knowledge(revision)
+
+    def put(self, revision: str, source: str, knowledge: Mapping[str, str] | None = None) -> None:
+        self.store.put_revision(revision, source, flow=flow_name(source), knowledge=knowledge, author="files")

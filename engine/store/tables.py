@@ -124,6 +124,8 @@ class FlowRevision(SQLModel, table=True):
     revision: str = Field(primary_key=True)
     flow: str = Field(index=True)
     source: str = Field(sa_type=Text)
+    #: the texts of the knowledge files the revision's hash covers, by path (engine.flow.knowledge)
+    knowledge: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     author: str = "files"
     message: str = ""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -93,9 +93,9 @@ async def eventually(check: Callable[[], Any], what: str, *, timeout: float = DE
         await asyncio.sleep(interval)
 
 
-def compile_flow(source: str) -> CompiledFlow:
-    """Compile a flow source; a flow with errors fails the test with its diagnostics."""
-    result = compile_source(source, "<test flow>")
+def compile_flow(source: str, knowledge_dir: Path | None = None) -> CompiledFlow:
+    """Compile a flow source (its knowledge files under ``knowledge_dir``); errors fail the test."""
+    result = compile_source(source, "<test flow>", knowledge=knowledge_dir)
     errors = [d.format() for d in result.diagnostics if d.is_error]
     assert result.flow is not None and not errors, "\n".join(errors)
     return result.flow
@@ -313,7 +313,7 @@ async def running_conversations(
     """A worker for ``flows`` (sources, all published live) and the client side talking to it."""
     catalog = FlowCatalog(FileRevisionStore(data_dir / "revisions"))
     for source in flows:
-        catalog.publish(compile_flow(source))
+        catalog.publish(compile_flow(source, knowledge_dir))
     channel = channel or CollectingChannel()
     log = JsonlMessageLog(data_dir / "messages")
     worker = build_worker(

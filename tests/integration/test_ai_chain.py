@@ -200,3 +200,55 @@ async def test_when_every_provider_fails_the_customer_gets_a_human_and_no_key_le
 
 def _rows(store: Store, conversation_id: str) -> list[Message]:
     return store.transcript(conversation_id)
+
+
+FAQ_ONLY_FLOW = """
+flow: faq-only
+ai:
+  helpdesk:
+    providers: [{ use: faq, knowledge: kb.yaml }]
+steps:
+  listen:
+    wait: message
+  answer:
+    ai: helpdesk
+    on_error: sorry
+    next: listen
+  sorry:
+    say: I have no answer to that.
+    next: listen
+"""
+
+
+async def test_an_offline_chain_answers_from_its_revision_without_an_activity(
+    fx_dev_env: WorkflowEnvironment, fx_task_queue: str, tmp_path: Path
+) -> None:
+    """The FAQ's knowledge is part of the revision, so the workflow answers the chain itself."""
+    conv = f"ai-{uuid4().hex}"
+    knowledge_dir = _knowledge(tmp_path)
+    async with running_conversations(
+        fx_dev_env.client, fx_task_queue, tmp_path, [FAQ_ONLY_FLOW], knowledge_dir=knowledge_dir
+    ) as rt:
+        # The file changes after the revision was published: the AI activity would read
+        # the new file, the revision still holds the old text.
+        (knowledge_dir / "kb.yaml").write_text(
+            'entries: [{question: "How long does shipping take?", answer: "Ask the carrier."}]\n', encoding="utf-8"
+        )
+        await rt.send(conv, "How long does shipping take?")
+        await rt.send(conv, "Can you repair my bicycle?")
+        assert await rt.channel.wait_texts(conv, 2) == [
+            "Shipping takes 3 to 5 working days.",
+            "I have no answer to that.",
+        ]
+
+        answered, _ = await rt.wait_entries(conv, "out", 2)
+        assert answered.meta["ai"]["provider"] == "faq"
+        assert [(a["provider"], a["outcome"]) for a in answered.meta["ai"]["attempts"]] == [("faq", "ok")]
+        failed = await eventually(
+            lambda: next((e for e in rt.entries(conv) if e.status == "ai_failed"), None), "the failed chain's entry"
+        )
+        assert [(a["provider"], a["outcome"]) for a in failed.meta["ai"]["attempts"]] == [("faq", "empty")]
+
+        history = await history_text(rt.handle(conv))
+        assert "offline-ai-in-workflow" in history
+        assert "flowdesk.call_ai" not in history

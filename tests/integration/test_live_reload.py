@@ -62,3 +62,68 @@ async def test_a_deleted_flow_takes_no_new_conversations(fx_dev_env: WorkflowEnv
         async with chat(node) as visitor:
             await visitor.say("still here")
             await visitor.reply_to("got still here")
+
+
+FAQ_FLOW = """\
+flow: faq
+channels: [webchat]
+ai:
+  helpdesk:
+    providers:
+      - use: faq
+        knowledge: kb/faq.yaml
+steps:
+  listen:
+    wait: message
+  answer:
+    ai: helpdesk
+    on_error: listen
+    next: listen
+"""
+HOURS = 'entries:\n  - {{question: "When are you open?", answer: "{answer}"}}\n'
+
+
+async def test_an_edit_of_a_knowledge_file_is_a_new_revision(fx_dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """The FAQ's knowledge is part of the revision: an edit goes live as a flow edit does, a broken one does not."""
+    flows = {"faq.yaml": FAQ_FLOW, "kb/faq.yaml": HOURS.format(answer="Nine to five.")}
+    (tmp_path / "flows" / "kb").mkdir(parents=True)
+    async with running_node(fx_dev_env, tmp_path, flows=flows) as node, node.api() as api, chat(node) as visitor:
+        knowledge = node.flows_dir / "kb" / "faq.yaml"
+        first = node.services.catalog.live_map()["faq"]
+        await visitor.say("When are you open?")
+        await visitor.reply_to("Nine to five.")
+
+        knowledge.write_text(HOURS.format(answer="Eight to six."))
+        await eventually(lambda: node.services.catalog.live_map()["faq"] != first, "the knowledge edit to go live")
+        await visitor.say("When are you open?")
+        await visitor.reply_to("Eight to six.")  # the running conversation moved to the new revision
+        revisions = (await api.get("/api/flows/faq/revisions")).json()["revisions"]
+        assert revisions[0]["message"] == "knowledge kb/faq.yaml changed"
+        assert revisions[0]["knowledge"].keys() == {"kb/faq.yaml"}
+        assert revisions[0]["knowledge"] != revisions[1]["knowledge"]
+        shown = (await api.get(f"/api/flows/faq/revisions/{first}")).json()
+        assert shown["knowledge"] == {"kb/faq.yaml": HOURS.format(answer="Nine to five.")}
+        diff = (await api.get("/api/flows/faq/diff", params={"from": first})).json()["diff"]
+        assert f"--- kb/faq.yaml@{first[:12]}" in diff
+        assert '-  - {question: "When are you open?", answer: "Nine to five."}' in diff
+        assert '+  - {question: "When are you open?", answer: "Eight to six."}' in diff
+
+        # A roll back restores the flow file; the knowledge file, which it does not touch, is named.
+        second = node.services.catalog.live_map()["faq"]
+        back = (await api.post("/api/flows/faq/rollback", json={"revision": first, "author": "bo"})).json()
+        assert (back["revision"], back["knowledge_differs"]) == (second, ["kb/faq.yaml"])
+
+        # A broken knowledge file: the flow that names it keeps its last good revision.
+        live_before = node.services.catalog.live_map()["faq"]
+        knowledge.write_text("entries:\n  - {question: no answer here}\n")
+
+        async def reported() -> list[dict[str, object]] | None:
+            error = (await api.get("/api/flows")).json()["flows"][0]["last_error"]
+            return error if error else None
+
+        (error,) = await eventually(reported, "the broken knowledge to be reported")
+        assert (error["code"], error["line"], error["file"]) == ("FD212", 7, str(node.flows_dir / "faq.yaml"))
+        assert "answer" in str(error["message"])
+        assert node.services.catalog.live_map()["faq"] == live_before
+        await visitor.say("When are you open?")
+        await visitor.reply_to("Eight to six.")

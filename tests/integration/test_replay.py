@@ -20,7 +20,8 @@ flow revisions they ran on are in ``histories/revisions/``, loaded by hash as th
 worker's compiled-flow cache does. The same three, recorded again after a guarded
 change, are in a folder named after it (``ai-context-in-workflow/``: AI calls carry
 the turns the workflow chose; ``deliver-in-task/``: replies sent from a local
-activity inside the workflow task).
+activity inside the workflow task; ``offline-ai-in-workflow/``: the echo chain
+answered in workflow code, with no ``flowdesk.call_ai``).
 
 When this test fails after your change
 --------------------------------------

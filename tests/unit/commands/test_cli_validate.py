@@ -366,3 +366,30 @@ def test_no_path_is_a_usage_error(tmp_path: Path) -> None:
     no_traceback(proc)
     assert proc.returncode == 2
     assert "usage:" in proc.stderr
+
+
+FAQ_BOT = """
+    flow: faq-bot
+    ai:
+      helpdesk:
+        providers:
+          - { use: faq, knowledge: kb/faq.yaml }
+    steps:
+      listen: { wait: message }
+      answer: { ai: helpdesk, on_error: listen, next: listen }
+"""
+
+
+def test_knowledge_paths_are_checked_from_the_directory_given(tmp_path: Path) -> None:
+    """A flow in a sub-folder names its knowledge relative to the flows directory, as the server reads it."""
+    write(tmp_path, "flows/support/faq-bot.yaml", FAQ_BOT)
+    write(tmp_path, "flows/kb/faq.yaml", KNOWLEDGE)
+    assert flowdesk("flows", cwd=tmp_path).returncode == 0
+
+    (tmp_path / "flows/kb/faq.yaml").unlink()
+    proc = flowdesk("flows", cwd=tmp_path)
+    no_traceback(proc)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[0].startswith(
+        "flows/support/faq-bot.yaml:5:32: FD212 error: knowledge file 'kb/faq.yaml' not found"
+    )

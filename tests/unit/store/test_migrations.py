@@ -144,3 +144,26 @@ def test_upgrading_a_0001_database_keeps_its_messages(fx_engine: Engine, fx_db_u
         assert (row.message_id, row.text, row.status, row.meta) == ("m1", "hello", "received", {})
     finally:
         store.close()
+
+
+def test_upgrading_a_0002_database_keeps_its_revisions(fx_engine: Engine, fx_db_url: str) -> None:
+    """0003 adds revisions' ``knowledge``: revisions stored before it keep their source and have none."""
+    config = alembic_config()
+    with writer(fx_engine).begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        connection.exec_driver_sql(
+            "INSERT INTO flow_revision (revision, flow, source, author, message, created_at)"
+            " VALUES ('r1', 'demo', 'flow: demo\n', 'ann', 'first', '2026-01-01 00:00:00')"
+        )
+    upgrade(fx_engine)
+    assert current_revision(fx_engine) == head_revision()
+    fx_engine.dispose()
+    store = Store(fx_db_url)
+    try:
+        row = store.get_revision("r1")
+        assert row is not None
+        assert (row.source, row.author, row.knowledge) == ("flow: demo\n", "ann", {})
+        assert store.revision_knowledge("r1") == {}
+    finally:
+        store.close()

@@ -273,13 +273,16 @@ def test_live_flows(fx_store: Store) -> None:
 def test_the_runtime_reads_revisions_from_the_store(fx_store: Store) -> None:
     revisions = StoreRevisions(fx_store)
     catalog = FlowCatalog(revisions)
-    assert catalog.publish_dir([REPO / "flows"]) == []
+    assert catalog.publish_dir([REPO / "flows"], knowledge_dir=REPO / "flows") == []
     [published] = catalog.flows()
     stored = fx_store.get_revision(published.revision)
     assert stored is not None and (stored.flow, stored.author) == (published.name, "files")
-    # Another worker, with nothing in memory, compiles the same flow from the database.
+    # Another worker, with nothing in memory, compiles the same flow from the database,
+    # with the FAQ knowledge the demo flow's revision was published with.
     loaded = CompiledFlows(StoreRevisions(fx_store)).get(published.name, published.revision)
     assert (loaded.name, loaded.revision, loaded.source) == (published.name, published.revision, published.source)
+    assert set(loaded.knowledge) == {"kb/faq.yaml"}
+    assert loaded.knowledge == published.knowledge
 
 
 @pytest.mark.parametrize(
