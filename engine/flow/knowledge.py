@@ -57,7 +57,12 @@ class KnowledgeUnusable(ValueError):
 
 def read_knowledge(base_dir: Path, path: str) -> str:
     """The text of the knowledge file ``path`` (relative to ``base_dir``), checked to parse."""
-    file = (base_dir / path).resolve()
+    base = base_dir.resolve()
+    file = (base / path).resolve()
+    if not file.is_relative_to(base):
+        # A flow saved through the API must not read the server's other files (and
+        # show them in its diagnostics or its revision).
+        raise KnowledgeUnusable(f"knowledge file {path!r} is outside the flows directory; keep it under {base}")
     try:
         raw = file.read_bytes()
     except FileNotFoundError:

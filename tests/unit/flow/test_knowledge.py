@@ -94,6 +94,28 @@ def test_an_unusable_knowledge_file_is_an_error_at_the_line_that_names_it(
     assert problem.path == "$.ai.helpdesk.providers[0].knowledge"
 
 
+@pytest.mark.parametrize("path", ["/etc/passwd", "../secrets.yaml", "kb/../../secrets.yaml"])
+def test_a_knowledge_file_outside_the_flows_directory_is_refused(flows_dir: Path, path: str) -> None:
+    (flows_dir.parent / "secrets.yaml").write_text(KNOWLEDGE, encoding="utf-8")  # valid, but not the flows'
+    (flows_dir / "faq-bot.yaml").write_text(FLOW.replace("kb/faq.yaml", path))
+
+    (result,) = compile_paths([flows_dir], knowledge_dir=flows_dir).flows
+
+    assert result.flow is None
+    (problem,) = result.diagnostics
+    assert problem.code == "FD212" and "outside the flows directory" in problem.message
+
+
+def test_a_link_out_of_the_flows_directory_is_refused(flows_dir: Path) -> None:
+    (flows_dir.parent / "secrets.yaml").write_text(KNOWLEDGE, encoding="utf-8")
+    (flows_dir / "kb" / "faq.yaml").unlink()
+    (flows_dir / "kb" / "faq.yaml").symlink_to(flows_dir.parent / "secrets.yaml")
+
+    (result,) = compile_paths([flows_dir], knowledge_dir=flows_dir).flows
+
+    assert result.flow is None and "outside the flows directory" in result.diagnostics[0].message
+
+
 def test_a_profile_s_knowledge_is_not_the_flow_s(flows_dir: Path) -> None:
     (flows_dir / "faq-bot.yaml").write_text(FLOW.replace("- use: faq", "- use: faq\n        profile: faq"))
     (flows_dir / "kb" / "faq.yaml").unlink()
