@@ -6,6 +6,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from tests.faq_support import FAQ_FLOW as BOT_FLOW
 from tests.integration.runtime_support import eventually
 from tests.integration.server_support import WEBCHAT_ECHO, chat, running_node
 
@@ -64,22 +65,7 @@ async def test_a_deleted_flow_takes_no_new_conversations(fx_dev_env: WorkflowEnv
             await visitor.reply_to("got still here")
 
 
-FAQ_FLOW = """\
-flow: faq
-channels: [webchat]
-ai:
-  helpdesk:
-    providers:
-      - use: faq
-        knowledge: kb/faq.yaml
-steps:
-  listen:
-    wait: message
-  answer:
-    ai: helpdesk
-    on_error: listen
-    next: listen
-"""
+FAQ_FLOW = BOT_FLOW.replace("flow: faq-bot\n", "flow: faq\nchannels: [webchat]\n")
 HOURS = 'entries:\n  - {{question: "When are you open?", answer: "{answer}"}}\n'
 
 

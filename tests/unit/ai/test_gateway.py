@@ -22,20 +22,11 @@ from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.model import CompiledFlow
 from engine.flow.validate import compile_source
 from engine.flow.vocabulary import DEFAULT_VOCABULARY, Vocabulary
+from tests.faq_support import BILINGUAL_KNOWLEDGE
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "flows.md"
 AT = "2024-05-01T10:00:00Z"
 KEY = "sk-test-7f3a9c2e5b1d"
-KNOWLEDGE = """
-entries:
-  - question: How do I return an item?
-    alternatives: ["Can I send my order back?"]
-    keywords: [return]
-    answer: Send it back within 30 days; the label is in your account.
-  - question: 怎么退货？
-    keywords: [退货]
-    answer: 收货后30天内可以退货。
-"""
 INTENTS = (
     ("refund", ("I want my money back", "refund please", "退款")),
     ("shipping", ("where is my parcel", "when will my order arrive", "物流")),
@@ -60,7 +51,7 @@ def _restore_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(name="kb_dir")
 def fx_kb_dir(tmp_path: Path) -> Path:
-    (tmp_path / "kb.yaml").write_text(KNOWLEDGE, encoding="utf-8")
+    (tmp_path / "kb.yaml").write_text(BILINGUAL_KNOWLEDGE, encoding="utf-8")
     return tmp_path
 
 

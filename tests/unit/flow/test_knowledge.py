@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,20 +9,8 @@ import pytest
 from engine.flow.compile import revision_of
 from engine.flow.validate import compile_paths, compile_source
 from engine.runtime.revisions import CompiledFlows, FileRevisionStore, FlowCatalog
+from tests.faq_support import FAQ_FLOW as FLOW
 
-FLOW = textwrap.dedent(
-    """\
-    flow: faq-bot
-    ai:
-      helpdesk:
-        providers:
-          - use: faq
-            knowledge: kb/faq.yaml
-    steps:
-      listen: { wait: message }
-      answer: { ai: helpdesk, on_error: listen, next: listen }
-    """
-)
 KNOWLEDGE = 'entries:\n  - {question: "When are you open?", answer: "Nine to five."}\n'
 
 

@@ -116,29 +116,34 @@ def test_the_inbound_index_is_partial(fx_engine: Engine) -> None:
     assert re.search(r"WHERE \(*direction\)*(::text)? = 'in'", sql), sql
 
 
+def _upgraded_from(engine: Engine, url: str, revision: str, *statements: str) -> Store:
+    """A database at migration ``revision`` holding the rows ``statements`` write, upgraded to the head."""
+    config = alembic_config()
+    with writer(engine).begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+    assert current_revision(engine) == revision
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+    return Store(url)
+
+
 def test_upgrading_a_0001_database_keeps_its_messages(fx_engine: Engine, fx_db_url: str) -> None:
     """0002 adds messages' ``meta``: rows written before it keep everything and read as ``{}``."""
-    config = alembic_config()
-    with writer(fx_engine).begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
-        connection.exec_driver_sql(
-            "INSERT INTO contact (id, tags, created_at) VALUES ('c1', '[]', '2026-01-01 00:00:00')"
-        )
-        connection.exec_driver_sql(
-            "INSERT INTO conversation (id, contact_id, channel, status, flow, revision, created_at, updated_at)"
-            " VALUES ('v1', 'c1', 'webchat', 'open', 'demo', 'r1', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
-        )
-        connection.exec_driver_sql(
-            "INSERT INTO message (conversation_id, direction, message_id, channel, sender, text, choices, status,"
-            " detail, flow, revision, at, created_at) VALUES ('v1', 'in', 'm1', 'webchat', 'customer', 'hello',"
-            " '[]', 'received', '', 'demo', 'r1', '2026-01-01T00:00:00', '2026-01-01 00:00:00')"
-        )
-    assert current_revision(fx_engine) == "0001"
-    upgrade(fx_engine)
-    assert current_revision(fx_engine) == head_revision()
-    fx_engine.dispose()
-    store = Store(fx_db_url)
+    store = _upgraded_from(
+        fx_engine,
+        fx_db_url,
+        "0001",
+        "INSERT INTO contact (id, tags, created_at) VALUES ('c1', '[]', '2026-01-01 00:00:00')",
+        "INSERT INTO conversation (id, contact_id, channel, status, flow, revision, created_at, updated_at)"
+        " VALUES ('v1', 'c1', 'webchat', 'open', 'demo', 'r1', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        "INSERT INTO message (conversation_id, direction, message_id, channel, sender, text, choices, status,"
+        " detail, flow, revision, at, created_at) VALUES ('v1', 'in', 'm1', 'webchat', 'customer', 'hello',"
+        " '[]', 'received', '', 'demo', 'r1', '2026-01-01T00:00:00', '2026-01-01 00:00:00')",
+    )
     try:
         (row,) = store.transcript("v1")
         assert (row.message_id, row.text, row.status, row.meta) == ("m1", "hello", "received", {})
@@ -148,22 +153,17 @@ def test_upgrading_a_0001_database_keeps_its_messages(fx_engine: Engine, fx_db_u
 
 def test_upgrading_a_0002_database_keeps_its_revisions(fx_engine: Engine, fx_db_url: str) -> None:
     """0003 adds revisions' ``knowledge``: revisions stored before it keep their source and have none."""
-    config = alembic_config()
-    with writer(fx_engine).begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
-        connection.exec_driver_sql(
-            "INSERT INTO flow_revision (revision, flow, source, author, message, created_at)"
-            " VALUES ('r1', 'demo', 'flow: demo\n', 'ann', 'first', '2026-01-01 00:00:00')"
-        )
-    upgrade(fx_engine)
-    assert current_revision(fx_engine) == head_revision()
-    fx_engine.dispose()
-    store = Store(fx_db_url)
+    store = _upgraded_from(
+        fx_engine,
+        fx_db_url,
+        "0002",
+        "INSERT INTO flow_revision (revision, flow, source, author, message, created_at)"
+        " VALUES ('r1', 'demo', 'flow: demo', 'ann', 'first', '2026-01-01 00:00:00')",
+    )
     try:
         row = store.get_revision("r1")
         assert row is not None
-        assert (row.source, row.author, row.knowledge) == ("flow: demo\n", "ann", {})
+        assert (row.source, row.author, row.knowledge) == ("flow: demo", "ann", {})
         assert store.revision_knowledge("r1") == {}
     finally:
         store.close()
