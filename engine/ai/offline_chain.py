@@ -6,11 +6,11 @@ text with the same answer on every worker and on every replay. A chain of only
 such providers can therefore be answered in workflow code, with no activity:
 that spares the conversation's workflow task a local activity per answer.
 
-Everything else (a provider with a profile, whose settings live in flowdesk.yaml;
-a revision stored without its knowledge; a knowledge file above 512 K characters;
-a plugin) is not pure, and its chain goes
-through the AI activity and engine.ai.gateway as before. The answers, attempts and
-failures made here are the ones the gateway would make for the same chain.
+Everything else is not pure: a provider with a profile (its settings live in
+flowdesk.yaml), a revision stored without its knowledge, a knowledge file above
+512 K characters, a plugin. Such a chain goes through the AI activity and
+engine.ai.gateway as before. The answers, attempts and failures made here are
+the ones the gateway would make for the same chain.
 """
 
 from __future__ import annotations
