@@ -29,8 +29,7 @@ from engine.flow.ai_context import call_context
 from engine.flow.compile import parse_duration
 from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.model import Chain, CompiledFlow
-from engine.flow.offline import OFFLINE_PROVIDERS
-from engine.flow.textmatch import KeywordClassifier
+from engine.flow.offline import OFFLINE_PROVIDERS, keyword_intent
 from engine.metrics import AI_CHAINS
 
 log = logging.getLogger(__name__)
@@ -92,9 +91,7 @@ class AIGateway:
                 if intent is not None:
                     attempts = tuple(a.as_dict() for a in outcome.attempts)
                     return AIResult(call.call_id, intent, at, outcome.reply.confidence, outcome.provider, attempts)
-        intent, score = KeywordClassifier(intents).classify(call.text)
-        attempts = tuple(a.as_dict() for a in outcome.attempts) if outcome else ()
-        return AIResult(call.call_id, intent or "", at, confidence=score, provider="keywords", attempts=attempts)
+        return keyword_intent(call, at, tuple(a.as_dict() for a in outcome.attempts) if outcome else ())
 
     async def _run(self, chain: Chain, call: CallAI, request: AIRequest, *, offline: bool = True) -> ChainOutcome:
         links: list[Link] = []

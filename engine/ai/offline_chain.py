@@ -21,8 +21,7 @@ from engine.ai.types import AIReply
 from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.knowledge import parse_knowledge
 from engine.flow.model import Chain, CompiledFlow, ProviderRef
-from engine.flow.offline import OFFLINE_PROVIDERS
-from engine.flow.textmatch import KeywordClassifier
+from engine.flow.offline import OFFLINE_PROVIDERS, keyword_intent
 
 
 def is_pure(chain: Chain, flow: CompiledFlow, purpose: str = "answer") -> bool:
@@ -39,8 +38,7 @@ def answer(call: CallAI, chain: Chain, flow: CompiledFlow, at: str, *, count: bo
     ``count``: add the attempts to the AI metrics (not when the workflow replays).
     """
     if call.purpose == "classify":
-        intent, score = KeywordClassifier(dict(call.intents)).classify(call.text)
-        return AIResult(call.call_id, intent or "", at, confidence=score, provider="keywords")
+        return keyword_intent(call, at)
     attempts: list[Attempt] = []
     for ref in chain.providers:
         reply = _reply(ref, flow, call.text)

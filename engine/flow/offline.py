@@ -30,6 +30,12 @@ OFFLINE_PROVIDERS = frozenset({"echo", "faq"})
 _RESPONSE_KEYS = frozenset({"status", "body", "error"})
 
 
+def keyword_intent(call: CallAI, at: str, attempts: tuple[dict[str, Any], ...] = ()) -> AIResult:
+    """The intent the examples' keywords find in the message: how a chain without a model classifies."""
+    intent, score = KeywordClassifier(dict(call.intents)).classify(call.text)
+    return AIResult(call.call_id, intent or "", at, confidence=score, provider="keywords", attempts=attempts)
+
+
 class OfflineAI:
     """Answers ``CallAI`` from mocks or the chain's offline providers."""
 
@@ -49,8 +55,7 @@ class OfflineAI:
         if call.step in self.mocks:
             return self._mocked(call, self.mocks[call.step], at)
         if call.purpose == "classify":
-            intent, score = KeywordClassifier(dict(call.intents)).classify(call.text)
-            return AIResult(call.call_id, intent or "", at, confidence=score, provider="keywords")
+            return keyword_intent(call, at)
         flow = self.flows.get(call.flow, call.revision)
         chain = flow.chains.get(call.chain) if flow is not None else None
         if flow is None or chain is None:
