@@ -22,6 +22,7 @@ from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.knowledge import parse_knowledge
 from engine.flow.model import Chain, CompiledFlow, ProviderRef
 from engine.flow.offline import OFFLINE_PROVIDERS, keyword_intent
+from engine.metrics import AI_CHAINS
 
 
 def is_pure(chain: Chain, flow: CompiledFlow, purpose: str = "answer") -> bool:
@@ -35,10 +36,19 @@ def is_pure(chain: Chain, flow: CompiledFlow, purpose: str = "answer") -> bool:
 def answer(call: CallAI, chain: Chain, flow: CompiledFlow, at: str, *, count: bool) -> AIResult | AIFailed:
     """The chain's answer to ``call``, as the gateway gives it; call only when :func:`is_pure`.
 
-    ``count``: add the attempts to the AI metrics (not when the workflow replays).
+    ``count``: add the attempts and the chain's outcome to the AI metrics, as the
+    gateway does (not when the workflow replays).
     """
     if call.purpose == "classify":
         return keyword_intent(call, at)
+    event = _run(call, chain, flow, at, count=count)
+    if count:
+        AI_CHAINS.labels(call.flow, call.chain, "answered" if isinstance(event, AIResult) else event.reason).inc()
+    return event
+
+
+def _run(call: CallAI, chain: Chain, flow: CompiledFlow, at: str, *, count: bool) -> AIResult | AIFailed:
+    """Each provider in turn until one answers well enough, as engine.ai.chain runs them."""
     attempts: list[Attempt] = []
     for ref in chain.providers:
         reply = _reply(ref, flow, call.text)

@@ -35,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
     from engine.flow.model import Chain, CompiledFlow
     from engine.flow.offline import OFFLINE_PROVIDERS
     from engine.flow.state import ConversationState
-    from engine.metrics import AI_CHAINS
     from engine.runtime import registry
     from engine.runtime.activities import ConversationActivities
     from engine.runtime.observe import time_step
@@ -181,11 +180,8 @@ class ConversationEffects:
         # the activity that answered it then.
         if not workflow.patched(OFFLINE_AI_IN_WORKFLOW):
             return None
-        count = not workflow.unsafe.is_replaying()
-        event = offline_chain.answer(call, chain, flow, self._now(), count=count)
+        event = offline_chain.answer(call, chain, flow, self._now(), count=not workflow.unsafe.is_replaying())
         self.answered_here.add(call.call_id)
-        if count and call.purpose != "classify":
-            AI_CHAINS.labels(call.flow, call.chain, "answered" if isinstance(event, AIResult) else event.reason).inc()
         return event
 
     def _chain(self, call: CallAI) -> Chain | None:

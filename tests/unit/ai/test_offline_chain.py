@@ -139,13 +139,16 @@ def test_an_offline_chain_classifies_by_keywords_as_the_gateway_does(kb_dir: Pat
 def test_counted_attempts_reach_the_ai_metrics(kb_dir: Path) -> None:
     label = f"echo-{uuid.uuid4().hex[:6]}"
     flow = compile_flow([{"use": "echo"}], kb_dir)
-    requests = "flowdesk_ai_requests_total"
+    requests, chains = "flowdesk_ai_requests_total", "flowdesk_ai_chain_outcomes_total"
+    answered = {"flow": "t", "chain": "helpdesk", "outcome": "answered"}
     before = REGISTRY.get_sample_value(requests, {"provider": "echo", "outcome": "ok"}) or 0.0
+    chains_before = REGISTRY.get_sample_value(chains, answered) or 0.0
 
     offline_chain.answer(call(label, flow), flow.chains["helpdesk"], flow, AT, count=False)
     offline_chain.answer(call(label, flow), flow.chains["helpdesk"], flow, AT, count=True)
 
     assert REGISTRY.get_sample_value(requests, {"provider": "echo", "outcome": "ok"}) == before + 1
+    assert REGISTRY.get_sample_value(chains, answered) == chains_before + 1
 
 
 #: Answers every question of the shipped knowledge file, and a few near misses, as JSON.
