@@ -7,8 +7,10 @@ Tests are strict: before every acting turn and after the last turn, every bot
 message sent so far must have been matched by a ``bot`` turn, so a test never
 passes while the bot says something nobody looked at.
 
-Everything runs in-process on a fake clock with scripted AI and HTTP results
-(:mod:`engine.flow.offline`), so a test takes milliseconds.
+The turns are played through a driver (:mod:`engine.flow.testdriver`): by default
+in-process on a fake clock with scripted AI and HTTP results
+(:mod:`engine.flow.offline`), so a test takes milliseconds; ``flowdesk test --live``
+plays the same turns, matched and reported by the same code, through the runtime.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from engine.errors import FlowdeskError
 from engine.flow.compile import parse_duration
 from engine.flow.context import FlowSet, FlowSettings, InterpreterContext, Limits
 from engine.flow.model import CompiledFlow, StepKind
-from engine.flow.offline import OfflineAI, ScriptedHttp
-from engine.flow.simulate import Simulator, flow_dir
+from engine.flow.testdriver import DriverFactory, SimulatorDriver, TestDriver
 from engine.flow.testreport import (
     TestFailure,
     TestResult,
@@ -44,26 +45,8 @@ ACTING_TURNS = frozenset({"user", "elapse", "agent"})
 class _TestRun:
     """One test being played; each ``_turn_*`` method returns a failure or ``None``."""
 
-    def __init__(
-        self,
-        ctx: InterpreterContext,
-        flow: CompiledFlow,
-        test: Mapping[str, Any],
-        pipelines: Pipelines | None = None,
-    ) -> None:
-        mock = test.get("mock") or {}
-        self.ai = OfflineAI(ctx.flows, mocks=mock.get("ai"), base_dir=flow_dir(flow))
-        self.http = ScriptedHttp(mock.get("http"))
-        self.sim = Simulator(
-            ctx,
-            flow,
-            ai=self.ai,
-            http=self.http,
-            contact=test.get("contact"),
-            channel=str(test.get("channel") or "cli"),
-            vars=test.get("vars"),
-            pipelines=pipelines,
-        )
+    def __init__(self, flow: CompiledFlow, test: Mapping[str, Any], driver: TestDriver) -> None:
+        self.driver = driver
         self.root = flow.name
         self.turns: list[dict[str, Any]] = list(test["turns"])
         self.matched = 0  # bot messages matched by `bot` turns so far
@@ -74,7 +57,7 @@ class _TestRun:
 
     def bot_texts(self) -> list[str]:
         # Agent messages are the test's own `agent: {say: ...}` turns; only the bot is checked.
-        return [sent.text for sent in self.sim.log.sent if sent.sender == "bot"]
+        return self.driver.bot_texts()
 
     def play(self) -> TestFailure | None:
         for number, turn in enumerate(self.turns, 1):
@@ -96,15 +79,15 @@ class _TestRun:
 
     def open_segment(self, number: int) -> None:
         # Faults so far came from the previous acting turn.
-        self.fault_turns += [self.segment] * (len(self.sim.log.faults) - len(self.fault_turns))
+        self.fault_turns += [self.segment] * (len(self.driver.faults()) - len(self.fault_turns))
         self.segment = number
         self.segment_sent = len(self.bot_texts())
-        self.segment_trace = len(self.sim.log.trace)
+        self.segment_trace = len(self.driver.trace())
 
     def faults(self) -> list[str]:
         """Every fault so far, with the acting turn that caused it."""
         out = []
-        for index, fault in enumerate(self.sim.log.faults):
+        for index, fault in enumerate(self.driver.faults()):
             turn = self.fault_turns[index] if index < len(self.fault_turns) else self.segment
             where = f" at step {fault.step!r}" if fault.step else ""
             out.append(f"turn {turn}: {fault.code}{where}: {fault.message}")
@@ -123,14 +106,14 @@ class _TestRun:
                 if kind == "bot":
                     expected.append(str(value))
             lines = bot_diff(expected, self.bot_texts()[self.segment_sent :])
-        trace = [trace_line(entry, self.root) for entry in self.sim.log.trace[self.segment_trace :]]
+        trace = [trace_line(entry, self.root) for entry in self.driver.trace()[self.segment_trace :]]
         return TestFailure(
             turn=number,
             message=message,
             diff=tuple(lines),
             trace=tuple(trace),
             faults=tuple(self.faults()),
-            notes=tuple(self.ai.notes),
+            notes=tuple(self.driver.notes()),
         )
 
     def all_matched(self, number: int | None) -> TestFailure | None:
@@ -143,36 +126,36 @@ class _TestRun:
         return self.failure(number, message, diff=True)
 
     def where(self) -> str:
-        state = self.sim.state
+        state = self.driver.look()
         if state.ended:
             return f"the conversation ended with {state.end_status!r}"
         if not state.started:
             return "the conversation has not started (it starts with the first `user:` turn)"
-        if state.pending is None:
+        if state.waiting_for is None:
             return f"it stopped at step {state.step!r}"
         step = f"step {state.step!r}" + (f" of flow {state.flow!r}" if state.flow != self.root else "")
-        return f"it waits at {step} (for {'an agent' if state.pending.wait == 'agent' else state.pending.wait})"
+        return f"it waits at {step} (for {'an agent' if state.waiting_for == 'agent' else state.waiting_for})"
 
     # -- turns ----------------------------------------------------------------------------
 
     def _turn_user(self, number: int, text: str) -> TestFailure | None:
-        self.sim.user(str(text))
+        self.driver.user(str(text))
         return None
 
     def _turn_elapse(self, number: int, duration: str | int) -> TestFailure | None:
         milliseconds = parse_duration(duration)
         assert milliseconds is not None  # the schema requires a duration here
-        self.sim.elapse(milliseconds)
+        self.driver.elapse(milliseconds)
         return None
 
     def _turn_agent(self, number: int, action: str | Mapping[str, Any]) -> TestFailure | None:
         name = "say" if isinstance(action, Mapping) else str(action)
-        if self.sim.state.status != "handoff":
+        if self.driver.look().status != "handoff":
             return self.failure(number, f"the agent cannot {name}: the conversation is not handed off; {self.where()}")
         if isinstance(action, Mapping):
-            self.sim.agent("say", text=str(action.get("say", "")))
+            self.driver.agent("say", text=str(action.get("say", "")))
         else:
-            self.sim.agent(name)
+            self.driver.agent(name)
         return None
 
     def _turn_bot(self, number: int, expected: str) -> TestFailure | None:
@@ -191,7 +174,7 @@ class _TestRun:
         return None
 
     def _turn_end(self, number: int, status: str) -> TestFailure | None:
-        state = self.sim.state
+        state = self.driver.look()
         if not state.ended:
             return self.failure(number, f"expected the conversation to end with {status!r}, but {self.where()}")
         if state.end_status != status:
@@ -201,13 +184,13 @@ class _TestRun:
         return None
 
     def _turn_step(self, number: int, name: str) -> TestFailure | None:
-        state = self.sim.state
-        if state.ended or state.pending is None or state.step != name:
+        state = self.driver.look()
+        if state.ended or state.waiting_for is None or state.step != name:
             return self.failure(number, f"expected the conversation to wait at step {name!r}, but {self.where()}")
         return None
 
     def _turn_vars(self, number: int, expected: Mapping[str, Any]) -> TestFailure | None:
-        actual = self.sim.state.vars
+        actual = self.driver.look().vars
         wrong = []
         for name, value in expected.items():
             if name not in actual:
@@ -227,18 +210,20 @@ def run_flow_test(
     settings: FlowSettings | None = None,
     file: str | None = None,
     pipelines: Pipelines | None = None,
+    driver: DriverFactory = SimulatorDriver,
 ) -> TestResult:
     """Play one test (its validated mapping) against ``flow``.
 
     ``settings`` replaces the public settings of ``ctx`` when given; ``file`` is where
-    the test was written (default: the flow's file).
+    the test was written (default: the flow's file); ``driver`` makes what plays the
+    turns (default: the in-process simulator).
     """
     if settings is not None:
         ctx = replace(ctx, settings=settings)
     name = str(test.get("name", "?"))
     started = time.perf_counter()
     try:
-        failure = _TestRun(ctx, flow, test, pipelines).play()
+        failure = _TestRun(flow, test, driver(ctx, flow, test, pipelines)).play()
     except Exception as exc:  # a bug in Flowdesk must not hide the other tests' results
         failure = TestFailure(turn=None, message=f"internal error ({type(exc).__name__}: {exc}); please report it")
     elapsed = (time.perf_counter() - started) * 1000
@@ -267,11 +252,13 @@ def run_tests(
     limits: Limits | None = None,
     keyword: str | None = None,
     pipelines: Pipelines | None = None,
+    driver: DriverFactory = SimulatorDriver,
 ) -> list[TestResult]:
     """Run every test of a validated project: ``tests:`` of each flow, then ``*.test.yaml`` files.
 
     ``keyword`` keeps the tests whose ``flow-id: name`` contains it (any case). A test
-    file for a flow that is not among the flows is one failed result.
+    file for a flow that is not among the flows is one failed result. ``driver``
+    plays each test (see :func:`run_flow_test`).
     """
     flows = FlowSet([r.flow for r in project.flows if r.flow is not None])
     ctx = InterpreterContext(flows, settings or FlowSettings(), limits or Limits())
@@ -286,7 +273,7 @@ def run_tests(
             continue
         for test in compiled.flow.tests:
             if selected(compiled.flow.name, test.name):
-                results.append(run_flow_test(ctx, compiled.flow, test.data, pipelines=pipelines))
+                results.append(run_flow_test(ctx, compiled.flow, test.data, pipelines=pipelines, driver=driver))
     for test_file in project.test_files:
         if test_file.flow_id is None:
             continue  # invalid: validation reported it
@@ -312,7 +299,7 @@ def run_tests(
             if problem is not None:
                 results.append(TestResult(flow.name, name, test_file.file, TestFailure(turn=None, message=problem)))
                 continue
-            results.append(run_flow_test(ctx, flow, data, file=test_file.file, pipelines=pipelines))
+            results.append(run_flow_test(ctx, flow, data, file=test_file.file, pipelines=pipelines, driver=driver))
     return results
 
 
