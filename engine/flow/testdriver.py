@@ -1,7 +1,7 @@
 """What plays a flow test's turns: the in-process simulator, or (above this package) the runtime.
 
 The turn logic of :mod:`engine.flow.testing` matches and reports; a
-:class:`TestDriver` makes things happen and says what the bot sent and where the
+:class:`TurnDriver` makes things happen and says what the bot sent and where the
 conversation is. :class:`SimulatorDriver` runs the pure interpreter on a fake
 clock (``flowdesk test``); ``engine.livetest`` drives a real workflow on a
 time-skipping Temporal server (``flowdesk test --live``). Both answer AI and
@@ -54,10 +54,8 @@ class ConversationLook:
         )
 
 
-class TestDriver(Protocol):
+class TurnDriver(Protocol):
     """Plays one test conversation; every method returns once the conversation has settled."""
-
-    __test__ = False  # not a pytest test class, despite its name
 
     def user(self, text: str) -> None:
         """The customer sends ``text``."""
@@ -85,7 +83,7 @@ class TestDriver(Protocol):
 
 
 #: Makes the driver of one test: (context, flow, test mapping, pipelines) -> driver.
-DriverFactory = Callable[[InterpreterContext, CompiledFlow, Mapping[str, Any], Pipelines | None], TestDriver]
+DriverFactory = Callable[[InterpreterContext, CompiledFlow, Mapping[str, Any], Pipelines | None], TurnDriver]
 
 
 class SimulatorDriver:
@@ -137,4 +135,4 @@ class SimulatorDriver:
         return self.ai.notes
 
 
-__all__ = ["TEST_AGENT", "ConversationLook", "DriverFactory", "SimulatorDriver", "TestDriver"]
+__all__ = ["TEST_AGENT", "ConversationLook", "DriverFactory", "SimulatorDriver", "TurnDriver"]

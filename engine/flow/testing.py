@@ -24,7 +24,7 @@ from engine.errors import FlowdeskError
 from engine.flow.compile import parse_duration
 from engine.flow.context import FlowSet, FlowSettings, InterpreterContext, Limits
 from engine.flow.model import CompiledFlow, StepKind
-from engine.flow.testdriver import DriverFactory, SimulatorDriver, TestDriver
+from engine.flow.testdriver import DriverFactory, SimulatorDriver, TurnDriver
 from engine.flow.testreport import (
     TestFailure,
     TestResult,
@@ -45,7 +45,7 @@ ACTING_TURNS = frozenset({"user", "elapse", "agent"})
 class _TestRun:
     """One test being played; each ``_turn_*`` method returns a failure or ``None``."""
 
-    def __init__(self, flow: CompiledFlow, test: Mapping[str, Any], driver: TestDriver) -> None:
+    def __init__(self, flow: CompiledFlow, test: Mapping[str, Any], driver: TurnDriver) -> None:
         self.driver = driver
         self.root = flow.name
         self.turns: list[dict[str, Any]] = list(test["turns"])
