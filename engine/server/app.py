@@ -19,6 +19,7 @@ from engine.resources import bundled_dir
 from engine.server.api_conversations import ConversationsController
 from engine.server.api_flows import FlowsController
 from engine.server.auth import require_token
+from engine.server.demo_shop import demo_order, order_api_enabled
 from engine.server.problems import handle_http_exception, handle_unexpected, problem_response
 from engine.server.services import ServicesDep
 from engine.server.webchat import chat_socket
@@ -77,6 +78,8 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
             FlowsController,
             ConversationsController,
             static,
+            # Demo data only, and only where the settings turn it on (demo.order_api).
+            *([demo_order] if order_api_enabled(services.settings) else []),
         ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         guards=[require_token],

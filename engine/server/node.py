@@ -32,8 +32,10 @@ from engine.runtime.connect import connect
 from engine.runtime.embedded import EmbeddedTemporal, EmbeddedTemporalConfig
 from engine.runtime.revisions import FlowCatalog
 from engine.runtime.worker import SHUTDOWN_GRACE, build_worker
+from engine.secrets import secret_lookup
 from engine.server.app import create_app
 from engine.server.delivery import NodeDelivery, WebChatChannel
+from engine.server.demo_shop import demo_values
 from engine.server.hub import WebChatHub
 from engine.server.options import ServeOptions
 from engine.server.reload import FlowReloader
@@ -132,6 +134,8 @@ class Node:
         # The HTTP port first: a port in use is found before anything else starts.
         self._listener = listen(options.host, options.port)
         self.port = int(self._listener.getsockname()[1])
+        # Before anything reads the settings: the demo flow's shop_api is this node's demo API.
+        self.settings = demo_values(self.settings, self.url)
         self.store = store = Store(options.database_url)
         await asyncio.to_thread(store.upgrade)
         self.client = client = await self._temporal()
@@ -162,6 +166,7 @@ class Node:
         ai_profiles = self.settings.get("ai_profiles", default={}) or {}
         pipelines = Pipelines(word_lists=self.settings.word_lists())
         channel_settings = self.settings.get("channels", default={}) or {}
+        secrets = secret_lookup(self.settings, os.environ)
         if not node_queue:
             # One node: its conversation worker holds every socket, and delivers web
             # chat itself (the reply activity then starts with the workflow task).
@@ -176,6 +181,7 @@ class Node:
                     ai_profiles=ai_profiles,
                     pipelines=pipelines,
                     channel_settings=channel_settings,
+                    secrets=secrets,
                 )
             ]
         else:
@@ -190,6 +196,7 @@ class Node:
                     ai_profiles=ai_profiles,
                     pipelines=pipelines,
                     channel_settings=channel_settings,
+                    secrets=secrets,
                 ),
                 Worker(
                     client,

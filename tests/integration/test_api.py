@@ -13,7 +13,8 @@ from engine.server.auth import is_public
 from tests.integration.runtime_support import eventually
 from tests.integration.server_support import WEBCHAT_ECHO, RunningNode, chat, running_node
 
-PUBLIC = {"/", "/healthz", "/readyz", "/ws/chat"}
+#: The demo order API is public too, where the settings turn it on (demo.order_api).
+PUBLIC = {"/", "/healthz", "/readyz", "/ws/chat", "/demo/api/orders/{number:str}"}
 
 
 def _routes(node: RunningNode) -> list[tuple[str, str, bool]]:
