@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from engine.ai.gateway import AIGateway
 from engine.errors import FlowdeskError
@@ -32,11 +32,16 @@ from engine.runtime.inbound import run_inbound, run_outbound
 from engine.runtime.ports import DeliveryRejected, MessageLog, OutboundChannel
 from engine.runtime.revisions import FlowCatalog
 from engine.runtime.types import AIInput, Delivered, DeliverInput, HttpInput, Prepared, PrepareInput, RecordInput
+from engine.secrets import missing_secret_message
 
 SecretLookup = Callable[[str], str | None]
 
 #: Response bodies larger than this are cut (a flow stores them in its variables).
 MAX_BODY_BYTES = 256_000
+
+
+class MissingSecret(FlowdeskError):
+    """A flow's ``secret('NAME')`` has no value on this worker."""
 
 
 class ConversationActivities:
@@ -164,8 +169,12 @@ class ConversationActivities:
         call = data.call
         try:
             request = self._request(call)
-        except FlowdeskError as exc:
-            raise ApplicationError(str(exc), type="SecretMissing", non_retryable=True) from None
+        except MissingSecret as exc:
+            # A setup mistake, not a crash: the workflow logs it once with its flow and
+            # step, and takes the step's on_error path; BENIGN keeps the SDK's traceback out.
+            raise ApplicationError(
+                str(exc), type="SecretMissing", non_retryable=True, category=ApplicationErrorCategory.BENIGN
+            ) from None
         try:
             response = await self.http.send(request)
         except httpx.TimeoutException:
@@ -196,7 +205,7 @@ class ConversationActivities:
                 name = match.group(1)
                 secret = self.secrets(name)
                 if secret is None:
-                    raise FlowdeskError(f"secret {name!r} is not set in the worker's environment")
+                    raise MissingSecret(missing_secret_message(name))
                 return secret
 
             return expr.SECRET_MARKER_RE.sub(value, text)
