@@ -30,6 +30,7 @@ from engine.server.hub import Connection
 from engine.server.services import Services
 from engine.server.visitors import identity_matches
 from engine.store import Contact, Message
+from engine.store.conversations import HANDOFF
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +215,12 @@ class ChatSession:
         conversation_id = await self._conversation()
         entry = RecordInput(conversation_id, "in", text, CHANNEL, message_id, now, status="received")
         row = await store.in_write_thread(store.record_message, entry)
-        # Before the update: the reply may reach the socket before the update's answer does.
-        await self.services.hub.push(self.contact.id, {"type": "typing", "state": True})
+        # Typing means "a reply is being produced": not while the conversation waits in an
+        # agent's queue (the agent's own typing comes through the same frame). Before the
+        # update: the reply may reach the socket before the update's answer does.
+        bot_has_it = not await self._with_agents(conversation_id)
+        if bot_has_it:
+            await self.services.hub.push(self.contact.id, {"type": "typing", "state": True})
         for _ in range(2):
             if row.conversation_id != conversation_id or row.status != "received":
                 # Logged in a conversation that has ended since, or failed before: now it is here.
@@ -242,10 +247,18 @@ class ChatSession:
                 await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "failed", detail)
                 raise
             UPDATE_LATENCY.labels(CHANNEL).observe(time.perf_counter() - started)
+            if bot_has_it and await self._with_agents(conversation_id):
+                # This message sent the conversation to a queue: nobody is writing now.
+                await self.services.hub.push(self.contact.id, {"type": "typing", "state": False})
             if not accepted.duplicate:
                 MESSAGES_IN.labels(CHANNEL).inc()
             return row
         raise RuntimeError("the conversation ended twice while a message was sent")
+
+    async def _with_agents(self, conversation_id: str) -> bool:
+        """Whether the conversation is handed off (queued for or taken by an agent), per the log."""
+        conversation = await asyncio.to_thread(self.services.store.get_conversation, conversation_id)
+        return conversation is not None and conversation.status == HANDOFF
 
     def _meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"logged": True}  # this server logged the message: the workflow does not
