@@ -11,9 +11,13 @@ from litestar.params import FromPath, FromQuery, QueryParameter, RequestBody
 from temporalio.service import RPCError
 
 from engine.runtime.client import ConversationEnded
-from engine.server.problems import Problem
+from engine.server.api_request import ApiRequest
+from engine.server.problems import MAX_INT64, Problem
 from engine.server.services import ServicesDep
 from engine.store import Conversation, Message
+
+#: The end statuses an operator can close a conversation with (docs/flows.md, `end`).
+CLOSE_STATUSES = ("closed", "resolved", "unresolved", "abandoned", "completed")
 
 
 @dataclass
@@ -59,6 +63,7 @@ def message_view(row: Message) -> dict[str, Any]:
 class ConversationsController(Controller):
     path = "/api/conversations"
     tags = ["conversations"]  # noqa: RUF012 - Litestar declares it as a plain attribute
+    request_class = ApiRequest
 
     @get("/", summary="Conversations, newest activity first, filtered by status, channel, flow or outdated revision")
     async def list_conversations(  # noqa: PLR0917 - each query parameter is one argument to Litestar
@@ -69,7 +74,7 @@ class ConversationsController(Controller):
         flow: FromQuery[str | None] = None,
         outdated: Annotated[bool, QueryParameter(description="only those not on their flow's live revision")] = False,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=MAX_INT64)] = 0,
     ) -> dict[str, Any]:
         live = services.catalog.live_map()
         rows = await asyncio.to_thread(
@@ -92,7 +97,7 @@ class ConversationsController(Controller):
         self,
         services: ServicesDep,
         conversation_id: FromPath[str],
-        after: Annotated[int, QueryParameter(ge=0, description="only messages with a larger seq")] = 0,
+        after: Annotated[int, QueryParameter(ge=0, le=MAX_INT64, description="only messages with a larger seq")] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=2000)] = 500,
     ) -> dict[str, Any]:
         await _find(services, conversation_id)
@@ -114,11 +119,14 @@ class ConversationsController(Controller):
     async def close(
         self, services: ServicesDep, conversation_id: FromPath[str], data: RequestBody[CloseBody | None] = None
     ) -> dict[str, Any]:
+        status = (data or CloseBody()).status
+        if status not in CLOSE_STATUSES:
+            raise Problem(422, f"`status` {status!r} is not a close status; use one of {', '.join(CLOSE_STATUSES)}")
         row = await _find(services, conversation_id)
         if row.status == "ended":
             raise Problem(409, f"conversation {conversation_id} has already ended")
         try:
-            await services.conversations.close(conversation_id, (data or CloseBody()).status)
+            await services.conversations.close(conversation_id, status)
         except ConversationEnded:
             raise Problem(409, f"conversation {conversation_id} has already ended") from None
         except RPCError as exc:

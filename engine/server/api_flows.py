@@ -20,6 +20,7 @@ from engine.errors import Diagnostic
 from engine.flow.knowledge import knowledge_digests
 from engine.flow.validate import CompileResult, compile_source
 from engine.flow.vocabulary import DEFAULT_VOCABULARY
+from engine.server.api_request import ApiRequest
 from engine.server.problems import Problem
 from engine.server.services import ServicesDep
 
@@ -60,6 +61,7 @@ def _compile(services: ServicesDep, source: str, file: str) -> CompileResult:
 class FlowsController(Controller):
     path = "/api/flows"
     tags = ["flows"]  # noqa: RUF012 - Litestar declares it as a plain attribute
+    request_class = ApiRequest
 
     @get("/", summary="Every flow with its live revision and the errors of its last edit")
     async def list_flows(self, services: ServicesDep) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from litestar.exceptions import HTTPException, ValidationException
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+#: Largest integer the database stores: the bound of every integer parameter of the API.
+MAX_INT64 = 2**63 - 1
 TITLES = {
     400: "Bad request",
     401: "Unauthorized",
@@ -26,6 +28,7 @@ TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     413: "Payload too large",
+    415: "Unsupported media type",
     422: "Unprocessable content",
     429: "Too many requests",
     500: "Internal server error",
