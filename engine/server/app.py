@@ -22,6 +22,7 @@ from engine.server.auth import require_token
 from engine.server.demo_shop import demo_order, order_api_enabled
 from engine.server.problems import handle_http_exception, handle_unexpected, problem_response
 from engine.server.services import ServicesDep
+from engine.server.static_paths import refuse_odd_static_path
 from engine.server.webchat import chat_socket
 
 OPENAPI_PATH = "/schema"  # public: see engine.server.auth.PUBLIC_PREFIXES
@@ -66,7 +67,12 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
     """The server for one node; ``services`` are built by ``flowdesk serve`` or a test."""
     watch_conversations(services.store.count_by_status)
     static = create_static_files_router(
-        path="/ui", directories=[bundled_dir("ui")], opt={"public": True}, name="ui", include_in_schema=False
+        path="/ui",
+        directories=[bundled_dir("ui")],
+        opt={"public": True},
+        name="ui",
+        include_in_schema=False,
+        before_request=refuse_odd_static_path,
     )
     return Litestar(
         route_handlers=[
