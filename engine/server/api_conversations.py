@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 
 from engine.runtime.client import ConversationEnded
 from engine.server.api_request import ApiRequest
-from engine.server.problems import MAX_INT64, Problem
+from engine.server.problems import MAX_INT64, Problem, problem_responses
 from engine.server.services import ServicesDep
 from engine.store import Conversation, Message
 
@@ -65,7 +65,12 @@ class ConversationsController(Controller):
     tags = ["conversations"]  # noqa: RUF012 - Litestar declares it as a plain attribute
     request_class = ApiRequest
 
-    @get("/", summary="Conversations, newest activity first, filtered by status, channel, flow or outdated revision")
+    @get(
+        "/",
+        summary="Conversations, newest activity first, filtered by status, channel, flow or outdated revision",
+        operation_id="list_conversations",
+        responses=problem_responses(400),
+    )
     async def list_conversations(  # noqa: PLR0917 - each query parameter is one argument to Litestar
         self,
         services: ServicesDep,
@@ -88,11 +93,21 @@ class ConversationsController(Controller):
         )
         return {"conversations": [conversation_view(r, live) for r in rows], "limit": limit, "offset": offset}
 
-    @get("/{conversation_id:str}", summary="One conversation")
+    @get(
+        "/{conversation_id:str}",
+        summary="One conversation",
+        operation_id="get_conversation",
+        responses=problem_responses(404),
+    )
     async def get_conversation(self, services: ServicesDep, conversation_id: FromPath[str]) -> dict[str, Any]:
         return conversation_view(await _find(services, conversation_id), services.catalog.live_map())
 
-    @get("/{conversation_id:str}/messages", summary="The transcript: every message in and out, with delivery status")
+    @get(
+        "/{conversation_id:str}/messages",
+        summary="The transcript: every message in and out, with delivery status",
+        operation_id="get_transcript",
+        responses=problem_responses(400, 404),
+    )
     async def transcript(
         self,
         services: ServicesDep,
@@ -104,7 +119,12 @@ class ConversationsController(Controller):
         rows = await asyncio.to_thread(services.store.transcript, conversation_id, after_seq=after, limit=limit)
         return {"conversation_id": conversation_id, "messages": [message_view(r) for r in rows]}
 
-    @get("/{conversation_id:str}/state", summary="Live state from the workflow: step, status, revision, variables")
+    @get(
+        "/{conversation_id:str}/state",
+        summary="Live state from the workflow: step, status, revision, variables",
+        operation_id="get_conversation_state",
+        responses=problem_responses(404, 503),
+    )
     async def state(self, services: ServicesDep, conversation_id: FromPath[str]) -> dict[str, Any]:
         await _find(services, conversation_id)
         try:
@@ -114,7 +134,11 @@ class ConversationsController(Controller):
         return asdict(view)
 
     @post(
-        "/{conversation_id:str}/close", status_code=202, summary="Close a conversation (its flow's goodbye is not run)"
+        "/{conversation_id:str}/close",
+        status_code=202,
+        summary="Close a conversation (its flow's goodbye is not run)",
+        operation_id="close_conversation",
+        responses=problem_responses(400, 404, 409, 413, 415, 422, 503),
     )
     async def close(
         self, services: ServicesDep, conversation_id: FromPath[str], data: RequestBody[CloseBody | None] = None

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, get, post, put
-from litestar.params import FromPath, QueryParameter, RequestBody
+from litestar.params import FromPath, KwargDefinition, QueryParameter, RequestBody
 
 from engine.errors import Diagnostic
 from engine.flow.knowledge import knowledge_digests
 from engine.flow.validate import CompileResult, compile_source
 from engine.flow.vocabulary import DEFAULT_VOCABULARY
 from engine.server.api_request import ApiRequest
-from engine.server.problems import Problem
+from engine.server.problems import Problem, problem_responses
 from engine.server.services import ServicesDep
 
 MAX_SOURCE_BYTES = 512_000
@@ -32,17 +32,21 @@ class SourceBody:
     source: str
 
 
+#: Who made a change: a name with something besides spaces in it (a save refuses others).
+Author = Annotated[str, KwargDefinition(min_length=1, pattern=r"\S", description="who made the change")]
+
+
 @dataclass
 class SaveBody:
     source: str
-    author: str
+    author: Author
     message: str = ""
 
 
 @dataclass
 class RollbackBody:
-    revision: str
-    author: str
+    revision: Annotated[str, KwargDefinition(min_length=1)]
+    author: Author
     message: str = ""
 
 
@@ -63,7 +67,12 @@ class FlowsController(Controller):
     tags = ["flows"]  # noqa: RUF012 - Litestar declares it as a plain attribute
     request_class = ApiRequest
 
-    @get("/", summary="Every flow with its live revision and the errors of its last edit")
+    @get(
+        "/",
+        summary="Every flow with its live revision and the errors of its last edit",
+        operation_id="list_flows",
+        responses=problem_responses(),
+    )
     async def list_flows(self, services: ServicesDep) -> dict[str, Any]:
         live = services.catalog.live_map()
         flows = []
@@ -86,7 +95,12 @@ class FlowsController(Controller):
         ]
         return {"flows": flows, "invalid_files": broken}
 
-    @get("/{name:str}", summary="A flow's file as it is now, and its live revision")
+    @get(
+        "/{name:str}",
+        summary="A flow's file as it is now, and its live revision",
+        operation_id="get_flow",
+        responses=problem_responses(404),
+    )
     async def get_flow(self, services: ServicesDep, name: FromPath[str]) -> dict[str, Any]:
         revision = services.catalog.live_map().get(name)
         status = services.reloader.status_of(name)
@@ -106,7 +120,13 @@ class FlowsController(Controller):
             "last_error": _diagnostics(status.errors) if status and status.errors else None,
         }
 
-    @post("/validate", status_code=200, summary="Check a flow's source without saving it")
+    @post(
+        "/validate",
+        status_code=200,
+        summary="Check a flow's source without saving it",
+        operation_id="validate_flow",
+        responses=problem_responses(400, 413, 415),
+    )
     async def validate(self, services: ServicesDep, data: RequestBody[SourceBody]) -> dict[str, Any]:
         result = await asyncio.to_thread(_compile, services, data.source, "<editor>")
         return {
@@ -116,11 +136,21 @@ class FlowsController(Controller):
             "diagnostics": _diagnostics(result.diagnostics),
         }
 
-    @put("/{name:str}", summary="Save a flow: a new revision, live at once, written to its file")
+    @put(
+        "/{name:str}",
+        summary="Save a flow: a new revision, live at once, written to its file",
+        operation_id="save_flow",
+        responses=problem_responses(400, 413, 415, 422),
+    )
     async def save(self, services: ServicesDep, name: FromPath[str], data: RequestBody[SaveBody]) -> dict[str, Any]:
         return await asyncio.to_thread(_save, services, name, data.source, data.author, data.message)
 
-    @get("/{name:str}/revisions", summary="A flow's revisions, newest first")
+    @get(
+        "/{name:str}/revisions",
+        summary="A flow's revisions, newest first",
+        operation_id="list_flow_revisions",
+        responses=problem_responses(404),
+    )
     async def revisions(self, services: ServicesDep, name: FromPath[str]) -> dict[str, Any]:
         rows = await asyncio.to_thread(services.store.history, name)
         if not rows:
@@ -141,7 +171,12 @@ class FlowsController(Controller):
             ],
         }
 
-    @get("/{name:str}/revisions/{revision:str}", summary="The source of one revision")
+    @get(
+        "/{name:str}/revisions/{revision:str}",
+        summary="The source of one revision",
+        operation_id="get_flow_revision",
+        responses=problem_responses(404),
+    )
     async def revision(self, services: ServicesDep, name: FromPath[str], revision: FromPath[str]) -> dict[str, Any]:
         row = await asyncio.to_thread(services.store.get_revision, revision)
         if row is None or row.flow != name:
@@ -155,7 +190,12 @@ class FlowsController(Controller):
             "knowledge": row.knowledge,
         }
 
-    @get("/{name:str}/diff", summary="Unified diff between two revisions (default: to the live one)")
+    @get(
+        "/{name:str}/diff",
+        summary="Unified diff between two revisions (default: to the live one)",
+        operation_id="diff_flow_revisions",
+        responses=problem_responses(400, 404),
+    )
     async def diff(
         self,
         services: ServicesDep,
@@ -191,7 +231,13 @@ class FlowsController(Controller):
         ]
         return {"flow": name, "from": from_revision, "to": target, "diff": "".join(lines)}
 
-    @post("/{name:str}/rollback", status_code=200, summary="Make an earlier revision live again (as a new save)")
+    @post(
+        "/{name:str}/rollback",
+        status_code=200,
+        summary="Make an earlier revision live again (as a new save)",
+        operation_id="roll_back_flow",
+        responses=problem_responses(400, 404, 413, 415, 422),
+    )
     async def rollback(
         self, services: ServicesDep, name: FromPath[str], data: RequestBody[RollbackBody]
     ) -> dict[str, Any]:

@@ -10,10 +10,12 @@ names no internals.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,30 @@ TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+
+
+@dataclass
+class ProblemDetails:
+    """An error response (RFC 9457), as the OpenAPI document describes it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    #: what failed validation, one entry per parameter or body field (400)
+    errors: list[dict[str, Any]] | None = None
+    #: the flow's diagnostics (422 on a save)
+    diagnostics: list[dict[str, Any]] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI ``responses`` for the problem statuses an operation can answer (400 and 401 always)."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails, media_type=MEDIA_TYPE, description=TITLES[status], generate_examples=False
+        )
+        for status in sorted({400, 401, *statuses})
+    }
 
 
 class Problem(HTTPException):

@@ -69,3 +69,22 @@ async def test_odd_static_paths_are_4xx_without_a_token(fx_dev_env: WorkflowEnvi
         _problem(await anonymous.get("/ui/" + "a" * 300), 404)
         _problem(await anonymous.get("/ui/" + "a/" * 600 + "x"), 404)
         _problem(await anonymous.get("/ui/%2e%2e/%2e%2e/pyproject.toml"), 404)
+
+
+async def test_the_openapi_document_describes_problems_ids_and_what_a_save_accepts(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with running_node(fx_dev_env, tmp_path) as node, httpx.AsyncClient(base_url=node.url) as anonymous:
+        document = (await anonymous.get("/schema/openapi.json")).json()
+    operations = [op for path, item in document["paths"].items() if path.startswith("/api/") for op in item.values()]
+    assert len({op["operationId"] for op in operations}) == len(operations) >= 13
+    for operation in operations:
+        assert "401" in operation["responses"], operation["operationId"]
+        for status, response in operation["responses"].items():
+            if status.startswith("4"):
+                schema = response["content"]["application/problem+json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ProblemDetails"}, (operation["operationId"], status)
+    save = document["paths"]["/api/flows/{name}"]["put"]
+    assert {"413", "415", "422"} <= set(save["responses"])
+    body = document["components"]["schemas"]["SaveBody"]["properties"]["author"]
+    assert body["minLength"] == 1 and body["pattern"] == "\\S"
