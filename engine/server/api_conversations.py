@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.params import FromPath, FromQuery, QueryParameter, RequestBody
+from litestar.params import FromPath, FromQuery, KwargDefinition, QueryParameter, RequestBody
 from temporalio.service import RPCError
 
 from engine.runtime.client import ConversationEnded
 from engine.server.api_request import ApiRequest
-from engine.server.problems import MAX_INT64, Problem, problem_responses
+from engine.server.problems import MAX_SAFE_INTEGER, Problem, problem_responses
 from engine.server.services import ServicesDep
 from engine.store import Conversation, Message
 
@@ -22,7 +22,8 @@ CLOSE_STATUSES = ("closed", "resolved", "unresolved", "abandoned", "completed")
 
 @dataclass
 class CloseBody:
-    status: str = "closed"
+    # The handler checks it and names the allowed ones; the schema lists them.
+    status: Annotated[str, KwargDefinition(schema_extra={"enum": list(CLOSE_STATUSES)})] = "closed"
 
 
 def conversation_view(row: Conversation, live: dict[str, str]) -> dict[str, Any]:
@@ -79,7 +80,7 @@ class ConversationsController(Controller):
         flow: FromQuery[str | None] = None,
         outdated: Annotated[bool, QueryParameter(description="only those not on their flow's live revision")] = False,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0, le=MAX_INT64)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=MAX_SAFE_INTEGER)] = 0,
     ) -> dict[str, Any]:
         live = services.catalog.live_map()
         rows = await asyncio.to_thread(
@@ -112,7 +113,9 @@ class ConversationsController(Controller):
         self,
         services: ServicesDep,
         conversation_id: FromPath[str],
-        after: Annotated[int, QueryParameter(ge=0, le=MAX_INT64, description="only messages with a larger seq")] = 0,
+        after: Annotated[
+            int, QueryParameter(ge=0, le=MAX_SAFE_INTEGER, description="only messages with a larger seq")
+        ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=2000)] = 500,
     ) -> dict[str, Any]:
         await _find(services, conversation_id)

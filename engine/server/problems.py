@@ -20,8 +20,9 @@ from litestar.openapi.datastructures import ResponseSpec
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
-#: Largest integer the database stores: the bound of every integer parameter of the API.
-MAX_INT64 = 2**63 - 1
+#: Bound of every integer parameter of the API: within what the database stores (64 bits)
+#: and exact as a JSON number in any client (a double), so a schema's bound means what it says.
+MAX_SAFE_INTEGER = 2**53 - 1
 TITLES = {
     400: "Bad request",
     401: "Unauthorized",
