@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "webchat"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: A ``since`` cursor is a stored ``seq``: a non-negative 64-bit integer (the database's limit).
+_SEQ_MAX = (1 << 63) - 1
+#: Close code for a connection whose query parameters are wrong (4000-4999: the application's own).
+CLOSE_BAD_PARAMETER = 4400
+
+
+class BadParameter(ValueError):
+    """A query parameter of ``/ws/chat`` the server cannot use; the message says which and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +91,18 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
     """A visitor's chat connection: welcome, history, then messages both ways."""
     services: Services = socket.app.state.services
     await socket.accept()
+    try:
+        since = _since(socket.query_params.get("since"))
+    except BadParameter as exc:
+        await socket.send_json(_error("bad_parameter", str(exc)))
+        await socket.close(code=CLOSE_BAD_PARAMETER, reason="bad parameter: since")
+        return
     contact, token = await _visitor(socket, services)
     connection = Connection(socket, contact.id)
     services.hub.add(connection)
     try:
         await connection.send({"type": "welcome", "visitor": token})
-        await _send_history(connection, services, _since(socket.query_params.get("since")))
+        await _send_history(connection, services, since)
         session = ChatSession(services, connection, contact)
         while True:
             raw = await socket.receive_text()
@@ -126,10 +140,12 @@ def _locale(header: str) -> str | None:
 
 
 def _since(value: str | None) -> int:
-    try:
-        return max(0, int(value or 0))
-    except ValueError:
+    """The history cursor; a clear error for anything that is not a stored ``seq``."""
+    if not value:
         return 0
+    if not value.isascii() or not value.isdigit() or len(value) > 19 or int(value) > _SEQ_MAX:
+        raise BadParameter(f"`since` must be a message seq, an integer from 0 to {_SEQ_MAX}; got {value[:30]!r}")
+    return int(value)
 
 
 async def _send_history(connection: Connection, services: Services, since: int) -> None:
@@ -157,7 +173,7 @@ class ChatSession:
     async def handle(self, raw: str) -> None:
         try:
             frame = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: nesting too deep to decode
             await self.connection.send(_error("bad_frame", "frames are JSON objects with a `type`"))
             return
         kind = frame.get("type") if isinstance(frame, dict) else None
