@@ -18,6 +18,7 @@ from engine.metrics import watch_conversations
 from engine.resources import bundled_dir
 from engine.server.api_conversations import ConversationsController
 from engine.server.api_flows import FlowsController
+from engine.server.apidocs import LocalRedocPlugin
 from engine.server.auth import require_token
 from engine.server.demo_shop import demo_order, order_api_enabled
 from engine.server.problems import handle_http_exception, handle_unexpected, problem_response
@@ -96,8 +97,9 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
             description="Flows, conversations and operations of a Flowdesk installation. Send "
             "`Authorization: Bearer <token>` (from `flowdesk token create`) to every endpoint but health.",
             path=OPENAPI_PATH,
-            # The JSON and YAML descriptions only: the HTML viewers load scripts from CDNs.
-            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
+            # Redoc at /schema itself, from ui/apidocs/ (Litestar's viewers load from CDNs);
+            # the JSON and YAML descriptions beside it.
+            render_plugins=[LocalRedocPlugin(), JsonRenderPlugin(), YamlRenderPlugin()],
         ),
         state=State({"services": services}),
         # Logging is configured once by `flowdesk serve` (text or JSON); Litestar keeps its hands off.
