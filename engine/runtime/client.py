@@ -74,15 +74,33 @@ class Conversations:
 
     async def send(self, conversation_id: str, message: InboundMessage) -> Accepted:
         """Queue a customer's message durably; starts the conversation if needed."""
-        flow = choose_flow(
-            self.catalog.flows(),
-            channel=message.channel,
-            contact=message.contact,
-            message={"text": message.text, "channel": message.channel},
-            settings=self.settings,
-            now=datetime.now(UTC),
-        )
+        conversation, message = self.conversation_for(conversation_id, message)
+        async with self._in_flight.hold(conversation_id):
+            return await self._update(conversation_id, conversation, message)
+
+    def conversation_for(
+        self, conversation_id: str, message: InboundMessage, *, flow_name: str | None = None
+    ) -> tuple[ConversationInput, InboundMessage]:
+        """What sending ``message`` starts (if need be) and sends: the decision, apart from the transport.
+
+        The flow is chosen by channel, or is ``flow_name``'s live revision (a flow test
+        runs one flow); the message gets the live revisions it may need. ``flowdesk test
+        --live`` makes the same decision and sends it the way its test server can.
+        """
+        if flow_name is None:
+            flow = choose_flow(
+                self.catalog.flows(),
+                channel=message.channel,
+                contact=message.contact,
+                message={"text": message.text, "channel": message.channel},
+                settings=self.settings,
+                now=datetime.now(UTC),
+            )
+        else:
+            flow = self.catalog.live(flow_name)
         if flow is None:
+            if flow_name is not None:
+                raise NoFlowError(f"flow {flow_name!r} is not live")
             raise NoFlowError(f"no live flow takes conversations from channel {message.channel!r}")
         if not message.live:
             # The flows a conversation of this flow can be in next; one that moved elsewhere
@@ -96,8 +114,7 @@ class Conversations:
             channel=message.channel,
             contact=dict(message.contact),
         )
-        async with self._in_flight.hold(conversation_id):
-            return await self._update(conversation_id, conversation, message)
+        return conversation, message
 
     async def _update(self, conversation_id: str, conversation: ConversationInput, message: InboundMessage) -> Accepted:
         for attempt in range(UPDATE_ATTEMPTS):

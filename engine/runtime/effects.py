@@ -419,7 +419,10 @@ class ConversationEffects:
         )
 
     def _now(self) -> str:
-        return workflow.now().isoformat()
+        """Event time: workflow time, moved by the conversation's clock offset (flow tests)."""
+        offset = self.input.clock_offset_ms
+        now = workflow.now() + timedelta(milliseconds=offset) if offset else workflow.now()
+        return now.isoformat()
 
 
 def _digest(text: str) -> str:

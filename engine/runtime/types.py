@@ -49,6 +49,12 @@ class ConversationInput:
     max_events_per_run: int = 2000
     #: how long a reply waits for the node holding the customer's socket to pick it up
     node_pickup_seconds: float = 30.0
+    #: milliseconds added to workflow time wherever an event is stamped (flow tests run on
+    #: their own calendar, Monday 2026-01-05 10:00 UTC); timer delays are not shifted.
+    #: Workflow input, so a replay stamps the same times.
+    clock_offset_ms: int = 0
+    #: variables set before the conversation starts (a flow test's `vars:`)
+    vars: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,3 +203,6 @@ class StateView:
     state: dict[str, Any]
     timers: dict[str, str] = field(default_factory=dict)
     in_flight: int = 0
+    #: nothing queued, being handled, running or waiting for delivery: the conversation
+    #: waits for the world (a customer, an agent, a timer)
+    idle: bool = False

@@ -86,6 +86,8 @@ class ConversationWorkflow(ConversationEffects):
         self.timer_tasks: dict[str, asyncio.Task[None]] = {}
         self.outbox: deque[DeliverInput] = deque()
         self.delivering = False
+        #: the loop is handling an event (a prepare activity may be running for it)
+        self.handling = False
         self.in_flight = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self.calls: set[asyncio.Task[None]] = set()
@@ -109,6 +111,7 @@ class ConversationWorkflow(ConversationEffects):
                 conversation={"id": data.conversation_id, "channel": data.channel, "started_at": self._now()},
                 contact=data.contact,
                 at=self._now(),
+                vars=data.vars,
             )
         for timer_id, due in self.timers.items():
             delay = max(0.0, (datetime.fromisoformat(due) - workflow.now()).total_seconds())
@@ -119,7 +122,9 @@ class ConversationWorkflow(ConversationEffects):
             await workflow.wait_condition(lambda: bool(self.events) or (self.state is not None and self.state.ended))
             if not self.events:
                 break
+            self.handling = True
             await self._handle(self.events.popleft())
+            self.handling = False
             handled += 1
             if self._should_continue_as_new(handled):
                 await self._quiesce(outbox)
@@ -340,7 +345,8 @@ class ConversationWorkflow(ConversationEffects):
     def query_state(self) -> StateView:
         """Current step, status, revision and variables (never secrets: none are in state)."""
         view = self.state.public_view() if self.state else {}
-        return StateView(self.input.conversation_id, view, dict(self.timers), self.in_flight)
+        idle = not (self.events or self.handling or self.in_flight or self.outbox or self.delivering)
+        return StateView(self.input.conversation_id, view, dict(self.timers), self.in_flight, idle)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -380,4 +386,5 @@ class ConversationWorkflow(ConversationEffects):
             live=dict(self.flows.live),
             max_events_per_run=self.input.max_events_per_run,
             node_pickup_seconds=self.input.node_pickup_seconds,
+            clock_offset_ms=self.input.clock_offset_ms,
         )
