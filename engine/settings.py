@@ -23,6 +23,7 @@ from typing import Any
 from engine.errors import ConfigError, Diagnostic
 from engine.flow.calendar import BusinessCalendar
 from engine.flow.context import FlowSettings, Limits
+from engine.flow.installation import Installation
 from engine.flow.load import LoadedDocument, load_document
 from engine.flow.schema_check import schema_diagnostics, settings_validator
 
@@ -201,6 +202,18 @@ class Settings:
 
     def _where(self) -> str:
         return f"{self.file}: " if self.file is not None else ""
+
+    def installation(self) -> Installation:
+        """The names these settings define, for the validator (calendars, ``settings.x``, AI profiles)."""
+        names = {"brand", *(self.get("values", default={}) or {})}
+        if self.get("demo", "order_api", default=False):
+            names.add("shop_api")  # serve points it at its demo order API while unset (engine/server/demo_shop.py)
+        return Installation(
+            calendars=frozenset(self.get("business_hours", default={}) or {}),
+            settings_names=frozenset(names),
+            ai_profiles=frozenset(self.get("ai_profiles", default={}) or {}),
+            source=str(self.file) if self.file is not None else "<settings>",
+        )
 
 
 def _settings_wording(problem: Diagnostic) -> Diagnostic:

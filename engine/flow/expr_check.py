@@ -4,6 +4,8 @@ without evaluating anything.
 Finds syntax errors (with the line inside a multi-line template), names that are
 not in scope, ``vars.x`` that nothing ever sets, ``secret()`` outside the places
 that may hold secrets, and invalid regular expressions given to ``matching``.
+Given the :class:`Installation`, also ``settings.x`` and ``business_hours('x')``
+that its settings do not define.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from engine.errors import Diagnostic
 from engine.flow import expr, expr_static
 from engine.flow.codes import make
+from engine.flow.installation import Installation
 from engine.flow.load import LoadedDocument, Path, json_path
 from engine.flow.semantics import did_you_mean
 
@@ -104,8 +107,9 @@ def assigned_vars(data: dict[str, Any]) -> set[str]:
 class ExpressionChecker:
     """Checks every :class:`Site` of a document."""
 
-    def __init__(self, doc: LoadedDocument) -> None:
+    def __init__(self, doc: LoadedDocument, installation: Installation | None = None) -> None:
         self.doc = doc
+        self.installation = installation
         # Sub-flows declare the inputs they receive through `with:` under `vars:`.
         self.assigned = assigned_vars(doc.data)
         self.lines = doc.text.splitlines()
@@ -188,6 +192,37 @@ class ExpressionChecker:
                     f"vars.{var} is never set in this flow",
                     hint=did_you_mean(var, self.assigned) or None,
                 )
+        if self.installation is not None:
+            self.check_installation(site, self.installation)
+
+    def check_installation(self, site: Site, installation: Installation) -> None:
+        """Settings names and calendars the installation's settings file must define."""
+        names = installation.settings_names
+        for name in sorted(expr_static.referenced_attributes(site.source, template=site.template, root="settings")):
+            if name in names:
+                continue
+            if name == "values":
+                example = min(names - {"brand"}, default="name")
+                hint = f"the keys under `values:` are read directly, e.g. settings.{example}"
+            else:
+                hint = did_you_mean(name, names) or f"add `{name}:` under `values:` in {installation.source}"
+            self.report(
+                site,
+                "FD213",
+                f"settings.{name} is not defined in {installation.source} (known: {installation.known(names)})",
+                hint=hint,
+            )
+        calendars = installation.calendars
+        for name in expr_static.literal_arguments(site.source, template=site.template, function="business_hours"):
+            if name in calendars:
+                continue
+            self.report(
+                site,
+                "FD214",
+                f"business_hours({name!r}): {installation.source} has no such calendar"
+                f" (known: {installation.known(calendars)})",
+                hint=did_you_mean(name, calendars) or f"add `{name}:` under `business_hours:` in {installation.source}",
+            )
 
 
 def _block_scalar(lines: list[str], line: int, column: int) -> str | None:

@@ -33,6 +33,8 @@ class Analysis:
     #: root name -> keys read on it (``vars.a``, ``vars['b']``, ``vars.get('c')``)
     keys: dict[str, set[str]] = field(default_factory=dict)
     functions: set[str] = field(default_factory=set)
+    #: function name -> literal first arguments (``business_hours('support')``)
+    literal_args: dict[str, list[str]] = field(default_factory=dict)
     patterns: list[str] = field(default_factory=list)
 
 
@@ -89,6 +91,9 @@ def analyse(source: str, template: bool) -> Analysis:
         elif isinstance(node, nodes.Call):
             if isinstance(node.node, nodes.Name):
                 result.functions.add(node.node.name)
+                literal = _const_str(node.args[0] if node.args else None)
+                if literal is not None:
+                    result.literal_args.setdefault(node.node.name, []).append(literal)
             elif isinstance(node.node, nodes.Getattr) and (root := _root(node.node.node)):
                 methods.add(id(node.node))
                 key = _const_str(node.args[0] if node.args else None)
@@ -137,6 +142,11 @@ def referenced_attributes(source: str, *, template: bool, root: str) -> set[str]
 def called_functions(source: str, *, template: bool) -> set[str]:
     """Names of top-level functions called, e.g. ``{"secret", "transcript"}``."""
     return set(analyse(source, template).functions)
+
+
+def literal_arguments(source: str, *, template: bool, function: str) -> list[str]:
+    """Literal first arguments given to ``function``: ``business_hours('support')`` -> ``['support']``."""
+    return list(analyse(source, template).literal_args.get(function, []))
 
 
 def regex_literals(source: str, *, template: bool) -> list[str]:

@@ -103,8 +103,20 @@ def _clamp(text: str, line: int, column: int) -> tuple[int, int]:
     return max(line, 1), max(column, 1)
 
 
+def _inside(text: str, positions: dict[Path, Position]) -> dict[Path, Position]:
+    """Positions moved inside the file: an empty value at the very end (``? flow``) is
+    reported by the parser on the line after the last."""
+    lines = text.splitlines() or [""]
+    last = Position(len(lines), len(lines[-1]) + 1)
+    return {path: pos if pos.line <= len(lines) else last for path, pos in positions.items()}
+
+
 def _mark(mark: Any) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
+def _char_at(lines: list[str], line: int, column: int) -> str:
+    return lines[line - 1][column - 1 : column] if 0 < line <= len(lines) else ""
 
 
 def _yaml_error(exc: yaml.YAMLError, text: str, file: str) -> Diagnostic:
@@ -128,7 +140,14 @@ def _yaml_error(exc: yaml.YAMLError, text: str, file: str) -> Diagnostic:
     message, hint = f"{context}, {problem}" if context else problem, None
     lines = text.splitlines()
     at_char = lines[line - 1][column - 1 : column] if 0 < line <= len(lines) else ""
-    if "quoted scalar" in context:
+    if "unknown escape" in problem:
+        escape = lines[line - 1][column - 1 : column + 1] if 0 < line <= len(lines) else "\\"
+        message = f'`{escape}` is not an escape YAML knows: in double quotes a backslash starts one, like \\n or \\"'
+        hint = f"use single quotes, where a backslash is only a backslash ('{escape}'), or write it twice (\\{escape})"
+    elif "scanning an alias" in context and _char_at(lines, *opened) == "*":
+        (line, column), message = opened, "a bare `*` starts an alias (`*name`) in YAML"
+        hint = 'quote it: "*" (e.g. `channels: ["*"]` for every channel)'
+    elif "quoted scalar" in context:
         (line, column), message = opened, "this quoted text is never closed"
         hint = "add the closing quote, or escape a quote inside the text"
     elif "flow sequence" in context:
@@ -191,4 +210,5 @@ def load_document(raw: bytes | str, file: str = "<flow>") -> tuple[LoadedDocumen
         return None, [_yaml_error(exc, text, file)]
     if not found or data is None:
         return None, [make("FD103", "the file is empty", file=file, line=1, column=1)]
-    return LoadedDocument(file=file, text=text, data=data, values=builder.values, keys=builder.keys), []
+    values, keys = _inside(text, builder.values), _inside(text, builder.keys)
+    return LoadedDocument(file=file, text=text, data=data, values=values, keys=keys), []

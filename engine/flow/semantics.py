@@ -2,7 +2,8 @@
 
 Runs on a document that passed the schema, so shapes are known; it checks what a
 schema cannot: that names resolve, that every step can be reached, and that no
-loop can spin without waiting for anyone.
+loop can spin without waiting for anyone. Given the :class:`Installation`, AI
+profiles are checked against its settings too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from engine.errors import Diagnostic
 from engine.flow.codes import make
+from engine.flow.installation import Installation
 from engine.flow.load import LoadedDocument, Path, json_path
 from engine.flow.model import BLOCKING_KINDS, StepKind
 from engine.flow.schema_check import describe
@@ -29,10 +31,11 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
 class SemanticChecker:
     """Collects semantic diagnostics for one validated flow document."""
 
-    def __init__(self, doc: LoadedDocument, vocabulary: Vocabulary) -> None:
+    def __init__(self, doc: LoadedDocument, vocabulary: Vocabulary, installation: Installation | None = None) -> None:
         self.doc = doc
         self.data: dict[str, Any] = doc.data
         self.vocabulary = vocabulary
+        self.installation = installation
         self.steps: dict[str, Any] = self.data.get("steps") or {}
         self.order = list(self.steps)
         self.kinds: dict[str, StepKind] = {}
@@ -48,6 +51,7 @@ class SemanticChecker:
         self.check_kinds()
         self.check_step_references()
         self.check_chains()
+        self.check_profiles()
         self.check_pipeline()
         self.check_channels()
         self.check_flow_references()
@@ -109,6 +113,8 @@ class SemanticChecker:
                     key=True,
                     hint="remove `next`",
                 )
+            if kind is StepKind.HANDOFF:
+                self.check_handoff_timeout(name, step)
             if kind in (StepKind.AI, StepKind.HTTP) and "on_error" not in step:
                 self.report(
                     "FD303",
@@ -116,6 +122,27 @@ class SemanticChecker:
                     path,
                     key=True,
                 )
+
+    def check_handoff_timeout(self, name: str, step: Mapping[str, Any]) -> None:
+        """A hand-off that can time out should say where the customer goes when no agent came."""
+        handoff = step["handoff"]
+        timeout = (handoff.get("timeout") if isinstance(handoff, dict) else None) or step.get("timeout")
+        if timeout is None or "on_timeout" in step:
+            return
+        then = (
+            f"it fails over to `on_error` {step['on_error']!r}"
+            if isinstance(step.get("on_error"), str)
+            else "the conversation ends as timed_out"
+        )
+        inside = isinstance(handoff, dict) and "timeout" in handoff
+        where: Path = ("steps", name, "handoff", "timeout") if inside else ("steps", name, "timeout")
+        self.report(
+            "FD305",
+            f"handoff step {name!r} has a timeout ({timeout}) but no `on_timeout`:"
+            f" when no agent takes it in time, {then}",
+            where,
+            key=True,
+        )
 
     def _edges(self) -> list[Edge]:
         return [e for name, kind in self.kinds.items() for e in edges(name, self.steps[name], kind, self.order)]
@@ -176,6 +203,25 @@ class SemanticChecker:
                     ("ai", chain_name, "providers", i, "use"),
                     hint=did_you_mean(use, self.vocabulary.providers)
                     or "known providers: " + ", ".join(sorted(self.vocabulary.providers)),
+                )
+
+    def check_profiles(self) -> None:
+        """``profile:`` of an AI provider names a profile under ``ai_profiles`` of the settings."""
+        if self.installation is None:
+            return
+        profiles = self.installation.ai_profiles
+        source = self.installation.source
+        for chain_name, chain in (self.data.get("ai") or {}).items():
+            for i, provider in enumerate(chain.get("providers") or []):
+                profile = provider.get("profile")
+                if not isinstance(profile, str) or profile in profiles:
+                    continue
+                self.report(
+                    "FD215",
+                    f"AI profile {profile!r} of chain {chain_name!r} is not defined in {source}"
+                    f" (known: {self.installation.known(profiles)})",
+                    ("ai", chain_name, "providers", i, "profile"),
+                    hint=did_you_mean(profile, profiles) or f"add `{profile}:` under `ai_profiles:` in {source}",
                 )
 
     def check_pipeline(self) -> None:

@@ -3,7 +3,9 @@
 ``compile_source`` runs the layers in order — read YAML with positions, JSON
 Schema, then semantics and expressions — and builds a :class:`CompiledFlow` when
 nothing is an error. ``compile_paths`` does the same for files and directories and
-adds the checks that need the whole set (duplicate ids, ``call`` targets).
+adds the checks that need the whole set (duplicate ids, ``call`` targets, flows
+that compete for a channel). Given an :class:`Installation`, names the settings
+define (calendars, ``settings.x``, AI profiles) are checked as well.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from engine.errors import Diagnostic
 from engine.flow.codes import make
 from engine.flow.compile import build_flow
 from engine.flow.expr_check import ExpressionChecker
+from engine.flow.installation import Installation
 from engine.flow.knowledge import KnowledgeUnusable, knowledge_refs, read_knowledge
 from engine.flow.load import LoadedDocument, json_path, load_document
 from engine.flow.model import CompiledFlow
+from engine.flow.overlap import overlapping_flows
 from engine.flow.schema_check import flow_validator, schema_diagnostics, test_file_validator
 from engine.flow.semantics import SemanticChecker
 from engine.flow.vocabulary import DEFAULT_VOCABULARY, Vocabulary
@@ -58,6 +62,8 @@ class ProjectResult:
 
     flows: list[CompileResult] = field(default_factory=list)
     test_files: list[TestFileResult] = field(default_factory=list)
+    #: what the flows were checked against; None: the installation checks were skipped
+    installation: Installation | None = None
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -86,16 +92,21 @@ def compile_source(
     *,
     vocabulary: Vocabulary = DEFAULT_VOCABULARY,
     knowledge: KnowledgeSource = None,
+    installation: Installation | None = None,
 ) -> CompileResult:
     """Validate and compile one flow file's content."""
     doc, diagnostics = load_document(raw, file)
     if doc is None:
         return CompileResult(file, None, diagnostics)
-    return compile_document(doc, vocabulary=vocabulary, knowledge=knowledge)
+    return compile_document(doc, vocabulary=vocabulary, knowledge=knowledge, installation=installation)
 
 
 def compile_document(
-    doc: LoadedDocument, *, vocabulary: Vocabulary = DEFAULT_VOCABULARY, knowledge: KnowledgeSource = None
+    doc: LoadedDocument,
+    *,
+    vocabulary: Vocabulary = DEFAULT_VOCABULARY,
+    knowledge: KnowledgeSource = None,
+    installation: Installation | None = None,
 ) -> CompileResult:
     """Validate and compile a flow file that has already been read."""
     file = doc.file
@@ -109,7 +120,7 @@ def compile_document(
     found = schema_diagnostics(doc, flow_validator())
     if not found:
         # Later layers assume the shapes the schema guarantees.
-        found = SemanticChecker(doc, vocabulary).run() + ExpressionChecker(doc).run()
+        found = SemanticChecker(doc, vocabulary, installation).run() + ExpressionChecker(doc, installation).run()
     texts: dict[str, str] = {}
     if not any(d.is_error for d in found):
         texts, problems = _knowledge(doc, knowledge)
@@ -202,11 +213,37 @@ def _read(path: FsPath) -> tuple[bytes | None, Diagnostic | None]:
         )
 
 
+def _report_overlaps(results: list[CompileResult]) -> None:
+    """FD306 on each flow that another flow shadows: same channel, same priority, no `when`."""
+    compiled = {r.flow.name: r for r in results if r.flow is not None}
+    for overlap in overlapping_flows([r.flow for r in compiled.values() if r.flow is not None]):
+        loser, winner = compiled[overlap.loser.name], compiled[overlap.winner.name]
+        document = loser.document
+        pos = document.position(("channels",), key=True) if document else None
+        loser.diagnostics.append(
+            make(
+                "FD306",
+                f"flows {overlap.winner.name!r} ({winner.file}) and {overlap.loser.name!r} both take new"
+                f" conversations on {overlap.describe_channels()} at priority {overlap.priority} with no `when`:"
+                f" {overlap.winner.name!r} always wins (ties go to the first id in alphabetical order),"
+                f" so {overlap.loser.name!r} never starts one there",
+                file=loser.file,
+                line=pos.line if pos else 1,
+                column=pos.column if pos else 1,
+                path="$.channels",
+                hint=f"to choose, give one of them a higher `priority:` (e.g. `priority: {overlap.priority + 1}`"
+                f" on {overlap.loser.name!r} makes it win) or a `when:` guard that says which conversations it takes",
+            )
+        )
+        loser.diagnostics = _sorted(loser.diagnostics)
+
+
 def compile_paths(
     paths: Iterable[str | FsPath],
     *,
     vocabulary: Vocabulary = DEFAULT_VOCABULARY,
     knowledge_dir: FsPath | None = None,
+    installation: Installation | None = None,
 ) -> ProjectResult:
     """Validate and compile every flow (and read every test file) under ``paths``.
 
@@ -216,7 +253,7 @@ def compile_paths(
     paths = list(paths)
     flow_files, test_files = discover(paths)
     roots = [FsPath(p) for p in paths if FsPath(p).is_dir()]
-    result = ProjectResult()
+    result = ProjectResult(installation=installation)
     ids: set[str] = set()
     docs: list[tuple[FsPath, LoadedDocument | None, list[Diagnostic]]] = []
     for path, explicit in flow_files:
@@ -235,7 +272,9 @@ def compile_paths(
     owners: dict[str, str] = {}
     for path, doc, problems in docs:
         compiled = (
-            compile_document(doc, vocabulary=known, knowledge=knowledge_dir or _root_of(path, roots))
+            compile_document(
+                doc, vocabulary=known, knowledge=knowledge_dir or _root_of(path, roots), installation=installation
+            )
             if doc is not None
             else CompileResult(str(path), None, problems)
         )
@@ -255,6 +294,7 @@ def compile_paths(
                 )
                 compiled.flow = None
         result.flows.append(compiled)
+    _report_overlaps(result.flows)
     for path in test_files:
         raw, problem = _read(path)
         if raw is None:

@@ -8,6 +8,7 @@ diagnostic code; and every flow test written in those places passes.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import yaml
 from connectors.ai.faq_knowledge import FaqKnowledge
 from engine.flow.codes import CODES
 from engine.flow.context import FlowSet, InterpreterContext
+from engine.flow.installation import Installation
 from engine.flow.load import load_document
 from engine.flow.schema_check import settings_validator
 from engine.flow.testing import run_flow_test, run_tests
@@ -59,6 +61,17 @@ def _yaml_blocks() -> list[tuple[int, str, str]]:
     return blocks
 
 
+def _docs_installation() -> Installation:
+    """The demo's settings plus the AI profiles the docs' settings fragments show: what the examples assume."""
+    installation = Settings.load(PROJECTS["flows"], environ={}).installation()
+    shown: set[str] = set()
+    for _, info, body in _yaml_blocks():
+        data = yaml.safe_load(body) if info == "yaml fragment" else None
+        if isinstance(data, dict) and isinstance(data.get("ai_profiles"), dict):
+            shown |= set(data["ai_profiles"])
+    return replace(installation, ai_profiles=installation.ai_profiles | shown)
+
+
 def _describe(results: list[TestResult]) -> str:
     lines = []
     for result in results:
@@ -73,7 +86,9 @@ def _describe(results: list[TestResult]) -> str:
 
 @pytest.mark.parametrize("directory", sorted(PROJECTS))
 def test_shipped_flows_validate_cleanly(directory: str) -> None:
-    project = compile_paths([FLOW_DIRS[directory]])
+    # Against their own settings, so calendars, settings.* and AI profiles are checked too.
+    installation = Settings.load(PROJECTS[directory], environ={}).installation()
+    project = compile_paths([FLOW_DIRS[directory]], installation=installation)
     assert project.flows, f"no flows found under {directory}/"
     problems = [d.format() for d in project.diagnostics]
     assert problems == [], "\n".join(problems)
@@ -149,7 +164,7 @@ def test_docs_yaml_example_validates(line: int, info: str, body: str) -> None:
     assert isinstance(data, dict) and {"flow", "steps"} <= set(data), (
         f"docs/flows.md:{line}: a ```yaml block must be a complete flow; fence excerpts as ```yaml fragment"
     )
-    result = compile_source(body, f"docs/flows.md:{line}")
+    result = compile_source(body, f"docs/flows.md:{line}", installation=_docs_installation())
     errors = [d.format() for d in result.diagnostics if d.is_error]
     assert errors == [], "\n".join(errors)
     # Tests written in a docs example pass too.

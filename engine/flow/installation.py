@@ -1,0 +1,34 @@
+"""What the validator knows about the installation a flow will run in.
+
+A flow names things that live in ``flowdesk.yaml``, not in the flow: business-hours
+calendars (``business_hours('support')``), public settings (``settings.shop_api``)
+and AI profiles (``profile: default``). With an :class:`Installation` the validator
+checks those names too; without one it cannot, and callers say the check was
+skipped. Plain names only: this module knows nothing of how settings are read, so
+the flow layer stays independent of ``engine.settings``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    """The names an installation's settings define, and the file they came from."""
+
+    #: calendars under ``business_hours:``
+    calendars: frozenset[str] = frozenset()
+    #: what ``settings.<name>`` may read: ``brand`` and the keys under ``values:``
+    settings_names: frozenset[str] = frozenset({"brand"})
+    #: profiles under ``ai_profiles:``
+    ai_profiles: frozenset[str] = frozenset()
+    #: the settings file, for messages ("not defined in flowdesk.yaml")
+    source: str = "<settings>"
+
+    def known(self, names: frozenset[str]) -> str:
+        """``'a', 'b'`` or ``none`` — for "known: ..." in a hint."""
+        return ", ".join(repr(n) for n in sorted(names)) or "none"
+
+
+__all__ = ["Installation"]
