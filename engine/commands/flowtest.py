@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from engine.commands.settings_lookup import SKIPPED_NOTE, find_settings
 from engine.errors import ConfigError
 from engine.flow.testing import run_tests
 from engine.flow.testreport import TestResult
@@ -25,7 +26,11 @@ def register(sub: Any) -> None:
         ),
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="flow files, test files or directories")
-    parser.add_argument("--settings", metavar="FILE", help="settings file (default: ./flowdesk.yaml if present)")
+    parser.add_argument(
+        "--settings",
+        metavar="FILE",
+        help="settings file (default: flowdesk.yaml beside the flows, else ./flowdesk.yaml)",
+    )
     parser.add_argument(
         "-k", dest="keyword", metavar="SUBSTRING", help="run only tests whose 'flow-id: name' contains SUBSTRING"
     )
@@ -35,12 +40,14 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.load(args.settings)
+        settings = Settings.load(find_settings(args.settings, args.paths))
         flow_settings, limits = settings.flow_settings(), settings.limits()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    project = compile_paths(args.paths)
+    project = compile_paths(args.paths, installation=settings.installation() if settings.file is not None else None)
+    if project.installation is None:
+        print(SKIPPED_NOTE, file=sys.stderr)
     errors = [d for d in project.diagnostics if d.is_error]
     if errors or not project.flows:
         return _not_runnable(args, project.diagnostics, bool(project.flows))

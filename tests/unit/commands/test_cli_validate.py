@@ -290,8 +290,12 @@ def test_directory_is_searched_recursively_and_data_files_are_skipped(project: P
     assert proc.returncode == 1
     reported = {line.split(":", 1)[0] for line in proc.stdout.splitlines() if not line.startswith(" ")}
     assert reported == {"flows/billing/refunds.yml", "flows/billing/deep/er/returns.yaml"}
-    # greeting.yaml, refunds.yml, returns.yaml and greeting.test.yaml; not the two kb files or README.md
-    assert "4 files checked: 1 error, 2 warnings" in proc.stderr
+    # greeting.yaml, refunds.yml, returns.yaml and greeting.test.yaml; not the two kb files or README.md.
+    # The third warning is FD306: greeting and returns both take every channel at priority 0.
+    assert "4 files checked: 1 error, 3 warnings" in proc.stderr
+    assert "FD306 warning: flows 'greeting' (flows/greeting.yaml) and 'returns'" in proc.stdout
+    # No flowdesk.yaml anywhere: the installation checks are said to be skipped.
+    assert "were not checked (pass --settings FILE" in proc.stderr
 
 
 def test_json_file_list_leaves_data_files_out(project: Path) -> None:
