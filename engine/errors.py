@@ -62,7 +62,11 @@ class FlowdeskError(Exception):
 
 
 class ConfigError(FlowdeskError):
-    """Settings are missing or invalid."""
+    """Settings are missing or invalid; ``diagnostics`` locates the problems when a file had them."""
+
+    def __init__(self, message: str, diagnostics: list[Diagnostic] | None = None) -> None:
+        super().__init__(message)
+        self.diagnostics = list(diagnostics or [])
 
 
 class FlowError(FlowdeskError):

@@ -35,6 +35,13 @@ RELOADS = Counter("flowdesk_flow_reloads_total", "Flow directory reloads, by out
 FLOW_ERRORS = Gauge(
     "flowdesk_flow_files_invalid", "Flow files whose last edit did not validate (last good revision live)."
 )
+SETTINGS_RELOADS = Counter(
+    "flowdesk_settings_reloads_total", "Settings file reloads, by outcome (ok or failed).", ["outcome"]
+)
+SETTINGS_INVALID = Gauge(
+    "flowdesk_settings_file_invalid",
+    "1 while the settings file's last edit did not validate (last good settings live).",
+)
 ACTIVE_SOCKETS = Gauge("flowdesk_webchat_sockets", "Open web-chat WebSocket connections on this node.")
 UPDATE_LATENCY = Histogram(
     "flowdesk_update_roundtrip_seconds",

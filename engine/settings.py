@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, Diagnostic
-from engine.flow.calendar import BusinessCalendar
 from engine.flow.context import FlowSettings, Limits
 from engine.flow.installation import Installation
 from engine.flow.load import LoadedDocument, load_document
+from engine.flow.public_settings import PublicSettings
 from engine.flow.schema_check import schema_diagnostics, settings_validator
 
 #: Where settings are looked for when no file is named.
@@ -121,12 +121,12 @@ class Settings:
             if [p.code for p in problems] == ["FD103"]:
                 # An empty file (or one with only comments) means "all defaults".
                 return cls.from_mapping({}, environ=environ, file=Path(file))
-            raise ConfigError(_describe(file, problems))
+            raise ConfigError(_describe(file, problems), [_settings_wording(p) for p in problems])
         if not isinstance(doc.data, dict):
             raise ConfigError(f"{file}:1:1: settings must be a mapping of names to values (like `brand: Acme`)")
         problems = schema_diagnostics(doc, settings_validator())
         if problems:
-            raise ConfigError(_describe(file, problems))
+            raise ConfigError(_describe(file, problems), [_settings_wording(p) for p in problems])
         return cls.from_mapping(doc.data, environ=environ, file=Path(file))
 
     @classmethod
@@ -176,15 +176,20 @@ class Settings:
     def brand(self) -> str:
         return str(self.get("brand", default="Flowdesk"))
 
+    def public(self) -> PublicSettings:
+        """The settings revision conversations carry: what flows can read, never a secret.
+
+        The simulator (``try``/``test``) and the server both make it here, so a flow
+        test sees what a conversation on the server sees.
+        """
+        try:
+            return PublicSettings.from_settings_data(self.data)
+        except ValueError as exc:
+            raise ConfigError(f"{self._where()}{exc}") from None
+
     def flow_settings(self) -> FlowSettings:
-        """What flows may read as ``settings.*`` and ``business_hours(name)``."""
-        calendars: dict[str, BusinessCalendar] = {}
-        for name, spec in (self.get("business_hours", default={}) or {}).items():
-            try:
-                calendars[name] = BusinessCalendar.from_settings(spec)
-            except ValueError as exc:
-                raise ConfigError(f"{self._where()}business_hours.{name}: {exc}") from None
-        return FlowSettings(brand=self.brand, values=dict(self.get("values", default={}) or {}), calendars=calendars)
+        """What flows may read as ``settings.*`` and ``business_hours(name)`` (of :meth:`public`)."""
+        return self.public().flow_settings
 
     def word_lists(self) -> dict[str, dict[str, Any]]:
         """The named word lists of ``sensitive_words``, files made absolute (relative: to this file's directory)."""
@@ -196,9 +201,8 @@ class Settings:
         return lists
 
     def limits(self) -> Limits:
-        """Interpreter limits, with ``limits.max_steps_per_turn`` from the settings."""
-        steps = self.get("limits", "max_steps_per_turn")
-        return Limits(max_steps_per_turn=int(steps)) if steps is not None else Limits()
+        """Interpreter limits, with ``limits.max_steps_per_turn`` from the settings (of :meth:`public`)."""
+        return self.public().limits
 
     def _where(self) -> str:
         return f"{self.file}: " if self.file is not None else ""

@@ -23,6 +23,7 @@ from engine.errors import ConfigError, FlowdeskError
 from engine.flow.context import FlowSet, InterpreterContext
 from engine.flow.model import CompiledFlow
 from engine.flow.offline import OfflineAI, ScriptedHttp
+from engine.flow.public_settings import interpreter_context
 from engine.flow.simulate import Simulator, flow_dir
 from engine.pipeline.runner import Pipelines
 from engine.settings import Settings
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         settings = Settings.load(args.settings)
-        flow_settings, limits = settings.flow_settings(), settings.limits()
+        public = settings.public()
         mocks = load_mocks(Path(args.mock)) if args.mock else {}
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if flows is None:
         return 1
     flow, others = flows
-    ctx = InterpreterContext(FlowSet([flow, *others]), flow_settings, limits)
+    ctx = interpreter_context(FlowSet([flow, *others]), public)
     contact = {"name": args.contact_name} if args.contact_name else {}
     printer = Printer(sys.stdout, color=interactive, quiet=args.quiet)
     session = ChatSession(

@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.load(find_settings(args.settings, args.paths))
-        flow_settings, limits = settings.flow_settings(), settings.limits()
+        public = settings.public()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if errors or not project.flows:
         return _not_runnable(args, project.diagnostics, bool(project.flows))
     pipelines = Pipelines(word_lists=settings.word_lists())
-    results = run_tests(project, settings=flow_settings, limits=limits, keyword=args.keyword, pipelines=pipelines)
+    results = run_tests(project, settings=public, keyword=args.keyword, pipelines=pipelines)
     if args.format == "json":
         return _report_json(results)
     return _report_text(results, args.keyword)

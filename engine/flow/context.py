@@ -53,9 +53,31 @@ class FlowSettings:
     brand: str = "Flowdesk"
     values: Mapping[str, Any] = field(default_factory=dict)
     calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+    #: what Flowdesk itself says (``messages.<name>.<language>``), over SYSTEM_MESSAGES
+    messages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def scope(self) -> dict[str, Any]:
         return {"brand": self.brand, **self.values}
+
+    def message(self, name: str, language: str) -> str:
+        """System message ``name`` in ``language`` (a code such as ``zh-CN``), else in English."""
+        texts = {**SYSTEM_MESSAGES[name], **self.messages.get(name, {})}
+        base = language.split("-", maxsplit=1)[0].lower()
+        return texts.get(language) or texts.get(base) or texts.get("en") or next(iter(texts.values()))
+
+
+#: The defaults of ``messages:`` in the settings, in English and Chinese.
+SYSTEM_MESSAGES: Mapping[str, Mapping[str, str]] = {
+    "failure": {
+        "en": "Sorry, something went wrong on our side and I can't continue this chat. "
+        "Please write to us again in a moment.",
+        "zh": "抱歉，我们这边出了点问题，无法继续本次对话。请稍后再联系我们。",
+    },
+    "handoff": {
+        "en": "You're in the queue for {queue}. A colleague will be with you as soon as possible.",
+        "zh": "您已进入{queue}的排队，客服会尽快为您服务。",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +96,10 @@ AI_CONTEXT_IN_WORKFLOW = "fd-2026-11-ai-context-in-workflow"
 #: Interpreter changes released since the first version, oldest first. A conversation
 #: that started before one replays without it (``engine.runtime.patches``); everything
 #: else (new conversations, ``flowdesk try``, ``test`` and ``chat``) runs with all of them.
-INTERPRETER_FEATURES: tuple[str, ...] = (AI_CONTEXT_IN_WORKFLOW,)
+INTERPRETER_FEATURES: tuple[str, ...] = (AI_CONTEXT_IN_WORKFLOW, "fd-2026-12-never-silent")
+#: A conversation that fails says so (``messages.failure``), and a hand-off step that says
+#: nothing itself tells the customer they are queued (``messages.handoff``).
+NEVER_SILENT = INTERPRETER_FEATURES[1]
 
 
 @dataclass(frozen=True)

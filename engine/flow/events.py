@@ -21,6 +21,8 @@ class MessageReceived:
     at: str
     #: the live revision of each flow as the sender saw it (see InboundMessage.live); may be empty
     live: dict[str, str] = field(default_factory=dict)
+    #: the live settings revision as the sender saw it; may be empty
+    settings: str = ""
     kind: ClassVar[str] = "message"
 
 

@@ -6,18 +6,22 @@
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 from engine.errors import ExpressionError, FlowRuntimeError
 from engine.flow import expr
-from engine.flow.context import InterpreterContext, build_scope
+from engine.flow.context import NEVER_SILENT, InterpreterContext, build_scope
 from engine.flow.events import Command, EndConversation, Fault, SendText, StartTimer, TraceEntry
 from engine.flow.model import CompiledFlow, Step
 from engine.flow.state import ConversationState
 
 Next = str | None
+
+#: Han characters: a customer who writes them is answered in Chinese by system messages.
+_CJK = re.compile("[\u4e00-\u9fff]")
 
 
 class RunnerBase:
@@ -137,10 +141,22 @@ class RunnerBase:
         return step.next
 
     def finish_conversation(self, status: str) -> None:
+        if status == "failed" and self.ctx.has(NEVER_SILENT):
+            # Whatever broke, the customer hears that it did rather than nothing more.
+            self.send(self.ctx.settings.message("failure", self.language()), None)
         self.emit(EndConversation(status))
         self.state.status = "ended"
         self.state.end_status = status
         self.state.pending = None
+
+    def language(self) -> str:
+        """The customer's language: the contact's, else Chinese when they last wrote in Chinese."""
+        contact = self.state.contact
+        declared = contact.get("language") or contact.get("locale")
+        if isinstance(declared, str) and declared:
+            return declared
+        said = next((t["text"] for t in reversed(self.state.transcript) if t.get("role") == "user"), "")
+        return "zh" if _CJK.search(str(said)) else "en"
 
     def end_flow(self, status: str) -> Next:
         """End the current flow: return to a caller, or end the conversation."""

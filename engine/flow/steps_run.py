@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.flow import expr
 from engine.flow.ai_context import ai_history, choose_context
-from engine.flow.context import AI_CONTEXT_IN_WORKFLOW
+from engine.flow.context import AI_CONTEXT_IN_WORKFLOW, NEVER_SILENT
 from engine.flow.events import (
     AIFailed,
     AIResult,
@@ -276,6 +276,9 @@ class StepRunner(RunnerBase):
     def enter_handoff(self, step: Step, action: HandoffAction) -> Next:
         note = self.render(action.note) if action.note else None
         self.emit(StartHandoff(queue=action.queue, step=step.name, note=note, priority=action.priority))
+        if self.ctx.has(NEVER_SILENT) and not step.say:
+            # The customer learns at once that a person is coming (the step said nothing itself).
+            self.send(self.ctx.settings.message("handoff", self.language()).replace("{queue}", action.queue), step.name)
         self.state.status = "handoff"
         # Messages already queued were written to whoever answers next: the agent.
         held, self.state.inbox = self.state.inbox, []

@@ -22,8 +22,9 @@ from typing import Any
 
 from engine.errors import FlowdeskError
 from engine.flow.compile import parse_duration
-from engine.flow.context import FlowSet, FlowSettings, InterpreterContext, Limits
+from engine.flow.context import FlowSet, FlowSettings, InterpreterContext
 from engine.flow.model import CompiledFlow, StepKind
+from engine.flow.public_settings import PublicSettings, interpreter_context
 from engine.flow.testdriver import DriverFactory, SimulatorDriver, TurnDriver
 from engine.flow.testreport import (
     TestFailure,
@@ -248,8 +249,7 @@ def _unknown_mocks(flow: CompiledFlow, test: Mapping[str, Any]) -> str | None:
 def run_tests(
     project: ProjectResult,
     *,
-    settings: FlowSettings | None = None,
-    limits: Limits | None = None,
+    settings: PublicSettings | None = None,
     keyword: str | None = None,
     pipelines: Pipelines | None = None,
     driver: DriverFactory = SimulatorDriver,
@@ -261,7 +261,7 @@ def run_tests(
     plays each test (see :func:`run_flow_test`).
     """
     flows = FlowSet([r.flow for r in project.flows if r.flow is not None])
-    ctx = InterpreterContext(flows, settings or FlowSettings(), limits or Limits())
+    ctx = interpreter_context(flows, settings)
     wanted = (keyword or "").casefold()
 
     def selected(flow: str, name: str) -> bool:

@@ -116,8 +116,7 @@ class LiveTests:
         with self.session(flows, settings, channels_of_tests(project)) as session:
             return run_tests(
                 project,
-                settings=settings.flow_settings(),
-                limits=settings.limits(),
+                settings=settings.public(),
                 keyword=keyword,
                 pipelines=session.pipelines,
                 driver=session.driver,
@@ -145,12 +144,12 @@ class LiveSession:
         catalog = FlowCatalog(FileRevisionStore(tmp / "revisions"))
         for flow in flows:
             catalog.publish(flow)
+        # As `flowdesk serve` does: the settings revision is stored and live, conversations carry it.
+        catalog.publish_settings(settings.public())
         task_queue = f"flowtest-{uuid4()}"
-        # As `flowdesk serve` builds them: the settings' word lists, the settings for flow choice.
+        # As `flowdesk serve` builds them: the settings' word lists.
         pipelines = Pipelines(word_lists=settings.word_lists())
-        conversations = Conversations(
-            tests.env.client, catalog, task_queue=task_queue, settings=settings.flow_settings()
-        )
+        conversations = Conversations(tests.env.client, catalog, task_queue=task_queue)
         channel = CollectingChannel("flowtest")
         board = MockBoard()
         activities = ConversationActivities(

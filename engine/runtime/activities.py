@@ -95,7 +95,11 @@ class ConversationActivities:
                 )
             )
         return Prepared(
-            message=message, blocked=result.blocked, reply=result.reply, live=self.catalog.live_revisions(data.flows)
+            message=message,
+            blocked=result.blocked,
+            reply=result.reply,
+            live=self.catalog.live_revisions(data.flows),
+            settings=self.catalog.live_settings.revision,
         )
 
     @activity.defn(name="flowdesk.record")

@@ -20,7 +20,6 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.errors import FlowdeskError
-from engine.flow.context import FlowSettings
 from engine.flow.model import FlowJumpAction
 from engine.flow.routing import choose_flow
 from engine.runtime.revisions import FlowCatalog
@@ -61,12 +60,11 @@ class Conversations:
         catalog: FlowCatalog,
         *,
         task_queue: str = TASK_QUEUE,
-        settings: FlowSettings | None = None,
     ) -> None:
         self.client = client
+        #: its live settings revision is what conversations start on and `when` guards read
         self.catalog = catalog
         self.task_queue = task_queue
-        self.settings = settings or FlowSettings()
         self._in_flight = KeyedLimit(UPDATES_IN_FLIGHT)
 
     def handle(self, conversation_id: str) -> WorkflowHandle[Any, Any]:
@@ -93,7 +91,7 @@ class Conversations:
                 channel=message.channel,
                 contact=message.contact,
                 message={"text": message.text, "channel": message.channel},
-                settings=self.settings,
+                settings=self.catalog.live_settings.flow_settings,
                 now=datetime.now(UTC),
             )
         else:
@@ -102,6 +100,9 @@ class Conversations:
             if flow_name is not None:
                 raise NoFlowError(f"flow {flow_name!r} is not live")
             raise NoFlowError(f"no live flow takes conversations from channel {message.channel!r}")
+        settings = self.catalog.live_settings.revision
+        if not message.settings and settings:
+            message = replace(message, settings=settings)
         if not message.live:
             # The flows a conversation of this flow can be in next; one that moved elsewhere
             # (goto_flow, call) finds the rest through the prepare activity.
@@ -113,6 +114,7 @@ class Conversations:
             revision=flow.revision,
             channel=message.channel,
             contact=dict(message.contact),
+            settings=message.settings,
         )
         return conversation, message
 

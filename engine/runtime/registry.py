@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from engine.errors import FlowRuntimeError
 from engine.flow.model import CompiledFlow
+from engine.flow.public_settings import PublicSettings
 from engine.runtime.revisions import CompiledFlows
 
 _COMPILED: dict[str, CompiledFlows] = {}
@@ -35,6 +36,19 @@ def load(task_queue: str, name: str, revision: str) -> CompiledFlow:
     for compiled in list(_COMPILED.values()):
         try:
             return compiled.get(name, revision)
+        except FlowRuntimeError:
+            continue
+    raise FlowRuntimeError("no_worker_flows", f"no flows registered for task queue {task_queue!r}")
+
+
+def load_settings(task_queue: str, revision: str) -> PublicSettings:
+    """Settings revision ``revision``, from the store of ``task_queue``'s worker (as :func:`load`)."""
+    own = _COMPILED.get(task_queue)
+    if own is not None:
+        return own.settings(revision)
+    for compiled in list(_COMPILED.values()):
+        try:
+            return compiled.settings(revision)
         except FlowRuntimeError:
             continue
     raise FlowRuntimeError("no_worker_flows", f"no flows registered for task queue {task_queue!r}")

@@ -18,10 +18,11 @@ import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.errors import FlowError, FlowRuntimeError
 from engine.flow.model import CompiledFlow
+from engine.flow.public_settings import DEFAULT_SETTINGS, PublicSettings
 from engine.flow.validate import compile_paths, compile_source
 
 
@@ -33,6 +34,12 @@ class RevisionStore(Protocol):
     def knowledge(self, revision: str) -> dict[str, str]: ...
 
     def put(self, revision: str, source: str, knowledge: Mapping[str, str] | None = None) -> None: ...
+
+    def settings(self, revision: str) -> dict[str, Any] | None:
+        """The public settings stored under ``revision``, or None."""
+        ...
+
+    def put_settings(self, settings: PublicSettings) -> None: ...
 
 
 class FileRevisionStore:
@@ -68,6 +75,20 @@ class FileRevisionStore:
             self._write(self.root / f"{revision}.knowledge.json", json.dumps(dict(knowledge), ensure_ascii=False))
         self._write(target, source)
 
+    def settings(self, revision: str) -> dict[str, Any] | None:
+        if not revision.isalnum():
+            return None
+        try:
+            data = json.loads((self.root / f"{revision}.settings.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return dict(data)
+
+    def put_settings(self, settings: PublicSettings) -> None:
+        target = self.root / f"{settings.revision}.settings.json"
+        if not target.exists():
+            self._write(target, json.dumps(dict(settings.data), ensure_ascii=False, sort_keys=True))
+
     def _write(self, target: Path, text: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -86,6 +107,7 @@ class CompiledFlows:
     def __init__(self, store: RevisionStore) -> None:
         self.store = store
         self._flows: dict[tuple[str, str], CompiledFlow] = {}
+        self._settings: dict[str, PublicSettings] = {"": DEFAULT_SETTINGS}
         self._lock = threading.Lock()
 
     def add(self, flow: CompiledFlow) -> None:
@@ -116,6 +138,24 @@ class CompiledFlows:
         self.add(result.flow)
         return result.flow
 
+    def add_settings(self, settings: PublicSettings) -> None:
+        with self._lock:
+            self._settings[settings.revision] = settings
+
+    def settings(self, revision: str) -> PublicSettings:
+        """Settings revision ``revision`` ("" = the defaults), loaded from the store on first use."""
+        found = self._settings.get(revision)
+        if found is not None:
+            return found
+        data = self.store.settings(revision)
+        if data is None:
+            raise FlowRuntimeError("settings_missing", f"settings revision {revision[:12]} is not stored")
+        loaded = PublicSettings.from_data(data)
+        if loaded.revision != revision:
+            raise FlowRuntimeError("settings_mismatch", f"stored settings {revision[:12]} do not hash to their id")
+        self.add_settings(loaded)
+        return loaded
+
 
 class FlowCatalog:
     """The live revision of each flow, plus every revision ever published."""
@@ -125,6 +165,23 @@ class FlowCatalog:
         self.compiled = compiled or CompiledFlows(store)
         self._live: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: the settings revision new conversations start on and running ones move to
+        self.live_settings: PublicSettings = DEFAULT_SETTINGS
+
+    def publish_settings(self, settings: PublicSettings) -> bool:
+        """Store a settings revision and make it live; False if it already was."""
+        if self.live_settings.revision == settings.revision:
+            return False
+        if settings.revision:
+            self.store.put_settings(settings)
+        self.compiled.add_settings(settings)
+        self.live_settings = settings
+        return True
+
+    def follow_settings(self, revision: str) -> None:
+        """Make a settings revision another node published live (a separate worker follows the store)."""
+        if revision != self.live_settings.revision:
+            self.live_settings = self.compiled.settings(revision)
 
     def publish(self, flow: CompiledFlow) -> bool:
         """Store a compiled flow's source and make it the live revision; False if it already was."""

@@ -55,6 +55,9 @@ class ConversationInput:
     clock_offset_ms: int = 0
     #: variables set before the conversation starts (a flow test's `vars:`)
     vars: dict[str, Any] = field(default_factory=dict)
+    #: the settings revision (engine.flow.public_settings) the conversation runs on; "" = the
+    #: defaults (conversations started before settings revisions existed)
+    settings: str = ""
 
 
 @dataclass
@@ -71,6 +74,8 @@ class InboundMessage:
     #: (filled in by Conversations.send): with them, a message that needs no inbound
     #: pipeline skips the prepare round trip
     live: dict[str, str] = field(default_factory=dict)
+    #: the live settings revision when it was sent (filled in by Conversations.send)
+    settings: str = ""
 
 
 @dataclass
@@ -143,6 +148,8 @@ class Prepared:
     reply: str | None = None
     #: flow id -> live revision
     live: dict[str, str] = field(default_factory=dict)
+    #: the live settings revision
+    settings: str = ""
 
 
 @dataclass

@@ -161,5 +161,11 @@ LIVE_POLL_SECONDS = 1.0
 
 
 def follow_live(catalog: FlowCatalog, store: Store) -> None:
-    """Make the catalog's live revisions those the store says (published by the API nodes)."""
+    """Make the catalog's live revisions (flows and settings) those the store says (published by the API nodes)."""
     catalog.replace_live({name: row.revision for name, row in store.live_flows().items()})
+    settings = store.live_settings()
+    if settings is not None:
+        catalog.follow_settings(settings)
+    settings = store.live_settings()
+    if settings is not None:
+        catalog.follow_settings(settings)

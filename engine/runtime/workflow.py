@@ -20,7 +20,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.flow.context import InterpreterContext
     from engine.flow.events import (
         AgentAccepted,
         AgentMessage,
@@ -43,7 +42,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from engine.flow.interpret import adopt_revision, advance, begin
     from engine.flow.model import CompiledFlow, FlowJumpAction
+    from engine.flow.public_settings import PublicSettings, interpreter_context
     from engine.flow.state import ConversationState
+    from engine.runtime import registry
     from engine.runtime.activities import ConversationActivities
     from engine.runtime.effects import ACTIVITY_FAILURES, ConversationEffects, PinnedFlows, failure_text
     from engine.runtime.observe import count_steps
@@ -71,6 +72,8 @@ ENDED_ERROR = "ConversationEnded"
 RECORD_END_PATCH = "record-conversation-end"
 #: Runs started before this change always ran the prepare activity for a message.
 SKIP_PREPARE_PATCH = "skip-idle-prepare"
+#: Runs started before this change ran on the default settings and never moved.
+SETTINGS_REVISION_PATCH = "settings-revision"
 
 
 @workflow.defn(name="Conversation")
@@ -95,6 +98,9 @@ class ConversationWorkflow(ConversationEffects):
         self.reply_texts: dict[str, int] = {}
         self.answered_here: set[str] = set()
         self.flows = PinnedFlows(dict(data.live))
+        #: the settings revision this conversation runs on (see _follow_settings)
+        self.settings_revision = data.settings
+        self._settings: PublicSettings | None = None
         self.state: ConversationState | None = (
             ConversationState.from_dict(data.state) if data.state is not None else None
         )
@@ -147,7 +153,7 @@ class ConversationWorkflow(ConversationEffects):
                 return
             event = prepared
         features = frozenset(name for name in INTERPRETER_PATCHES if workflow.patched(name))
-        ctx = InterpreterContext(self.flows, features=features)
+        ctx = interpreter_context(self.flows, self._public_settings(), features=features)
         outcome = advance(ctx, self.state, event)
         self.state = outcome.state
         if not workflow.unsafe.is_replaying():
@@ -163,6 +169,7 @@ class ConversationWorkflow(ConversationEffects):
         if live is not None:
             # Nothing for the prepare activity to do: logged, no pipeline, revisions known.
             self._follow_live(live)
+            self._follow_settings(event.settings)
             return event
         try:
             prepared = await workflow.execute_local_activity_method(
@@ -188,6 +195,7 @@ class ConversationWorkflow(ConversationEffects):
             workflow.logger.error("inbound pipeline failed, message passed on unprocessed: %s", failure_text(exc))
             return event
         self._follow_live(prepared.live)
+        self._follow_settings(prepared.settings or event.settings)
         if prepared.blocked is not None:
             text = str(prepared.message.get("text", message["text"]))
             await self._record(message["id"], "in", text, event.at, status="blocked", detail=prepared.blocked)
@@ -226,6 +234,30 @@ class ConversationWorkflow(ConversationEffects):
             if moved is not None:
                 workflow.logger.info("conversation moved to revision %s of %s", revision[:12], self.state.flow)
                 self.state = moved
+
+    def _follow_settings(self, revision: str) -> None:
+        """Move to the live settings revision at a safe point: where a new flow revision is adopted.
+
+        That is while the conversation waits for the customer's message (or has not
+        started): no turn is half done under the old settings.
+        """
+        assert self.state is not None
+        if not revision or revision == self.settings_revision:
+            return
+        pending = self.state.pending
+        if self.state.ended or (pending is not None and pending.wait != "message"):
+            return
+        if not workflow.patched(SETTINGS_REVISION_PATCH):
+            return
+        workflow.logger.info("conversation moved to settings revision %s", revision[:12])
+        self.settings_revision, self._settings = revision, None
+
+    def _public_settings(self) -> PublicSettings:
+        """The conversation's settings revision, loaded by id (content-addressed: deterministic)."""
+        if self._settings is None or self._settings.revision != self.settings_revision:
+            with workflow.unsafe.sandbox_unrestricted():
+                self._settings = registry.load_settings(workflow.info().task_queue, self.settings_revision)
+        return self._settings
 
     def _flows_of_interest(self) -> list[str]:
         assert self.state is not None
@@ -387,4 +419,5 @@ class ConversationWorkflow(ConversationEffects):
             max_events_per_run=self.input.max_events_per_run,
             node_pickup_seconds=self.input.node_pickup_seconds,
             clock_offset_ms=self.input.clock_offset_ms,
+            settings=self.settings_revision,
         )

@@ -59,7 +59,13 @@ def _compile(services: ServicesDep, source: str, file: str) -> CompileResult:
         raise Problem(413, f"a flow file is limited to {MAX_SOURCE_BYTES} bytes")
     # Other live flows are valid targets of `call` and `goto_flow`.
     known = DEFAULT_VOCABULARY.with_flows(frozenset(services.catalog.live_map()))
-    return compile_source(source, file, vocabulary=known, knowledge=services.reloader.flows_dir)
+    return compile_source(
+        source,
+        file,
+        vocabulary=known,
+        knowledge=services.reloader.flows_dir,
+        installation=services.settings_reloader.settings.installation(),
+    )
 
 
 class FlowsController(Controller):

@@ -18,6 +18,7 @@ from engine.metrics import watch_conversations
 from engine.resources import bundled_dir
 from engine.server.api_conversations import ConversationsController
 from engine.server.api_flows import FlowsController
+from engine.server.api_settings import SettingsController
 from engine.server.apidocs import LocalRedocPlugin
 from engine.server.auth import require_token
 from engine.server.demo_shop import demo_order, order_api_enabled
@@ -84,6 +85,7 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
             chat_socket,
             FlowsController,
             ConversationsController,
+            SettingsController,
             static,
             # Demo data only, and only where the settings turn it on (demo.order_api).
             *([demo_order] if order_api_enabled(services.settings) else []),

@@ -40,6 +40,7 @@ from engine.server.hub import WebChatHub
 from engine.server.options import ServeOptions
 from engine.server.reload import FlowReloader
 from engine.server.services import DEFAULT_MAX_CHARS, Services, WebChatOptions
+from engine.server.settings_reload import SettingsReloader
 from engine.server.visitors import VisitorTokens, load_or_create_secret
 from engine.server.webchat import CHANNEL
 from engine.settings import Settings, resolve_env_ref
@@ -135,12 +136,18 @@ class Node:
         self._listener = listen(options.host, options.port)
         self.port = int(self._listener.getsockname()[1])
         # Before anything reads the settings: the demo flow's shop_api is this node's demo API.
-        self.settings = demo_values(self.settings, self.url)
+        url = self.url
+        self.settings = demo_values(self.settings, url)
         self.store = store = Store(options.database_url)
         await asyncio.to_thread(store.upgrade)
         self.client = client = await self._temporal()
         catalog = FlowCatalog(StoreRevisions(store))
-        reloader = FlowReloader(catalog, store, options.flows_dir)
+        # The settings revision first: the first conversation may start as soon as a flow is live.
+        settings_reloader = SettingsReloader(
+            catalog, store, self.settings, derive=lambda settings: demo_values(settings, url)
+        )
+        await asyncio.to_thread(settings_reloader.publish)
+        reloader = FlowReloader(catalog, store, options.flows_dir, installation=settings_reloader.installation)
         report = await asyncio.to_thread(reloader.reload)
         if report.failed:
             log.warning("%d flow file(s) did not validate; see the errors above", len(report.failed))
@@ -152,12 +159,11 @@ class Node:
             settings=self.settings,
             store=store,
             catalog=catalog,
-            conversations=Conversations(
-                client, catalog, task_queue=options.task_queue, settings=self.settings.flow_settings()
-            ),
+            conversations=Conversations(client, catalog, task_queue=options.task_queue),
             hub=hub,
             visitor_tokens=VisitorTokens(self._visitor_secret()),
             reloader=reloader,
+            settings_reloader=settings_reloader,
             node_queue=node_queue,
             webchat=webchat_options,
             temporal_ui_url=self.embedded.ui_url if self.embedded else None,
@@ -207,6 +213,11 @@ class Node:
             ]
         self._tasks += [asyncio.create_task(w.run(), name=f"worker {w.task_queue}") for w in self._workers]
         self._tasks.append(asyncio.create_task(reloader.watch(self._watch_stop), name="flow watcher"))
+        self._tasks.append(
+            asyncio.create_task(
+                settings_reloader.watch(self._watch_stop, reloader.hup_settings), name="settings watcher"
+            )
+        )
         await self._start_http(services)
 
     async def _temporal(self) -> Client:

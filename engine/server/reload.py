@@ -18,7 +18,7 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from pathlib import Path
 import watchfiles
 
 from engine.errors import Diagnostic
+from engine.flow.installation import Installation
 from engine.flow.model import CompiledFlow
 from engine.flow.validate import CompileResult, compile_paths
 from engine.metrics import FLOW_ERRORS, RELOADS
@@ -60,10 +61,21 @@ class ReloadReport:
 class FlowReloader:
     """Keeps the catalog's live revisions in step with the files of ``flows_dir``."""
 
-    def __init__(self, catalog: FlowCatalog, store: Store, flows_dir: Path) -> None:
+    def __init__(
+        self,
+        catalog: FlowCatalog,
+        store: Store,
+        flows_dir: Path,
+        *,
+        installation: Callable[[], Installation | None] = lambda: None,
+    ) -> None:
         self.catalog = catalog
         self.store = store
         self.flows_dir = flows_dir
+        #: what flows are checked against (the live settings): calendars, values, AI profiles
+        self.installation = installation
+        #: set on SIGHUP too: the settings file is reloaded by the same signal
+        self.hup_settings = asyncio.Event()
         self.files: dict[str, FileStatus] = {}
         self._lock = threading.Lock()
         self.reloads = 0
@@ -82,7 +94,11 @@ class FlowReloader:
     def _reload(self) -> ReloadReport:
         report = ReloadReport()
         now = datetime.now(UTC).isoformat()
-        result = compile_paths([self.flows_dir], knowledge_dir=self.flows_dir) if self.flows_dir.is_dir() else None
+        result = (
+            compile_paths([self.flows_dir], knowledge_dir=self.flows_dir, installation=self.installation())
+            if self.flows_dir.is_dir()
+            else None
+        )
         seen: dict[str, FileStatus] = {}
         for compiled in result.flows if result else []:
             status = self.files.get(compiled.file) or FileStatus(compiled.file)
@@ -180,7 +196,7 @@ class FlowReloader:
         loop = asyncio.get_running_loop()
         # Not possible off the main thread or without SIGHUP: the watcher still reloads.
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, self._on_sighup, hup)
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup, hup, self.hup_settings)
         changes = asyncio.create_task(self._watch_files(stop, hup))
         try:
             while not stop.is_set():
@@ -198,9 +214,10 @@ class FlowReloader:
                 loop.remove_signal_handler(signal.SIGHUP)
 
     @staticmethod
-    def _on_sighup(hup: asyncio.Event) -> None:
-        log.info("SIGHUP: reloading the flows directory")
-        hup.set()
+    def _on_sighup(*hups: asyncio.Event) -> None:
+        log.info("SIGHUP: reloading the settings file and the flows directory")
+        for hup in hups:
+            hup.set()
 
     async def _watch_files(self, stop: asyncio.Event, hup: asyncio.Event) -> None:
         self.flows_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from engine.runtime.client import Conversations
 from engine.runtime.revisions import FlowCatalog
 from engine.server.hub import WebChatHub
 from engine.server.reload import FlowReloader
+from engine.server.settings_reload import SettingsReloader
 from engine.server.visitors import VisitorTokens
 from engine.settings import Settings
 from engine.store import Store
@@ -42,6 +43,7 @@ class Services:
     hub: WebChatHub
     visitor_tokens: VisitorTokens
     reloader: FlowReloader
+    settings_reloader: SettingsReloader
     #: the task queue of this node's web-chat deliveries (``flowdesk-node-<id>``) in a
     #: cluster; "" for a single node, whose conversation worker delivers web chat itself
     node_queue: str

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 import yaml
 from sqlmodel import Session, col, select
 
+from engine.flow.public_settings import PublicSettings
 from engine.store.base import StoreBase
 from engine.store.columns import utcnow
-from engine.store.tables import FlowRevision, LiveFlow
+from engine.store.tables import FlowRevision, LiveFlow, LiveSettings, SettingsRevision
 
 #: The ``flow:`` line of a flow file; flow ids are ``[a-z0-9_-]+`` (the schema says so).
 _FLOW_LINE = re.compile(r"""^flow:[ \t]*(["']?)([a-z0-9_-]+)\1[ \t]*(?:#.*)?$""", re.MULTILINE)
@@ -121,6 +122,45 @@ class RevisionsMixin(StoreBase):
             session.delete(live)
             return True
 
+    # -- settings revisions: like flow revisions, written once, one of them live ------------
+
+    def put_settings(self, settings: PublicSettings) -> bool:
+        """Store a settings revision once; False if it was already stored."""
+
+        def work(session: Session) -> bool:
+            if session.get(SettingsRevision, settings.revision) is not None:
+                return False
+            session.add(SettingsRevision(revision=settings.revision, data=dict(settings.data)))
+            session.flush()
+            return True
+
+        return self._write_retrying(work)
+
+    def settings_data(self, revision: str) -> dict[str, object] | None:
+        with self._read() as session:
+            found = session.exec(select(SettingsRevision.data).where(SettingsRevision.revision == revision)).first()
+        return dict(found) if found is not None else None
+
+    def set_live_settings(self, revision: str, *, file: str | None = None) -> None:
+        """Make a stored settings revision the one new conversations start on."""
+
+        def work(session: Session) -> None:
+            live = session.get(LiveSettings, "default")
+            if live is None:
+                session.add(LiveSettings(name="default", revision=revision, file=file))
+            else:
+                live.revision, live.file, live.updated_at = revision, file, utcnow()
+                session.add(live)
+            session.flush()
+
+        self._write_retrying(work)
+
+    def live_settings(self) -> str | None:
+        """The live settings revision's id, or None before any was published."""
+        with self._read() as session:
+            live = session.get(LiveSettings, "default")
+            return live.revision if live is not None else None
+
 
 class StoreRevisions:
     """The runtime's RevisionStore protocol, backed by the database instead of files."""
@@ -136,3 +176,9 @@ class StoreRevisions:
 
     def put(self, revision: str, source: str, knowledge: Mapping[str, str] | None = None) -> None:
         self.store.put_revision(revision, source, flow=flow_name(source), knowledge=knowledge, author="files")
+
+    def settings(self, revision: str) -> dict[str, object] | None:
+        return self.store.settings_data(revision)
+
+    def put_settings(self, settings: PublicSettings) -> None:
+        self.store.put_settings(settings)

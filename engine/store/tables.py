@@ -142,6 +142,27 @@ class LiveFlow(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class SettingsRevision(SQLModel, table=True):
+    """The public part of the settings (engine.flow.public_settings), stored under its content hash."""
+
+    __tablename__: ClassVar[Any] = "settings_revision"
+
+    revision: str = Field(primary_key=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LiveSettings(SQLModel, table=True):
+    """The settings revision new conversations start on (one row, ``name = "default"``)."""
+
+    __tablename__: ClassVar[Any] = "live_settings"
+
+    name: str = Field(primary_key=True, default="default")
+    revision: str = Field(foreign_key="settings_revision.revision")
+    file: str | None = None  # the settings file it was read from
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class ApiToken(SQLModel, table=True):
     """An API token; only the SHA-256 of the token is stored, never the token."""
 
@@ -160,4 +181,14 @@ class ApiToken(SQLModel, table=True):
 
 
 #: Every table the store owns, in creation order (parents before children).
-TABLES: tuple[type[SQLModel], ...] = (Contact, Identity, Conversation, Message, FlowRevision, LiveFlow, ApiToken)
+TABLES: tuple[type[SQLModel], ...] = (
+    Contact,
+    Identity,
+    Conversation,
+    Message,
+    FlowRevision,
+    LiveFlow,
+    SettingsRevision,
+    LiveSettings,
+    ApiToken,
+)
