@@ -321,7 +321,9 @@ class ConversationWorkflow(ConversationEffects):
             "flags": {},
             "meta": dict(message.meta),
         }
-        self.events.append(MessageReceived(message=body, at=self._now(), live=dict(message.live)))
+        self.events.append(
+            MessageReceived(message=body, at=self._now(), live=dict(message.live), settings=message.settings)
+        )
         return Accepted(self.input.conversation_id, message.id)
 
     @message.validator

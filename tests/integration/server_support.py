@@ -69,6 +69,7 @@ async def running_node(
     settings: Mapping[str, Any] | None = None,
     database_url: str | None = None,
     embedded: bool = False,
+    settings_file: str | None = None,
 ) -> AsyncIterator[RunningNode]:
     """A node with ``flows`` (file name -> source) in its flows directory; SQLite unless ``database_url``.
 
@@ -76,6 +77,8 @@ async def running_node(
     chat replies come back through its own task queue), or with ``embedded``
     starts a Temporal server of its own and is a single node, as ``flowdesk serve``
     runs by default (its worker sends web chat replies inside the workflow task).
+    ``settings_file`` is the text of a ``flowdesk.yaml`` written beside the flows and
+    watched (else ``settings`` is used, with no file).
     """
     flows_dir = root / "flows"
     flows_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +101,13 @@ async def running_node(
         log_format="text",
         public_url="",
     )
-    node = Node(options, Settings.from_mapping(dict(settings or {}), environ={}))
+    if settings_file is not None:
+        # A settings file the node watches (root/flowdesk.yaml), as `flowdesk serve` has.
+        (root / "flowdesk.yaml").write_text(settings_file, encoding="utf-8")
+        loaded = Settings.load(root / "flowdesk.yaml", environ={})
+    else:
+        loaded = Settings.from_mapping(dict(settings or {}), environ={})
+    node = Node(options, loaded)
     async with node:
         assert node.store is not None
         token = node.store.create_token(f"test-{uuid.uuid4().hex[:8]}")
