@@ -87,6 +87,19 @@ class WebChatHub:
                     del self._buckets[connection.contact_id]
         ACTIVE_SOCKETS.dec()
 
+    def rekey(self, old: str, new: str) -> None:
+        """Sockets (and the rate bucket) known by ``old`` are ``new``'s from now on.
+
+        A visitor's contact is created with their first message, not when they
+        connect; until then their sockets go by a placeholder id.
+        """
+        for connection in self._by_contact.pop(old, set()):
+            connection.contact_id = new
+            self._by_contact.setdefault(new, set()).add(connection)
+        bucket = self._buckets.pop(old, None)
+        if bucket is not None:
+            self._buckets.setdefault(new, bucket)
+
     def online(self, contact_id: str) -> bool:
         return bool(self._by_contact.get(contact_id))
 

@@ -54,6 +54,9 @@ class Visitor:
     name: str | None
     locale: str | None
     tags: tuple[str, ...]
+    #: (channel, external id) of a visitor who has not written yet: no contact exists for
+    #: them, and ``id`` is a placeholder, until their first message creates it
+    pending: tuple[str, str] | None = None
 
     @classmethod
     def of(cls, contact: Contact) -> Visitor:
@@ -130,7 +133,10 @@ async def _visitor(socket: WebSocket[Any, Any, Any], services: Services) -> tupl
         key = ("webchat-user", user)
     else:
         key = (CHANNEL, visitor)
-    contact = await asyncio.to_thread(services.store.resolve_contact, *key, name=name, locale=locale)
+    # Connecting writes nothing: a socket opened and never used must not leave rows behind.
+    contact = await asyncio.to_thread(services.store.find_contact, *key)
+    if contact is None:
+        return Visitor(f"pending:{key[0]}:{key[1]}", name, locale, (), pending=key), token
     return Visitor.of(contact), token
 
 
@@ -204,6 +210,8 @@ class ChatSession:
             )
             return
         try:
+            if self.contact.pending is not None:
+                await self._create_contact()
             row = await self._deliver_inbound(client_id, text)
         except NoFlowError:
             await self.connection.send(_error("unavailable", "no chat flow is live right now", client_id))
@@ -216,6 +224,18 @@ class ChatSession:
             return
         await self.connection.send({"type": "ack", "id": client_id, "seq": row.seq})
         await self.services.hub.push(self.contact.id, message_frame(row), skip=self.connection)
+
+    async def _create_contact(self) -> None:
+        """The visitor's first message: their contact and identity are stored now."""
+        pending = self.contact
+        assert pending.pending is not None
+        store = self.services.store
+        contact = await asyncio.to_thread(
+            store.resolve_contact, *pending.pending, name=pending.name, locale=pending.locale
+        )
+        self.contact = Visitor.of(contact)
+        # Every tab of this visitor on this node now receives the contact's replies.
+        self.services.hub.rekey(pending.id, contact.id)
 
     async def _deliver_inbound(self, client_id: str, text: str) -> Message:
         """Log the message, then queue it in its conversation (a new one if the last has ended).

@@ -51,6 +51,15 @@ class ConversationsMixin(StoreBase):
             lambda session: find_or_create_contact(session, channel, external_id, name=name, locale=locale)
         )
 
+    def find_contact(self, channel: str, external_id: str) -> Contact | None:
+        """The contact a channel knows as ``external_id``, or None: nothing is created."""
+        with self._read() as session:
+            return session.exec(
+                select(Contact)
+                .join(Identity, col(Identity.contact_id) == col(Contact.id))
+                .where(Identity.channel == channel, Identity.external_id == external_id)
+            ).first()
+
     def open_conversation(self, contact_id: str, channel: str) -> tuple[Conversation, bool]:
         """The contact's conversation on ``channel`` that has not ended, else a new one; True if new.
 
