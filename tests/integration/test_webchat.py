@@ -55,7 +55,9 @@ async def test_the_demo_flows_answer_in_the_widget_protocol(fx_dev_env: Workflow
     """The flows a fresh `flowdesk serve` runs: the greeting, then an FAQ answer."""
     shutil.copytree(REPO / "flows", tmp_path / "flows")
     settings = yaml.safe_load((REPO / "flowdesk.yaml").read_text(encoding="utf-8"))
-    settings.pop("ai_profiles")  # its key comes from the environment, which this test does not set
+    # The shipped settings as they are: the `default` profile's key is not in the environment,
+    # so the chain falls through to the offline FAQ (and the server checks the flow against
+    # these settings: without the profile the flow would be refused).
     async with running_node(fx_dev_env, tmp_path, flows={}, settings=settings) as node, chat(node) as visitor:
         await visitor.next("history")
         await visitor.say("How long does shipping take?")
