@@ -97,8 +97,8 @@ AI_CONTEXT_IN_WORKFLOW = "fd-2026-11-ai-context-in-workflow"
 #: that started before one replays without it (``engine.runtime.patches``); everything
 #: else (new conversations, ``flowdesk try``, ``test`` and ``chat``) runs with all of them.
 INTERPRETER_FEATURES: tuple[str, ...] = (AI_CONTEXT_IN_WORKFLOW, "fd-2026-12-never-silent")
-#: A conversation that fails says so (``messages.failure``), and a hand-off step that says
-#: nothing itself tells the customer they are queued (``messages.handoff``).
+#: A conversation that fails says so (``messages.failure``), and a hand-off in a turn where
+#: the flow said nothing tells the customer they are queued (``messages.handoff``).
 NEVER_SILENT = INTERPRETER_FEATURES[1]
 
 

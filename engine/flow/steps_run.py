@@ -23,6 +23,7 @@ from engine.flow.events import (
     CancelTimer,
     HttpFailed,
     HttpResult,
+    SendText,
     StartHandoff,
 )
 from engine.flow.model import (
@@ -276,8 +277,8 @@ class StepRunner(RunnerBase):
     def enter_handoff(self, step: Step, action: HandoffAction) -> Next:
         note = self.render(action.note) if action.note else None
         self.emit(StartHandoff(queue=action.queue, step=step.name, note=note, priority=action.priority))
-        if self.ctx.has(NEVER_SILENT) and not step.say:
-            # The customer learns at once that a person is coming (the step said nothing itself).
+        if self.ctx.has(NEVER_SILENT) and not any(isinstance(c, SendText) for c in self.commands):
+            # The customer learns at once that a person is coming, unless the flow just said so.
             self.send(self.ctx.settings.message("handoff", self.language()).replace("{queue}", action.queue), step.name)
         self.state.status = "handoff"
         # Messages already queued were written to whoever answers next: the agent.
