@@ -287,7 +287,7 @@ class Node:
         lines = [
             f"Flowdesk is running: {len(self.services.catalog.live_map()) if self.services else 0} flow(s) live",
             f"  chat demo     {self.url}/",
-            f"  API docs      {self.url}/schema/openapi.json  (API calls need `flowdesk token create NAME`)",
+            f"  API docs      {self.url}/schema  (API calls need `flowdesk token create NAME`)",
             f"  metrics       {self.url}/metrics",
         ]
         if self.embedded is not None and self.embedded.ui_url:
