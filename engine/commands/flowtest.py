@@ -11,7 +11,7 @@ from engine.commands.settings_lookup import SKIPPED_NOTE, find_settings
 from engine.errors import ConfigError
 from engine.flow.testing import run_tests
 from engine.flow.testreport import TestResult
-from engine.flow.validate import compile_paths
+from engine.flow.validate import ProjectResult, compile_paths
 from engine.pipeline.runner import Pipelines
 from engine.settings import Settings
 
@@ -35,6 +35,14 @@ def register(sub: Any) -> None:
         "-k", dest="keyword", metavar="SUBSTRING", help="run only tests whose 'flow-id: name' contains SUBSTRING"
     )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help=(
+            "run the tests through the real runtime: a time-skipping Temporal test server, a worker and the "
+            "server's message path; AI and HTTP mocks answered at the activity boundary"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
@@ -51,11 +59,23 @@ def run(args: argparse.Namespace) -> int:
     errors = [d for d in project.diagnostics if d.is_error]
     if errors or not project.flows:
         return _not_runnable(args, project.diagnostics, bool(project.flows))
-    pipelines = Pipelines(word_lists=settings.word_lists())
-    results = run_tests(project, settings=public, keyword=args.keyword, pipelines=pipelines)
+    if args.live:
+        results = _run_live(project, settings, args.keyword)
+    else:
+        pipelines = Pipelines(word_lists=settings.word_lists())
+        results = run_tests(project, settings=public, keyword=args.keyword, pipelines=pipelines)
     if args.format == "json":
         return _report_json(results)
     return _report_text(results, args.keyword)
+
+
+def _run_live(project: ProjectResult, settings: Settings, keyword: str | None) -> list[TestResult]:
+    from engine.livetest import LiveTests  # noqa: PLC0415 - the Temporal SDK only when running live
+
+    # The context manager stops the worker and the test server before the report is
+    # printed, so the process exits (through os._exit) with nothing left running.
+    with LiveTests() as live:
+        return live.run_tests(project, settings, keyword=keyword)
 
 
 def _not_runnable(args: argparse.Namespace, diagnostics: list[Any], found: bool) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import tempfile
 import threading
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
@@ -26,6 +27,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 from uuid import uuid4
 
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -54,6 +56,17 @@ T = TypeVar("T")
 #: Starting or stopping the server, a worker, or one turn: longer means something hangs.
 CALL_TIMEOUT = 120.0
 
+#: The Rust core's log filter: the SDK's defaults, except that the worker's warning that
+#: the test server does not advertise heartbeat-details preservation is dropped. Flow
+#: tests never heartbeat, and the warning on stderr read as if something were wrong.
+LOG_FILTER = TelemetryFilter(core_level="WARN", other_level="ERROR").formatted() + ",temporalio_sdk_core::worker=ERROR"
+
+
+@functools.cache
+def live_runtime() -> Runtime:
+    """One Temporal runtime per process (each owns native threads) with :data:`LOG_FILTER`."""
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=LOG_FILTER)))
+
 
 class LiveTests:
     """The time-skipping server and its event loop; use as a context manager."""
@@ -69,7 +82,7 @@ class LiveTests:
         try:
             self.env = self.call(
                 WorkflowEnvironment.start_time_skipping(
-                    test_server_existing_path=str(find_binary("temporal-test-server"))
+                    test_server_existing_path=str(find_binary("temporal-test-server")), runtime=live_runtime()
                 )
             )
         except BaseException:

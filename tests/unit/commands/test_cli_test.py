@@ -162,3 +162,28 @@ def test_json_format(tmp_path: Path, fx_flowdesk: Flowdesk) -> None:
     failed = next(t for t in report["tests"] if not t["passed"])
     assert failed["name"] == "wrong echo" and failed["failure"]["turn"] == 3
     assert "- You said: hello" in failed["failure"]["diff"]
+
+
+def test_live_reports_as_the_simulator_does(tmp_path: Path, fx_flowdesk: Flowdesk) -> None:
+    # The same report, but played through a test server, a worker and the message path.
+    flows_dir(tmp_path, greeter__yaml=GREETER)
+    offline = fx_flowdesk("test", "flows")
+    live = fx_flowdesk("test", "--live", "flows")
+    assert live.returncode == 0, live.stdout + live.stderr
+    assert live.stdout == offline.stdout
+    assert live.stdout.splitlines()[-1] == "2 passed, 0 failed"
+    # Nothing from the Temporal core (its heartbeat-details warning is filtered out).
+    assert live.stderr == offline.stderr
+
+
+def test_live_failure_shows_the_diff(tmp_path: Path, fx_flowdesk: Flowdesk) -> None:
+    flows_dir(tmp_path, greeter__yaml=GREETER, greeter__test__yaml=FAILING)
+    live = fx_flowdesk("test", "--live", "flows")
+    assert live.returncode == 1
+    lines = live.stdout.splitlines()
+    assert "FAIL greeter: wrong echo" in lines
+    assert '    turn 3: bot message "You said: hi" does not match "You said: hello"' in lines
+    assert "      - You said: hello" in lines
+    assert "      + You said: hi" in lines
+    assert lines[-1] == "2 passed, 1 failed"
+    assert "Traceback" not in live.stdout + live.stderr
