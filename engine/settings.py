@@ -41,9 +41,11 @@ ENV_VARIABLES: dict[str, tuple[str, ...]] = {
     "FLOWDESK_LOG_FORMAT": ("log", "format"),
     "FLOWDESK_HOST": ("server", "host"),
     "FLOWDESK_PORT": ("server", "port"),
+    "FLOWDESK_TEMPORAL_PORT": ("temporal", "embedded_port"),
+    "FLOWDESK_TEMPORAL_UI_PORT": ("temporal", "ui_port"),
 }
 #: Settings whose environment value is a whole number (the schema checks the rest).
-_INTEGER_SETTINGS = {("server", "port")}
+_INTEGER_SETTINGS = {("server", "port"), ("temporal", "embedded_port"), ("temporal", "ui_port")}
 
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 

@@ -37,6 +37,18 @@ def register(sub: Any) -> None:
     parser.add_argument("--settings", metavar="FILE", help="settings file (default: ./flowdesk.yaml if present)")
     parser.add_argument("--host", help="interface to listen on (default: server.host, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTP port (default: server.port, else 8000)")
+    parser.add_argument(
+        "--temporal-port",
+        type=int,
+        metavar="PORT",
+        help="gRPC port of the embedded Temporal (default: temporal.embedded_port, else 7233)",
+    )
+    parser.add_argument(
+        "--temporal-ui-port",
+        type=int,
+        metavar="PORT",
+        help="web UI port of the embedded Temporal (default: temporal.ui_port, else 8233)",
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="local state (default: data_dir, else .flowdesk)")
     parser.add_argument("--flows-dir", metavar="DIR", help="flows to run and watch (default: flows_dir, else flows)")
     parser.add_argument("--database-url", metavar="URL", help="store (default: database.url, else SQLite in DATA_DIR)")

@@ -37,9 +37,19 @@ def resolve_serve_options(args: argparse.Namespace, settings: Settings) -> Serve
         namespace=args.namespace or settings.get("temporal", "namespace", default="default"),
         task_queue=settings.get("temporal", "task_queue", default=DEFAULT_TASK_QUEUE),
         tls=tls_settings(args, settings),
-        embedded_port=int(settings.get("temporal", "embedded_port", default=7233)),
-        temporal_ui_port=int(settings.get("temporal", "ui_port", default=8233)),
+        embedded_port=_port(
+            args.temporal_port, settings.get("temporal", "embedded_port", default=7233), "embedded Temporal"
+        ),
+        temporal_ui_port=_port(args.temporal_ui_port, settings.get("temporal", "ui_port", default=8233), "Temporal UI"),
         log_level=args.log_level or settings.get("log", "level", default="info"),
         log_format=args.log_format or settings.get("log", "format", default="text"),
         public_url=resolve_env_ref(public, os.environ) if public else "",
     )
+
+
+def _port(option: int | None, configured: int, what: str) -> int:
+    """An embedded Temporal port: the option, else the setting; 0 picks any free port."""
+    port = option if option is not None else int(configured)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{what} port {port} is not between 1 and 65535 (or 0 for any free port)")
+    return port
