@@ -5,8 +5,9 @@
             its ``welcome`` and ``history`` frames, then left idle.
 - baseline: a bare Litestar app with one WebSocket echo handler, run by this script
             (``--serve-bare``) as a subprocess under uvicorn with the options
-            ``flowdesk serve`` uses (``engine.server.node.UVICORN_OPTIONS``: sansio
-            websockets, no per-message deflate, ...); N sockets on ``/ws``,
+            ``flowdesk serve`` uses (``engine.server.node.UVICORN_OPTIONS``: the
+            legacy websockets protocol, the head-deadline h11 protocol, no
+            per-message deflate, ...); N sockets on ``/ws``,
             each has had one text frame echoed, then left idle.
 
 Each side: start the server, open and close a few sockets (first-use allocations

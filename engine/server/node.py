@@ -36,6 +36,7 @@ from engine.secrets import secret_lookup
 from engine.server.app import create_app
 from engine.server.delivery import NodeDelivery, WebChatChannel
 from engine.server.demo_shop import demo_values
+from engine.server.http_limits import HeadDeadlineH11Protocol, websockets_protocol
 from engine.server.hub import WebChatHub
 from engine.server.options import ServeOptions
 from engine.server.reload import FlowReloader
@@ -56,7 +57,11 @@ WS_MAX_BYTES = 1 << 20
 UVICORN_OPTIONS: dict[str, Any] = {
     "log_config": None,  # `flowdesk serve` configures logging (text or JSON)
     "lifespan": "on",
-    "ws": "websockets-sansio",
+    # Bounded time for every connection: a request head (or upgrade) must be complete
+    # within http_limits.HEAD_TIMEOUT, and an upgrade with oversized headers is answered
+    # with a 400 (the sansio WebSocket protocol leaves it unanswered): see http_limits.
+    "http": HeadDeadlineH11Protocol,
+    "ws": websockets_protocol(),
     "ws_max_size": WS_MAX_BYTES,
     # Chat frames are a few hundred bytes: compressing them saves little and costs
     # ~40 KB of zlib state per idle socket.
