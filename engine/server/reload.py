@@ -116,8 +116,9 @@ class FlowReloader:
         provided = {s.flow for s in seen.values() if s.flow and not s.errors}
         for file, status in self.files.items():
             if file not in seen and status.flow and status.flow not in provided:
-                self.catalog.retire(status.flow)
+                # The store first: whoever sees the catalog without the flow finds the store agrees.
                 self.store.remove_live(status.flow)
+                self.catalog.retire(status.flow)
                 report.retired.append(status.flow)
                 log.info("flow %s retired: %s is gone", status.flow, file)
         self.files = seen
@@ -129,8 +130,8 @@ class FlowReloader:
         status.errors = []
         if status.flow and status.flow != flow.name and status.flow not in self._other_flows(status):
             # The file now defines another flow id: the old one is retired.
-            self.catalog.retire(status.flow)
             self.store.remove_live(status.flow)
+            self.catalog.retire(status.flow)
             report.retired.append(status.flow)
         status.flow, status.revision = flow.name, flow.revision
         if self.catalog.live_map().get(flow.name) == flow.revision:
@@ -199,15 +200,7 @@ class FlowReloader:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup, hup, self.hup_settings)
         changes = asyncio.create_task(self._watch_files(stop, hup))
         try:
-            while not stop.is_set():
-                waiter = asyncio.create_task(hup.wait())
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
-                if hup.is_set() and not stop.is_set():
-                    hup.clear()
-                    await asyncio.to_thread(self.reload)
+            await reload_on(hup, stop, self.reload)
         finally:
             changes.cancel()
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -225,6 +218,19 @@ class FlowReloader:
             self.flows_dir, debounce=DEBOUNCE_MS, step=20, stop_event=stop, recursive=True
         ):
             hup.set()  # one path for both: a burst of events and a signal reload once
+
+
+async def reload_on(hup: asyncio.Event, stop: asyncio.Event, reload: Callable[[], object]) -> None:
+    """Run ``reload`` in a thread each time ``hup`` is set (a burst of file events or a signal), until ``stop``."""
+    while not stop.is_set():
+        waiter = asyncio.create_task(hup.wait())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()
+        if hup.is_set() and not stop.is_set():
+            hup.clear()
+            await asyncio.to_thread(reload)
 
 
 def _relative(file: str) -> str:

@@ -27,6 +27,7 @@ from engine.errors import ConfigError, Diagnostic
 from engine.flow.installation import Installation
 from engine.metrics import SETTINGS_INVALID, SETTINGS_RELOADS
 from engine.runtime.revisions import FlowCatalog
+from engine.server.reload import reload_on
 from engine.settings import Settings
 from engine.store import Store
 
@@ -119,15 +120,7 @@ class SettingsReloader:
         file.parent.mkdir(parents=True, exist_ok=True)
         changes = asyncio.create_task(self._watch_file(file, stop, hup))
         try:
-            while not stop.is_set():
-                waiter = asyncio.create_task(hup.wait())
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
-                if hup.is_set() and not stop.is_set():
-                    hup.clear()
-                    await asyncio.to_thread(self.reload)
+            await reload_on(hup, stop, self.reload)
         finally:
             changes.cancel()
 
