@@ -9,10 +9,11 @@ worker's environment, and never returned: inputs and results land in history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,36 @@ SecretLookup = Callable[[str], str | None]
 
 #: Response bodies larger than this are cut (a flow stores them in its variables).
 MAX_BODY_BYTES = 256_000
+
+#: Seconds between heartbeats of a running AI or HTTP call (effects.py gives those
+#: activities a heartbeat timeout a few times this).
+HEARTBEAT_EVERY = 1.0
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while the body runs, so that Temporal notices a dead worker in seconds.
+
+    Without heartbeats a call lost with its worker is retried only after its
+    start-to-close timeout (tens of seconds for an AI chain). Local activities
+    cannot heartbeat (and die with the workflow task anyway): nothing is sent then.
+    """
+    if activity.info().is_local:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class MissingSecret(FlowdeskError):
@@ -164,7 +195,8 @@ class ConversationActivities:
         tuples = {"history": tuple(fields.get("history", ())), "context": tuple(fields.get("context", ()))}
         call = CallAI(**{**fields, **tuples, "intents": _intents(fields)})
         flow = self.catalog.compiled.get(call.flow, call.revision)
-        result = await self.ai.answer(call, flow, call_time(), conversation_id=data.conversation_id)
+        async with heartbeating():
+            result = await self.ai.answer(call, flow, call_time(), conversation_id=data.conversation_id)
         return to_dict(result)
 
     @activity.defn(name="flowdesk.call_http")
@@ -180,7 +212,8 @@ class ConversationActivities:
                 str(exc), type="SecretMissing", non_retryable=True, category=ApplicationErrorCategory.BENIGN
             ) from None
         try:
-            response = await self.http.send(request)
+            async with heartbeating():
+                response = await self.http.send(request)
         except httpx.TimeoutException:
             raise ApplicationError("timed out", type="HttpTimeout") from None
         except httpx.HTTPError as exc:

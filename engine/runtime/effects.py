@@ -57,6 +57,9 @@ DEFAULT_AI_TIMEOUT = timedelta(milliseconds=DEFAULT_CHAIN_TIMEOUT_MS)
 AI_ACTIVITY_GRACE = timedelta(seconds=10)
 #: A chain's failure is a result; the activity itself fails only when its worker does.
 AI_ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+#: AI and HTTP activities heartbeat every second (activities.heartbeating): a call
+#: whose worker died is retried elsewhere after this, not after its whole timeout.
+CALL_HEARTBEAT_TIMEOUT = timedelta(seconds=4)
 #: Workflow patch: a chain that gave no answer is logged with its attempts.
 RECORD_AI_FAILURES = "record-ai-failures"
 #: Workflow patch: a chain whose answer is a pure function of the flow revision is
@@ -160,7 +163,11 @@ class ConversationEffects:
             )
         else:
             result = await workflow.execute_activity_method(
-                ConversationActivities.call_ai, data, start_to_close_timeout=timeout, retry_policy=retry
+                ConversationActivities.call_ai,
+                data,
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
+                retry_policy=retry,
             )
         return event_from_dict({**result, "call_id": call.call_id, "at": self._now()})
 
@@ -219,6 +226,7 @@ class ConversationEffects:
                 HttpInput(call=to_dict(call), conversation_id=self.input.conversation_id),
                 # the activity applies the request timeout; this bounds one attempt
                 start_to_close_timeout=timeout + timedelta(seconds=5),
+                heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
                 retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=attempts),
             )
             self.events.append(HttpResult(call.call_id, int(result["status"]), result.get("body"), self._now()))
