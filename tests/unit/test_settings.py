@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
+from engine.resources import load_schema
 from engine.settings import ENV_VARIABLES, Settings, env_overrides, resolve_env_ref
 
 GOOD = """\
@@ -125,6 +126,8 @@ def test_env_overrides_lists_only_set_variables() -> None:
         "FLOWDESK_LOG_FORMAT",
         "FLOWDESK_HOST",
         "FLOWDESK_PORT",
+        "FLOWDESK_TEMPORAL_PORT",
+        "FLOWDESK_TEMPORAL_UI_PORT",
     }
 
 
@@ -173,3 +176,21 @@ def test_ai_profiles_carry_the_providers_own_settings() -> None:
     broken = source.replace('bot_id: "7392"', "bot_id: ${env:}")
     with pytest.raises(ConfigError, match=r"flowdesk.yaml:\d+:\d+"):
         Settings.from_source(broken, "flowdesk.yaml", environ={})
+
+
+def _env_table_rows() -> list[str]:
+    """The README's table of variables, as ENV_VARIABLES and the schema's descriptions say it."""
+    schema = load_schema("settings.schema.json")
+    rows = []
+    for variable, path in ENV_VARIABLES.items():
+        node = schema
+        for key in path:
+            node = node["properties"][key]
+        rows.append(f"| `{variable}` | `{'.'.join(path)}` | {node['description']} |")
+    return rows
+
+
+def test_readme_lists_every_environment_variable() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    listed = [line for line in readme.splitlines() if line.startswith("| `FLOWDESK_")]
+    assert listed == _env_table_rows(), "regenerate the README's FLOWDESK_* table from ENV_VARIABLES"
