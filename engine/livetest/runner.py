@@ -19,7 +19,7 @@ import contextlib
 import functools
 import tempfile
 import threading
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +115,9 @@ class LiveTests:
         """A worker for ``flows`` (all live) with ``settings``, delivering on ``channels``."""
         assert self.env is not None, "use LiveTests as a context manager"
         with tempfile.TemporaryDirectory(prefix="flowdesk-live-") as tmp:
-            session = LiveSession.build(self, list(flows), settings, set(channels), Path(tmp))
+            # Built on the loop: with the sandbox on, the Worker validates the workflow by
+            # running it, which needs a running event loop.
+            session = self.call(_on_loop(LiveSession.build, self, list(flows), settings, set(channels), Path(tmp)))
             self.call(session.start())
             try:
                 yield session
@@ -224,6 +226,10 @@ def channels_of_tests(project: ProjectResult) -> set[str]:
 
 async def _as_coroutine(work: Awaitable[T]) -> T:
     return await work
+
+
+async def _on_loop(make: Callable[..., T], *args: Any) -> T:
+    return make(*args)
 
 
 __all__ = ["LiveSession", "LiveTests", "channels_of_tests"]
