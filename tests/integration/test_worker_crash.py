@@ -2,9 +2,10 @@
 
 The worker runs in a subprocess (``tests/integration/worker_process.py``) against the
 dev server; its AI provider takes a few seconds, and the test kills the process
-while the activity runs. A second worker takes over once the attempt's
-``start_to_close`` (the ai step's ``timeout: 6s``) has passed. Meanwhile the
-customer writes again: the update waits for a worker, and is not lost.
+while the activity runs. A second worker takes over once the attempt's heartbeat
+timeout has passed (seconds, not the ai step's ``timeout: 6s`` plus the activity's
+grace). Meanwhile the customer writes again: the update waits for a worker, and is
+not lost.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.testing import WorkflowEnvironment
 
 from engine.runtime.client import Conversations
+from engine.runtime.effects import AI_ACTIVITY_GRACE, CALL_HEARTBEAT_TIMEOUT
 from engine.runtime.ports import JsonlMessageLog
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
 from engine.runtime.types import IN_TASK_META, InboundMessage
@@ -252,3 +254,54 @@ async def test_a_worker_killed_while_it_sends_a_reply_in_its_workflow_task_sends
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT in types, "the first workflow task ran again"
     assert scheduled_activities(history, "flowdesk.deliver") == [], "both replies went out inside their workflow tasks"
     assert await second.stop() == 0, second.stderr.read_text(errors="replace")
+
+
+async def test_a_killed_workers_ai_call_is_taken_over_after_the_heartbeat_timeout(fx_crash: CrashSetup) -> None:
+    """The AI call heartbeats: its loss is noticed in seconds, not at its start-to-close timeout (16 s here)."""
+    conversations = fx_crash.conversations()
+    conv = f"crash-{uuid4()}"
+    handle = conversations.handle(conv)
+    first = await fx_crash.start_worker()
+    # The second worker is ready before the crash: what is measured is Temporal noticing it.
+    second = await fx_crash.start_worker()
+
+    async def ai_attempt() -> int:
+        pending = (await handle.describe()).raw_description.pending_activities
+        started = [
+            a.attempt
+            for a in pending
+            if a.activity_type.name == "flowdesk.call_ai"
+            and a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        ]
+        return started[0] if started else 0
+
+    async def ai_attempt_is(attempt: int) -> bool:
+        return await ai_attempt() == attempt
+
+    await conversations.send(conv, InboundMessage(id="m-1", text="question", channel=CHANNEL))
+    await eventually(lambda: ai_attempt_is(1), "the AI activity running")
+    # Kill whichever worker runs it (both poll the queue).
+    running = [w for w in (first, second) if w.pid == await _ai_worker_pid(handle)]
+    assert running, "the AI activity runs on one of the two workers"
+    loop = asyncio.get_running_loop()
+    killed_at = loop.time()
+    running[0].kill()
+    assert await asyncio.wait_for(running[0].process.wait(), 10) == -signal.SIGKILL
+
+    await eventually(lambda: ai_attempt_is(2), "the AI call retried on the other worker", timeout=30)
+    taken_over = loop.time() - killed_at
+    start_to_close = 6 + AI_ACTIVITY_GRACE.total_seconds()
+    # Heartbeat timeout plus the retry's 1 s interval and some slack, well under start-to-close.
+    assert taken_over < CALL_HEARTBEAT_TIMEOUT.total_seconds() + 4 < start_to_close, taken_over
+    await eventually(lambda: "question" in [d["text"] for d in fx_crash.delivered()], "the answer", timeout=30)
+    survivor = second if running[0] is first else first
+    assert [d["pid"] for d in fx_crash.delivered() if d["text"] == "question"] == [survivor.pid]
+    assert loop.time() - killed_at < 12, "answered within seconds of the crash"
+
+
+async def _ai_worker_pid(handle: Any) -> int:
+    """The process id of the worker running the pending AI activity (its identity is ``pid@host``)."""
+    pending = (await handle.describe()).raw_description.pending_activities
+    identities = [a.last_worker_identity for a in pending if a.activity_type.name == "flowdesk.call_ai"]
+    assert identities and identities[0], pending
+    return int(identities[0].split("@", 1)[0])

@@ -30,14 +30,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from temporalio import activity
 from temporalio.client import Client
 
-from engine.flow.events import AIResult, to_dict
+from engine.ai.gateway import AIGateway
+from engine.flow.events import AIFailed, AIResult, CallAI
+from engine.flow.model import CompiledFlow
 from engine.runtime import worker as runtime_worker
-from engine.runtime.activities import ConversationActivities, call_time
+from engine.runtime.activities import ConversationActivities
 from engine.runtime.ports import JsonlMessageLog
-from engine.runtime.types import AIInput, Delivered, DeliverInput
+from engine.runtime.types import Delivered, DeliverInput
 
 #: the channel name test flows' conversations use
 CHANNEL = "test"
@@ -78,20 +79,31 @@ class FileChannel:
         return Delivered(message.key, "sent")
 
 
+class SlowGateway:
+    """The AI gateway, with chains of the slow provider answered by :func:`slow_echo` after ``delay`` seconds."""
+
+    def __init__(self, gateway: AIGateway, delay: float) -> None:
+        self.gateway = gateway
+        self.delay = delay
+
+    async def answer(
+        self, call: CallAI, flow: CompiledFlow | None, at: str, *, conversation_id: str = ""
+    ) -> AIResult | AIFailed:
+        chain = flow.chains.get(call.chain) if flow is not None else None
+        if chain is None or any(p.use != SLOW_PROVIDER for p in chain.providers):
+            return await self.gateway.answer(call, flow, at, conversation_id=conversation_id)
+        text = await slow_echo(call.text, self.delay)
+        return AIResult(call.call_id, text, at, confidence=1.0, provider="slow_echo")
+
+
 class SlowAIActivities(ConversationActivities):
-    """The worker's activities, with the slow provider (:func:`slow_echo`) taking ``delay`` seconds."""
+    """The worker's activities, with the slow provider behind the real ``call_ai`` (which heartbeats)."""
 
     delay = 0.0
 
-    @activity.defn(name="flowdesk.call_ai")
-    async def call_ai(self, data: AIInput) -> dict[str, Any]:
-        call = data.call
-        flow = self.catalog.compiled.get(call["flow"], call["revision"])
-        chain = flow.chains.get(call["chain"])
-        if chain is None or any(p.use != SLOW_PROVIDER for p in chain.providers):
-            return await super().call_ai(data)
-        text = await slow_echo(call["text"], self.delay)
-        return to_dict(AIResult(call["call_id"], text, call_time(), confidence=1.0, provider="slow_echo"))
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ai = SlowGateway(self.ai, self.delay)  # type: ignore[assignment]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
