@@ -57,8 +57,9 @@ T = TypeVar("T")
 CALL_TIMEOUT = 120.0
 
 #: The Rust core's log filter: the SDK's defaults, except that the worker's warning that
-#: the test server does not advertise heartbeat-details preservation is dropped. Flow
-#: tests never heartbeat, and the warning on stderr read as if something were wrong.
+#: the test server does not advertise heartbeat-details preservation is dropped. The
+#: mocked AI and HTTP activities send no heartbeat details, and the warning on stderr
+#: read as if something were wrong.
 LOG_FILTER = TelemetryFilter(core_level="WARN", other_level="ERROR").formatted() + ",temporalio_sdk_core::worker=ERROR"
 
 
