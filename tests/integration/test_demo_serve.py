@@ -8,7 +8,6 @@ closed) all week, since the real clock decides which path a human request takes.
 from __future__ import annotations
 
 import asyncio
-
 import os
 import re
 import shutil

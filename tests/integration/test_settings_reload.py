@@ -32,9 +32,11 @@ values:
 async def test_a_settings_edit_reaches_running_and_new_conversations(
     fx_dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    async with running_node(
-        fx_dev_env, tmp_path, flows={"brand.yaml": BRAND_FLOW}, settings_file=SETTINGS
-    ) as node, node.api() as api, chat(node) as visitor:
+    async with (
+        running_node(fx_dev_env, tmp_path, flows={"brand.yaml": BRAND_FLOW}, settings_file=SETTINGS) as node,
+        node.api() as api,
+        chat(node) as visitor,
+    ):
         settings_file = tmp_path / "flowdesk.yaml"
         first = (await api.get("/api/settings")).json()
         assert first["status"] == "ok" and first["settings"]["brand"] == "Acme" and first["file"] == str(settings_file)
@@ -91,9 +93,10 @@ async def test_a_settings_edit_reaches_running_and_new_conversations(
 
 async def test_the_settings_view_never_shows_a_secret(fx_dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
     settings = SETTINGS + 'ai_profiles:\n  default: { provider: openai, api_key: "${env:SECRET_KEY}" }\n'
-    async with running_node(
-        fx_dev_env, tmp_path, flows={"brand.yaml": BRAND_FLOW}, settings_file=settings
-    ) as node, node.api() as api:
+    async with (
+        running_node(fx_dev_env, tmp_path, flows={"brand.yaml": BRAND_FLOW}, settings_file=settings) as node,
+        node.api() as api,
+    ):
         body = (await api.get("/api/settings")).text
         assert "SECRET_KEY" not in body and "ai_profiles" not in body
         assert (await node.api(token="wrong").get("/api/settings")).status_code == 401
