@@ -61,7 +61,7 @@ def test_the_revision_id_follows_the_content_not_its_order() -> None:
 
 def test_a_broken_calendar_is_the_settings_error_not_a_conversations() -> None:
     broken = {**SHOP, "business_hours": {"support": {"timezone": "Mars/Olympus", "weekly": {}}}}
-    with pytest.raises(ConfigError, match="business_hours.support"):
+    with pytest.raises(ConfigError, match=r"business_hours\.support"):
         Settings.from_mapping(broken, environ={}).public()
 
 
@@ -90,9 +90,9 @@ def test_a_failed_conversation_apologises_in_the_customers_language() -> None:
     ]
     assert english.log.ended == "failed"
     chinese = _sim(flow)
-    assert [s.text for s in chinese.user("你好")][0].startswith("抱歉")
+    assert chinese.user("你好")[0].text.startswith("抱歉")
     declared = _sim(flow, contact={"locale": "zh-CN"})
-    assert [s.text for s in declared.user("hello")][0].startswith("抱歉")
+    assert declared.user("hello")[0].text.startswith("抱歉")
     custom = PublicSettings.from_settings_data({"messages": {"failure": {"en": "Oops, we broke."}}})
     assert [s.text for s in _sim(flow, custom).user("hello")] == ["Oops, we broke."]
 
