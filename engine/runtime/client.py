@@ -41,6 +41,8 @@ UPDATE_ATTEMPTS = 8
 #: refuses updates beyond its own limit (10 per workflow by default), and while it
 #: refuses them it drops the workflow task in progress, which then runs again.
 UPDATES_IN_FLIGHT = 4
+#: Refusals of an update that say "not now" rather than "no".
+RETRIED_RPC = frozenset({RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE})
 
 
 class NoFlowError(FlowdeskError):
@@ -144,8 +146,10 @@ class Conversations:
                 raise
             except RPCError as exc:
                 # A burst on one conversation can exceed the server's limit of updates
-                # in flight per workflow; the message is not lost, just sent again.
-                if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED or attempt == UPDATE_ATTEMPTS - 1:
+                # in flight per workflow, and a workflow task the server drops meanwhile
+                # aborts the updates it carried ("workflow update was aborted"). Neither
+                # was accepted; the same update id is sent again (a redelivery is a no-op).
+                if exc.status not in RETRIED_RPC or attempt == UPDATE_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
