@@ -8,12 +8,16 @@ determinism because revisions are content-addressed and never change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from engine.errors import FlowRuntimeError
 from engine.flow.model import CompiledFlow
 from engine.flow.public_settings import PublicSettings
 from engine.runtime.revisions import CompiledFlows
 
 _COMPILED: dict[str, CompiledFlows] = {}
+T = TypeVar("T")
 
 
 def register(task_queue: str, compiled: CompiledFlows) -> None:
@@ -25,30 +29,27 @@ def unregister(task_queue: str) -> None:
 
 
 def load(task_queue: str, name: str, revision: str) -> CompiledFlow:
-    """Revision ``revision`` of flow ``name``, from the flows of ``task_queue``'s worker.
+    """Revision ``revision`` of flow ``name``, from the flows of ``task_queue``'s worker."""
+    return _from_worker(task_queue, lambda compiled: compiled.get(name, revision))
+
+
+def load_settings(task_queue: str, revision: str) -> PublicSettings:
+    """Settings revision ``revision``, from the store of ``task_queue``'s worker."""
+    return _from_worker(task_queue, lambda compiled: compiled.settings(revision))
+
+
+def _from_worker(task_queue: str, read: Callable[[CompiledFlows], T]) -> T:
+    """``read`` from ``task_queue``'s worker's revisions.
 
     A ``Replayer`` replays on a task queue of its own; then any registered set that
     holds the revision will do, since a revision's content is the same everywhere.
     """
     own = _COMPILED.get(task_queue)
     if own is not None:
-        return own.get(name, revision)
+        return read(own)
     for compiled in list(_COMPILED.values()):
         try:
-            return compiled.get(name, revision)
-        except FlowRuntimeError:
-            continue
-    raise FlowRuntimeError("no_worker_flows", f"no flows registered for task queue {task_queue!r}")
-
-
-def load_settings(task_queue: str, revision: str) -> PublicSettings:
-    """Settings revision ``revision``, from the store of ``task_queue``'s worker (as :func:`load`)."""
-    own = _COMPILED.get(task_queue)
-    if own is not None:
-        return own.settings(revision)
-    for compiled in list(_COMPILED.values()):
-        try:
-            return compiled.settings(revision)
+            return read(compiled)
         except FlowRuntimeError:
             continue
     raise FlowRuntimeError("no_worker_flows", f"no flows registered for task queue {task_queue!r}")
