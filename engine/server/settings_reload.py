@@ -25,6 +25,7 @@ import watchfiles
 
 from engine.errors import ConfigError, Diagnostic
 from engine.flow.installation import Installation
+from engine.flow.public_settings import PublicSettings
 from engine.metrics import SETTINGS_INVALID, SETTINGS_RELOADS
 from engine.runtime.revisions import FlowCatalog
 from engine.server.reload import reload_on
@@ -72,9 +73,9 @@ class SettingsReloader:
         """What flows are checked against: the live settings' calendars, values and AI profiles."""
         return self.settings.installation()
 
-    def publish(self) -> None:
-        """Store the current settings' revision and make it live (at start, synchronous)."""
-        public = self.settings.public()
+    def publish(self, public: PublicSettings | None = None) -> None:
+        """Store the current settings' revision (``public``, if already made) and make it live."""
+        public = public or self.settings.public()
         self.store.put_settings(public)
         self.store.set_live_settings(public.revision, file=self.status.file)
         self.catalog.publish_settings(public)
@@ -90,7 +91,7 @@ class SettingsReloader:
             self.status.checked_at = datetime.now(UTC).isoformat()
             try:
                 fresh = self.derive(Settings.load(self.status.file))
-                fresh.public()  # a broken calendar is this edit's error, not a conversation's
+                public = fresh.public()  # a broken calendar is this edit's error, not a conversation's
             except ConfigError as exc:
                 self.status.errors, self.status.error = exc.diagnostics, "" if exc.diagnostics else str(exc)
                 SETTINGS_RELOADS.labels("failed").inc()
@@ -104,9 +105,9 @@ class SettingsReloader:
             if restart:
                 log.warning("settings changed that take effect after a restart: %s", ", ".join(restart))
             self.settings = fresh
-            if self.catalog.live_settings.revision == fresh.public().revision:
+            if self.catalog.live_settings.revision == public.revision:
                 return False
-            self.publish()
+            self.publish(public)
             return True
 
     async def watch(self, stop: asyncio.Event, hup: asyncio.Event) -> None:
