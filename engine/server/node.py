@@ -140,17 +140,18 @@ class Node:
         # The HTTP port first: a port in use is found before anything else starts.
         self._listener = listen(options.host, options.port)
         self.port = int(self._listener.getsockname()[1])
-        # Before anything reads the settings: the demo flow's shop_api is this node's demo API.
         url = self.url
-        self.settings = demo_values(self.settings, url)
         self.store = store = Store(options.database_url)
         await asyncio.to_thread(store.upgrade)
         self.client = client = await self._temporal()
         catalog = FlowCatalog(StoreRevisions(store))
         # The settings revision first: the first conversation may start as soon as a flow is live.
+        # The demo flow's shop_api is this node's demo API: the reloader adds it to every
+        # reading of the file, and the node runs on what it made of the first one.
         settings_reloader = SettingsReloader(
             catalog, store, self.settings, derive=lambda settings: demo_values(settings, url)
         )
+        self.settings = settings_reloader.settings
         await asyncio.to_thread(settings_reloader.publish)
         reloader = FlowReloader(catalog, store, options.flows_dir, installation=settings_reloader.installation)
         report = await asyncio.to_thread(reloader.reload)
