@@ -123,12 +123,12 @@ class Settings:
             if [p.code for p in problems] == ["FD103"]:
                 # An empty file (or one with only comments) means "all defaults".
                 return cls.from_mapping({}, environ=environ, file=Path(file))
-            raise ConfigError(_describe(file, problems), [_settings_wording(p) for p in problems])
+            raise _invalid_file(file, problems)
         if not isinstance(doc.data, dict):
             raise ConfigError(f"{file}:1:1: settings must be a mapping of names to values (like `brand: Acme`)")
         problems = schema_diagnostics(doc, settings_validator())
         if problems:
-            raise ConfigError(_describe(file, problems), [_settings_wording(p) for p in problems])
+            raise _invalid_file(file, problems)
         return cls.from_mapping(doc.data, environ=environ, file=Path(file))
 
     @classmethod
@@ -229,9 +229,11 @@ def _settings_wording(problem: Diagnostic) -> Diagnostic:
     return problem
 
 
-def _describe(file: str, problems: list[Diagnostic]) -> str:
-    lines = [_settings_wording(problem).format() for problem in problems]
-    return f"invalid settings file {file}:\n" + "\n".join(lines)
+def _invalid_file(file: str, problems: list[Diagnostic]) -> ConfigError:
+    """The error of a settings file with ``problems``: one line each, and the diagnostics themselves."""
+    worded = [_settings_wording(problem) for problem in problems]
+    lines = "\n".join(problem.format() for problem in worded)
+    return ConfigError(f"invalid settings file {file}:\n{lines}", worded)
 
 
 __all__ = ["DEFAULT_FILE", "ENV_VARIABLES", "EnvOverride", "Settings", "env_overrides", "resolve_env_ref"]
