@@ -33,9 +33,7 @@ from engine.runtime.inbound import run_inbound, run_outbound
 from engine.runtime.ports import DeliveryRejected, MessageLog, OutboundChannel
 from engine.runtime.revisions import FlowCatalog
 from engine.runtime.types import AIInput, Delivered, DeliverInput, HttpInput, Prepared, PrepareInput, RecordInput
-from engine.secrets import missing_secret_message
-
-SecretLookup = Callable[[str], str | None]
+from engine.secrets import SecretLookup, missing_secret_message
 
 #: Response bodies larger than this are cut (a flow stores them in its variables).
 MAX_BODY_BYTES = 256_000
