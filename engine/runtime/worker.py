@@ -18,12 +18,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from engine.ai.http import CLIENTS as AI_CLIENTS
 from engine.pipeline.runner import Pipelines
 from engine.runtime import registry
-from engine.runtime.activities import ConversationActivities, SecretLookup
+from engine.runtime.activities import ConversationActivities
 from engine.runtime.plugin_channels import plugin_channels
 from engine.runtime.ports import MessageLog, OutboundChannel
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
 from engine.runtime.types import TASK_QUEUE
 from engine.runtime.workflow import ConversationWorkflow
+from engine.secrets import SecretLookup
 from engine.store import Store, StoreRevisions
 
 log = logging.getLogger(__name__)
