@@ -42,13 +42,11 @@ from engine.livetest.driver import LiveDriver, LiveWorld
 from engine.livetest.mocks import CollectingChannel, MockBoard, MockedCalls, TestMocks
 from engine.pipeline.runner import Pipelines
 from engine.runtime import registry
-from engine.runtime.activities import ConversationActivities
 from engine.runtime.client import Conversations
 from engine.runtime.embedded import find_binary
 from engine.runtime.ports import JsonlMessageLog
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
-from engine.runtime.worker import SHUTDOWN_GRACE, workflow_runner
-from engine.runtime.workflow import ConversationWorkflow
+from engine.runtime.worker import build_worker
 from engine.settings import Settings
 
 T = TypeVar("T")
@@ -168,22 +166,17 @@ class LiveSession:
         conversations = Conversations(tests.env.client, catalog, task_queue=task_queue)
         channel = CollectingChannel("flowtest")
         board = MockBoard()
-        activities = ConversationActivities(
-            catalog,
-            channels=dict.fromkeys(channels | {"cli"}, channel),
-            log=JsonlMessageLog(tmp / "messages"),
-            secrets=lambda name: None,
-            pipelines=pipelines,
-        )
-        mocked = MockedCalls(board)
-        registry.register(task_queue, catalog.compiled)
-        worker = Worker(
+        # The server's worker, with the AI and HTTP activities answered from the tests' mocks.
+        worker = build_worker(
             tests.env.client,
+            catalog,
             task_queue=task_queue,
-            workflows=[ConversationWorkflow],
-            activities=[activities.prepare, activities.record, activities.deliver, mocked.call_ai, mocked.call_http],
-            workflow_runner=workflow_runner(tests.sandboxed),
-            graceful_shutdown_timeout=SHUTDOWN_GRACE,
+            channels=dict.fromkeys(channels | {"cli"}, channel),
+            message_log=JsonlMessageLog(tmp / "messages"),
+            secrets=lambda name: None,
+            sandboxed=tests.sandboxed,
+            pipelines=pipelines,
+            calls=MockedCalls(board),
         )
         world = LiveWorld(tests.env, conversations, channel, board, tests.call)
         return cls(tests, catalog, world, worker, task_queue, pipelines)

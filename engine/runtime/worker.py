@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = timedelta(seconds=10)
 
+
+class CallActivities(Protocol):
+    """The activities that answer a conversation's AI and HTTP calls (``flowdesk.call_ai``/``call_http``)."""
+
+    @property
+    def call_ai(self) -> Callable[..., Awaitable[dict[str, Any]]]: ...
+
+    @property
+    def call_http(self) -> Callable[..., Awaitable[dict[str, Any]]]: ...
+
+
 #: Pure, deterministic modules shared with workflow code instead of re-imported
 #: into every workflow sandbox (the interpreter and its Jinja2/YAML dependencies).
 PASSTHROUGH = ("engine", "connectors", "jinja2", "markupsafe", "yaml", "jsonschema_rs", "httpx")
@@ -50,6 +61,7 @@ def build_worker(
     ai_profiles: Mapping[str, Any] | None = None,
     pipelines: Pipelines | None = None,
     channel_settings: Mapping[str, Any] | None = None,
+    calls: CallActivities | None = None,
 ) -> Worker:
     """A worker running conversations of ``catalog``'s flows on ``task_queue``.
 
@@ -58,6 +70,8 @@ def build_worker(
 
     ``sandboxed`` (default: the ``FLOWDESK_WORKFLOW_SANDBOX`` environment variable,
     else off) runs workflow code in Temporal's sandbox; see :func:`workflow_runner`.
+    ``calls`` answers the AI and HTTP activities instead of the gateway and the HTTP
+    client (``flowdesk test --live`` answers them from each test's mocks).
     """
     registry.register(task_queue, catalog.compiled)
     activities = ConversationActivities(
@@ -77,8 +91,8 @@ def build_worker(
             activities.prepare,
             activities.record,
             activities.deliver,
-            activities.call_ai,
-            activities.call_http,
+            (calls or activities).call_ai,
+            (calls or activities).call_http,
         ],
         workflow_runner=workflow_runner(sandboxed),
         max_concurrent_activities=max_concurrent_activities,
