@@ -366,9 +366,10 @@ async def temporal_server(data_dir: Path, memory: bool) -> Any:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.message_log import RecordInput  # noqa: PLC0415
     from engine.runtime.client import Conversations  # noqa: PLC0415
     from engine.runtime.revisions import FlowCatalog  # noqa: PLC0415
-    from engine.runtime.types import IN_TASK_META, InboundMessage, RecordInput  # noqa: PLC0415
+    from engine.runtime.types import IN_TASK_META, InboundMessage  # noqa: PLC0415
     from engine.runtime.worker import build_worker  # noqa: PLC0415
     from engine.store import Store, StoreRevisions  # noqa: PLC0415
 

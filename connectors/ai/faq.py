@@ -1,4 +1,4 @@
-"""``faq``: offline answers from a YAML knowledge file (format: ``faq_knowledge``).
+"""``faq``: offline answers from a YAML knowledge file (format: ``engine.flow.faq_knowledge``).
 
 Params: ``knowledge`` (path of the knowledge file; the gateway makes a flow's
 relative path absolute against the flows directory). The file is re-read when it
@@ -10,22 +10,11 @@ treats as "no answer" and falls through.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from connectors.ai.faq_knowledge import FaqKnowledge
 from engine.ai.types import AIReply, AIRequest, ProviderConfigError
-
-
-@lru_cache(maxsize=64)
-def _load(path: str, mtime_ns: int) -> FaqKnowledge:
-    return FaqKnowledge.load(path)
-
-
-def knowledge_at(path: Path) -> FaqKnowledge:
-    """The knowledge file at ``path``, parsed once per version on disk."""
-    return _load(str(path), path.stat().st_mtime_ns)
+from engine.flow.faq_knowledge import knowledge_at
 
 
 class FaqProvider:

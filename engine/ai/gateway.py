@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.ai.breaker import DEFAULT_COOLDOWN_S, DEFAULT_FAILURES, Breakers
 from engine.ai.chain import ChainOutcome, Link, redactor, run_chain
+from engine.ai.offline import OFFLINE_PROVIDERS, keyword_intent
 from engine.ai.profiles import ResolvedParams, provider_label, resolve_params
 from engine.ai.registry import build_provider
 from engine.ai.types import AIProvider, AIRequest, ProviderConfigError
@@ -29,7 +30,6 @@ from engine.flow.ai_context import call_context
 from engine.flow.compile import parse_duration
 from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.model import Chain, CompiledFlow
-from engine.flow.offline import OFFLINE_PROVIDERS, keyword_intent
 from engine.metrics import AI_CHAINS
 
 log = logging.getLogger(__name__)

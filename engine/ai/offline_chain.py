@@ -16,12 +16,12 @@ the ones the gateway would make for the same chain.
 from __future__ import annotations
 
 from engine.ai.chain import Attempt, count_attempt, judge
+from engine.ai.offline import OFFLINE_PROVIDERS, keyword_intent
 from engine.ai.profiles import provider_label
 from engine.ai.types import AIReply
 from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.knowledge import parse_knowledge
 from engine.flow.model import Chain, CompiledFlow, ProviderRef
-from engine.flow.offline import OFFLINE_PROVIDERS, keyword_intent
 from engine.metrics import AI_CHAINS
 
 

@@ -22,9 +22,9 @@ from engine.commands.chat_support import SLASH_HELP, Printer, load_flows, load_m
 from engine.errors import ConfigError, FlowdeskError
 from engine.flow.context import FlowSet, InterpreterContext
 from engine.flow.model import CompiledFlow
-from engine.flow.offline import OfflineAI, ScriptedHttp
 from engine.flow.public_settings import interpreter_context
-from engine.flow.simulate import Simulator, flow_dir
+from engine.flowtest.offline import OfflineAI, ScriptedHttp
+from engine.flowtest.simulate import Simulator, flow_dir
 from engine.pipeline.runner import Pipelines
 from engine.settings import Settings
 

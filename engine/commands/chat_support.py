@@ -14,8 +14,8 @@ from engine.flow.events import Fault, SendText, TraceEntry
 from engine.flow.load import load_document
 from engine.flow.model import CompiledFlow
 from engine.flow.schema_check import schema_check, schema_diagnostics
-from engine.flow.testreport import trace_line
 from engine.flow.validate import FLOW_SUFFIXES, TEST_SUFFIXES, compile_paths, is_data_file
+from engine.flowtest.report import trace_line
 
 SLASH_HELP = """\
 commands:

@@ -9,9 +9,9 @@ from typing import Any
 
 from engine.commands.settings_lookup import SKIPPED_NOTE, find_settings
 from engine.errors import ConfigError
-from engine.flow.testing import run_tests
-from engine.flow.testreport import TestResult
 from engine.flow.validate import ProjectResult, compile_paths
+from engine.flowtest.report import TestResult
+from engine.flowtest.runner import run_tests
 from engine.pipeline.runner import Pipelines
 from engine.settings import Settings
 

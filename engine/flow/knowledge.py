@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from connectors.ai.faq_knowledge import FaqKnowledge
+from engine.flow.faq_knowledge import FaqKnowledge
 
 #: A knowledge file larger than this is refused: it is stored with every revision.
 MAX_KNOWLEDGE_BYTES = 4 * 1024 * 1024

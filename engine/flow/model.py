@@ -214,7 +214,7 @@ class Stage:
 
 @dataclass(frozen=True, slots=True)
 class FlowTest:
-    """A test from ``tests:``; ``data`` is its validated mapping (see engine.flow.testing)."""
+    """A test from ``tests:``; ``data`` is its validated mapping (see engine.flowtest.runner)."""
 
     name: str
     data: JSON

@@ -35,7 +35,7 @@ from temporalio.testing import WorkflowEnvironment
 from engine.errors import FlowdeskError
 from engine.flow.events import Fault, TraceEntry
 from engine.flow.model import CompiledFlow
-from engine.flow.testdriver import TEST_AGENT, ConversationLook
+from engine.flowtest.driver import TEST_AGENT, ConversationLook
 from engine.livetest.mocks import CollectingChannel, MockBoard, TestMocks
 from engine.runtime.client import Conversations
 from engine.runtime.types import IN_TASK_META, AgentAction, InboundMessage, StateView, workflow_id

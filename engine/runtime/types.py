@@ -12,6 +12,8 @@ read than strings it has to evaluate.
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.message_log import RecordInput
+
 #: The default task queue of workflows and activities.
 TASK_QUEUE = "flowdesk"
 #: An inbound message's meta flag: this channel is served by the conversation's own
@@ -101,27 +103,6 @@ class AgentAction:
 class CloseRequest:
     status: str = "closed"
     reason: str = ""
-
-
-@dataclass
-class RecordInput:
-    """A message or delivery outcome for the conversation's log."""
-
-    conversation_id: str
-    direction: str  # in | out
-    text: str
-    channel: str
-    message_id: str
-    at: str
-    status: str = "received"  # received | sent | failed | blocked
-    sender: str = "customer"
-    flow: str = ""
-    revision: str = ""
-    detail: str = ""
-    #: what produced the entry (an AI answer's provider and attempts); stored as the message's meta
-    meta: dict[str, Any] = field(default_factory=dict)
-    #: an entry already logged gets this text (the inbound pipeline changed it)
-    replaces_text: bool = False
 
 
 @dataclass

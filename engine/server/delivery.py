@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from engine.message_log import RecordInput
 from engine.metrics import MESSAGES_OUT
-from engine.runtime.types import Delivered, DeliverInput, RecordInput
+from engine.runtime.types import Delivered, DeliverInput
 from engine.server.hub import WebChatHub
 from engine.server.webchat import CHANNEL, message_frame
 from engine.store import Store

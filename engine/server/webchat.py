@@ -23,9 +23,10 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
+from engine.message_log import RecordInput
 from engine.metrics import MESSAGES_IN, REJECTED_FRAMES, UPDATE_LATENCY
 from engine.runtime.client import ConversationEnded, NoFlowError
-from engine.runtime.types import IN_TASK_META, InboundMessage, RecordInput
+from engine.runtime.types import IN_TASK_META, InboundMessage
 from engine.server.hub import Connection
 from engine.server.services import Services
 from engine.server.visitors import identity_matches

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, Insert, bindparam, func, literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from engine.runtime.types import RecordInput
+from engine.message_log import RecordInput
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF
 from engine.store.tables import Conversation, Message

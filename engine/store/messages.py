@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from engine.runtime.types import RecordInput
+from engine.message_log import RecordInput
 from engine.store.base import ROW_LOCK, StoreBase, log
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact

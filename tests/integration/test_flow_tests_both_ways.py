@@ -29,10 +29,10 @@ import pytest
 
 from engine.flow.context import InterpreterContext
 from engine.flow.model import CompiledFlow
-from engine.flow.testdriver import DriverFactory, SimulatorDriver, TurnDriver
-from engine.flow.testing import run_tests
-from engine.flow.testreport import TestResult
 from engine.flow.validate import ProjectResult, compile_paths, compile_source
+from engine.flowtest.driver import DriverFactory, SimulatorDriver, TurnDriver
+from engine.flowtest.report import TestResult
+from engine.flowtest.runner import run_tests
 from engine.livetest import LiveTests, channels_of_tests
 from engine.pipeline.runner import Pipelines
 from engine.settings import Settings

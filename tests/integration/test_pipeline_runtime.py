@@ -11,10 +11,11 @@ from uuid import uuid4
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from engine.message_log import RecordInput
 from engine.pipeline.types import Block, Message, PipelineContext
 from engine.runtime.client import Conversations
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
-from engine.runtime.types import InboundMessage, RecordInput
+from engine.runtime.types import InboundMessage
 from engine.runtime.worker import build_worker
 from engine.store import Store
 from tests.integration.runtime_support import CHANNEL, CollectingChannel, compile_flow, running_conversations

@@ -10,8 +10,8 @@ import pytest
 from engine.ai.types import AIReply, AIRequest
 from engine.flow.context import FlowSet
 from engine.flow.events import AIFailed, AIResult, CallAI
-from engine.flow.offline import OfflineAI
 from engine.flow.validate import compile_source
+from engine.flowtest.offline import OfflineAI
 from tests.plugin_support import install_module
 
 MODULE = "flowdesk_offline_plugins"

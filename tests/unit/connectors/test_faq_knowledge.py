@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.ai.faq_knowledge import FaqAnswer, FaqKnowledge
+from engine.flow.faq_knowledge import FaqAnswer, FaqKnowledge
 
 KNOWLEDGE = """
 threshold: 0.35

@@ -28,9 +28,9 @@ from engine.flow.events import (
 )
 from engine.flow.interpret import adopt_revision, advance, begin
 from engine.flow.model import CompiledFlow
-from engine.flow.simulate import Simulator
 from engine.flow.state import ConversationState
 from engine.flow.validate import compile_source
+from engine.flowtest.simulate import Simulator
 
 T0 = "2026-01-05T10:00:00+00:00"
 

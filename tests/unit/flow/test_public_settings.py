@@ -10,8 +10,8 @@ from engine.errors import ConfigError
 from engine.flow.context import FlowSet
 from engine.flow.model import CompiledFlow
 from engine.flow.public_settings import DEFAULT_SETTINGS, PublicSettings, interpreter_context
-from engine.flow.simulate import Simulator
 from engine.flow.validate import compile_source
+from engine.flowtest.simulate import Simulator
 from engine.settings import Settings
 
 SHOP = {

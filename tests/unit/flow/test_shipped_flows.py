@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.ai.faq_knowledge import FaqKnowledge
 from engine.flow.codes import CODES
 from engine.flow.context import FlowSet, InterpreterContext
+from engine.flow.faq_knowledge import FaqKnowledge
 from engine.flow.installation import Installation
 from engine.flow.load import load_document
 from engine.flow.schema_check import settings_validator
-from engine.flow.testing import run_flow_test, run_tests
-from engine.flow.testreport import TestResult
 from engine.flow.validate import compile_paths, compile_source, discover, is_data_file
+from engine.flowtest.report import TestResult
+from engine.flowtest.runner import run_flow_test, run_tests
 from engine.pipeline.runner import Pipelines
 from engine.pipeline.types import Message
 from engine.settings import Settings

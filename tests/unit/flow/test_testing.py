@@ -9,9 +9,9 @@ import pytest
 
 from engine.flow.context import FlowSet, FlowSettings, InterpreterContext
 from engine.flow.model import CompiledFlow
-from engine.flow.testing import run_flow_test, run_tests
-from engine.flow.testreport import TestResult, bot_diff
 from engine.flow.validate import compile_paths, compile_source
+from engine.flowtest.report import TestResult, bot_diff
+from engine.flowtest.runner import run_flow_test, run_tests
 
 SHOP = """
 flow: shop

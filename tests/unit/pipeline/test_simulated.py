@@ -9,8 +9,8 @@ import pytest
 from engine.flow.context import FlowSet, InterpreterContext
 from engine.flow.events import AIFailed, AIResult, CallAI, HttpFailed
 from engine.flow.model import CompiledFlow
-from engine.flow.simulate import Simulator
 from engine.flow.validate import compile_source
+from engine.flowtest.simulate import Simulator
 from engine.pipeline.types import Block, Message, PipelineContext
 from tests.plugin_support import install_module
 

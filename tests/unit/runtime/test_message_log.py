@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.message_log import RecordInput
 from engine.runtime.ports import JsonlMessageLog
-from engine.runtime.types import RecordInput
 
 
 def entry(message_id: str, status: str, text: str = "hi") -> RecordInput:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from engine.runtime.types import RecordInput
+from engine.message_log import RecordInput
 from engine.store import Store, fastlog
 from engine.store.fastlog import record_new
 from engine.store.messages import _record

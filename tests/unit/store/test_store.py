@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from engine.errors import ConfigError
+from engine.message_log import RecordInput
 from engine.runtime.revisions import CompiledFlows, FlowCatalog
-from engine.runtime.types import RecordInput
 from engine.store import DatabaseError, Message, Store, StoreRevisions, TokenNameTaken
 from engine.store.revisions import flow_name
 from tests.net_support import free_port

@@ -1,6 +1,6 @@
 """Results of flow tests and how a failure reads: a turn, a message, a diff, a trace.
 
-Kept apart from the runner (:mod:`engine.flow.testing`) so that ``flowdesk try``
+Kept apart from the runner (:mod:`engine.flowtest.runner`) so that ``flowdesk try``
 can show steps the same way and so that output formats stay in one place.
 """
 

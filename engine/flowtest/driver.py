@@ -1,11 +1,11 @@
 """What plays a flow test's turns: the in-process simulator, or (above this package) the runtime.
 
-The turn logic of :mod:`engine.flow.testing` matches and reports; a
+The turn logic of :mod:`engine.flowtest.runner` matches and reports; a
 :class:`TurnDriver` makes things happen and says what the bot sent and where the
 conversation is. :class:`SimulatorDriver` runs the pure interpreter on a fake
 clock (``flowdesk test``); ``engine.livetest`` drives a real workflow on a
 time-skipping Temporal server (``flowdesk test --live``). Both answer AI and
-HTTP steps from the same mocks (:mod:`engine.flow.offline`).
+HTTP steps from the same mocks (:mod:`engine.flowtest.offline`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any, Protocol
 from engine.flow.context import InterpreterContext
 from engine.flow.events import Fault, TraceEntry
 from engine.flow.model import CompiledFlow
-from engine.flow.offline import OfflineAI, ScriptedHttp
-from engine.flow.simulate import Simulator, flow_dir
 from engine.flow.state import ConversationState
+from engine.flowtest.offline import OfflineAI, ScriptedHttp
+from engine.flowtest.simulate import Simulator, flow_dir
 from engine.pipeline.runner import Pipelines
 
 #: The agent every test's `agent:` turns act as.

@@ -15,25 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from connectors.ai.faq import knowledge_at
+from engine.ai.offline import keyword_intent
 from engine.errors import FlowdeskError
 from engine.flow.ai_context import call_context
 from engine.flow.context import FlowResolver
 from engine.flow.events import AIFailed, AIResult, CallAI, CallHttp, HttpFailed, HttpResult
+from engine.flow.faq_knowledge import knowledge_at
 from engine.flow.knowledge import parse_knowledge
 from engine.flow.model import Chain, CompiledFlow, ProviderRef
-from engine.flow.textmatch import KeywordClassifier
 
 T = TypeVar("T")
 
-OFFLINE_PROVIDERS = frozenset({"echo", "faq"})
 _RESPONSE_KEYS = frozenset({"status", "body", "error"})
-
-
-def keyword_intent(call: CallAI, at: str, attempts: tuple[dict[str, Any], ...] = ()) -> AIResult:
-    """The intent the examples' keywords find in the message: how a chain without a model classifies."""
-    intent, score = KeywordClassifier(dict(call.intents)).classify(call.text)
-    return AIResult(call.call_id, intent or "", at, confidence=score, provider="keywords", attempts=attempts)
 
 
 class OfflineAI:

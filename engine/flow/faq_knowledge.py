@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import yaml
 
 from engine.flow.textmatch import BM25Index, tokenize
 
-__all__ = ["DEFAULT_THRESHOLD", "FaqAnswer", "FaqEntry", "FaqKnowledge"]
+__all__ = ["DEFAULT_THRESHOLD", "FaqAnswer", "FaqEntry", "FaqKnowledge", "knowledge_at"]
 
 #: Confidence below which :meth:`FaqKnowledge.answer` declines.
 DEFAULT_THRESHOLD = 0.35
@@ -186,3 +187,13 @@ def _text(value: Any, where: str) -> str:
         return str(value)
     hint = " (quote it: YAML reads yes/no/on/off as booleans)" if isinstance(value, bool) else ""
     raise ValueError(f"{where} must be a string, got {type(value).__name__}{hint}")
+
+
+@lru_cache(maxsize=64)
+def _load(path: str, mtime_ns: int) -> FaqKnowledge:
+    return FaqKnowledge.load(path)
+
+
+def knowledge_at(path: Path) -> FaqKnowledge:
+    """The knowledge file at ``path``, parsed once per version on disk."""
+    return _load(str(path), path.stat().st_mtime_ns)

@@ -7,9 +7,9 @@ Tests are strict: before every acting turn and after the last turn, every bot
 message sent so far must have been matched by a ``bot`` turn, so a test never
 passes while the bot says something nobody looked at.
 
-The turns are played through a driver (:mod:`engine.flow.testdriver`): by default
+The turns are played through a driver (:mod:`engine.flowtest.driver`): by default
 in-process on a fake clock with scripted AI and HTTP results
-(:mod:`engine.flow.offline`), so a test takes milliseconds; ``flowdesk test --live``
+(:mod:`engine.flowtest.offline`), so a test takes milliseconds; ``flowdesk test --live``
 plays the same turns, matched and reported by the same code, through the runtime.
 """
 
@@ -25,8 +25,9 @@ from engine.flow.compile import parse_duration
 from engine.flow.context import FlowSet, FlowSettings, InterpreterContext
 from engine.flow.model import CompiledFlow, StepKind
 from engine.flow.public_settings import PublicSettings, interpreter_context
-from engine.flow.testdriver import DriverFactory, SimulatorDriver, TurnDriver
-from engine.flow.testreport import (
+from engine.flow.validate import ProjectResult
+from engine.flowtest.driver import DriverFactory, SimulatorDriver, TurnDriver
+from engine.flowtest.report import (
     TestFailure,
     TestResult,
     bot_diff,
@@ -36,7 +37,6 @@ from engine.flow.testreport import (
     show,
     trace_line,
 )
-from engine.flow.validate import ProjectResult
 from engine.pipeline.runner import Pipelines
 
 #: Turns that make something happen; the others only look.
