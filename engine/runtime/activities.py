@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from engine.ai.gateway import AIGateway
+from engine.channels.errors import DeliveryRejected
 from engine.errors import FlowdeskError
 from engine.flow import expr
 from engine.flow.events import CallAI, to_dict
@@ -31,7 +32,7 @@ from engine.message_log import RecordInput
 from engine.metrics import DELIVERY_FAILURES, MESSAGES_OUT
 from engine.pipeline.runner import Pipelines
 from engine.runtime.inbound import run_inbound, run_outbound
-from engine.runtime.ports import DeliveryRejected, MessageLog, OutboundChannel
+from engine.runtime.ports import MessageLog, OutboundChannel
 from engine.runtime.revisions import FlowCatalog
 from engine.runtime.types import AIInput, Delivered, DeliverInput, HttpInput, Prepared, PrepareInput
 from engine.secrets import SecretLookup, missing_secret_message

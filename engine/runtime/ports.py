@@ -19,10 +19,6 @@ from engine.message_log import RecordInput
 from engine.runtime.types import Delivered, DeliverInput
 
 
-class DeliveryRejected(Exception):
-    """The channel refused the message for good (bad recipient, blocked bot): do not retry."""
-
-
 class OutboundChannel(Protocol):
     """Sends one message; must treat a repeated ``key`` as already sent where it can."""
 

@@ -34,11 +34,12 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from engine.channels.errors import DeliveryRejected
 from engine.flow.model import CompiledFlow
 from engine.flow.validate import compile_source
 from engine.runtime.activities import SecretLookup
 from engine.runtime.client import Conversations
-from engine.runtime.ports import DeliveryRejected, JsonlMessageLog
+from engine.runtime.ports import JsonlMessageLog
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
 from engine.runtime.types import (
     IN_TASK_META,

@@ -1,0 +1,40 @@
+"""What a channel raises, and what each means for the delivery or the webhook.
+
+A webhook request fails :class:`SignatureInvalid` (answered 401, nothing stored)
+or :class:`PayloadInvalid` (400, with the reason). A send fails
+:class:`DeliveryRejected` (for good: the deliver activity does not retry),
+:class:`ChannelThrottled` (the vendor said 429: retried after ``retry_after``) or
+:class:`ChannelUnavailable` (5xx or no answer: retried with back-off).
+"""
+
+from __future__ import annotations
+
+from engine.errors import FlowdeskError
+
+
+class ChannelError(FlowdeskError):
+    """Base of the errors a channel raises on purpose."""
+
+
+class SignatureInvalid(ChannelError):
+    """A webhook request's signature is missing, wrong or too old: answered 401, nothing is kept."""
+
+
+class PayloadInvalid(ChannelError):
+    """A signed webhook body the channel cannot read; the message says what was wrong (400)."""
+
+
+class DeliveryRejected(ChannelError):
+    """The channel refused the message for good (bad recipient, blocked bot): do not retry."""
+
+
+class ChannelThrottled(ChannelError):
+    """The vendor asked us to slow down (429); ``retry_after`` seconds is when to try again."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ChannelUnavailable(ChannelError):
+    """The vendor failed (5xx) or did not answer: the delivery is retried with back-off."""
