@@ -8,7 +8,24 @@ convert for transports that want plain mappings.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
+
+
+class CallFailure(StrEnum):
+    """Why an AI or HTTP call gave no result: ``AIFailed.reason``, ``HttpFailed.reason``.
+
+    Flows see it as ``ai.error`` / ``http.error`` and in fault codes (``ai_timeout``),
+    so the values are part of the flow language.
+    """
+
+    #: the call ran out of time; a step with ``on_timeout`` goes there
+    TIMEOUT = "timeout"
+    #: every provider of an AI chain failed
+    FAILED = "failed"
+    #: an HTTP call got no response (refused, reset, 5xx after its retries)
+    ERROR = "error"
+
 
 # -- events ------------------------------------------------------------------------
 
@@ -106,6 +123,17 @@ class AgentResolved:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentTransferred:
+    """An agent moved the hand-off to another queue; it stays open there."""
+
+    queue: str
+    agent: str
+    at: str
+    reason: str = ""
+    kind: ClassVar[str] = "agent_transferred"
+
+
+@dataclass(frozen=True, slots=True)
 class CloseRequested:
     """The conversation is closed from outside (API, agent console, idle policy)."""
 
@@ -124,6 +152,7 @@ Event = (
     | AgentAccepted
     | AgentMessage
     | AgentResolved
+    | AgentTransferred
     | CloseRequested
 )
 
@@ -139,6 +168,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
         AgentAccepted,
         AgentMessage,
         AgentResolved,
+        AgentTransferred,
         CloseRequested,
     )
 }
@@ -234,6 +264,18 @@ class CancelHandoff:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferHandoff:
+    """The open hand-off now waits on ``queue`` (it was on ``previous``)."""
+
+    queue: str
+    previous: str
+    step: str
+    agent: str
+    reason: str = ""
+    kind: ClassVar[str] = "transfer_handoff"
+
+
+@dataclass(frozen=True, slots=True)
 class EndConversation:
     status: str
     kind: ClassVar[str] = "end"
@@ -251,7 +293,16 @@ class Fault:
 
 
 Command = (
-    SendText | CallAI | CallHttp | StartTimer | CancelTimer | StartHandoff | CancelHandoff | EndConversation | Fault
+    SendText
+    | CallAI
+    | CallHttp
+    | StartTimer
+    | CancelTimer
+    | StartHandoff
+    | CancelHandoff
+    | TransferHandoff
+    | EndConversation
+    | Fault
 )
 
 

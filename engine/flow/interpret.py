@@ -19,6 +19,7 @@ from engine.flow.events import (
     AgentAccepted,
     AgentMessage,
     AgentResolved,
+    AgentTransferred,
     AIFailed,
     AIResult,
     CancelHandoff,
@@ -30,6 +31,7 @@ from engine.flow.events import (
     MessageReceived,
     Outcome,
     TimerFired,
+    TransferHandoff,
 )
 from engine.flow.model import CompiledFlow, StepKind
 from engine.flow.state import ConversationState
@@ -101,7 +103,7 @@ class _Run(StepRunner):
             self.on_http(event)
         elif isinstance(event, TimerFired):
             self.on_timer(event)
-        elif isinstance(event, (AgentAccepted, AgentMessage, AgentResolved)):
+        elif isinstance(event, (AgentAccepted, AgentMessage, AgentResolved, AgentTransferred)):
             self.on_agent(event)
         elif isinstance(event, CloseRequested):
             self.on_close(event)
@@ -171,7 +173,7 @@ class _Run(StepRunner):
 
     # -- agents -----------------------------------------------------------------------
 
-    def on_agent(self, event: AgentAccepted | AgentMessage | AgentResolved) -> None:
+    def on_agent(self, event: AgentAccepted | AgentMessage | AgentResolved | AgentTransferred) -> None:
         if self.state.status != "handoff" or self.state.handoff is None:
             self.note("agent", f"{event.kind} while not handed off; ignored")
             return
@@ -188,6 +190,11 @@ class _Run(StepRunner):
         elif isinstance(event, AgentMessage):
             handoff.setdefault("agent", event.agent)
             self.send(event.text, None, sender=f"agent:{event.agent}")
+        elif isinstance(event, AgentTransferred):
+            # The hand-off stays open, on the other queue: its timeout, its held messages
+            # and the agent who took it are kept, as they were before transfers were events.
+            previous, handoff["queue"] = handoff.get("queue", ""), event.queue
+            self.emit(TransferHandoff(event.queue, previous, self.state.step or "", event.agent, event.reason))
         else:
             pending = self.state.pending
             if pending is not None and pending.timer_id is not None:

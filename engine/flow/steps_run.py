@@ -19,6 +19,7 @@ from engine.flow.events import (
     AIFailed,
     AIResult,
     CallAI,
+    CallFailure,
     CallHttp,
     CancelTimer,
     HttpFailed,
@@ -222,7 +223,7 @@ class StepRunner(RunnerBase):
     def ai_finished(self, step: Step, event: AIResult | AIFailed) -> Next:
         if isinstance(event, AIFailed):
             self.state.last_ai = {"error": event.reason, "detail": event.detail}
-            if event.reason == "timeout" and step.on_timeout:
+            if event.reason == CallFailure.TIMEOUT and step.on_timeout:
                 return step.on_timeout
             return self.fail(step, f"ai_{event.reason}", event.detail or f"AI chain failed ({event.reason})")
         self.state.last_ai = {"text": event.text, "confidence": event.confidence, "provider": event.provider}
@@ -264,7 +265,7 @@ class StepRunner(RunnerBase):
     def http_finished(self, step: Step, event: HttpResult | HttpFailed) -> Next:
         if isinstance(event, HttpFailed):
             self.state.last_http = {"error": event.reason, "detail": event.detail}
-            if event.reason == "timeout" and step.on_timeout:
+            if event.reason == CallFailure.TIMEOUT and step.on_timeout:
                 return step.on_timeout
             return self.fail(step, f"http_{event.reason}", event.detail or f"HTTP call failed ({event.reason})")
         self.state.last_http = {"status": event.status, "body": event.body}

@@ -20,6 +20,7 @@ from engine.flow.events import (
     AgentAccepted,
     AgentMessage,
     AgentResolved,
+    AgentTransferred,
     AIFailed,
     AIResult,
     CallAI,
@@ -38,6 +39,7 @@ from engine.flow.events import (
     StartTimer,
     TimerFired,
     TraceEntry,
+    TransferHandoff,
 )
 from engine.flow.interpret import advance, begin
 from engine.flow.model import CompiledFlow
@@ -55,6 +57,8 @@ class Transcript:
     trace: list[TraceEntry] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     handoffs: list[str] = field(default_factory=list)
+    #: the queues an open hand-off was transferred to, in order
+    transfers: list[str] = field(default_factory=list)
     ended: str | None = None
     #: messages a pipeline stage stopped, in or out: "in: <reason>" / "out: <reason>"
     blocked: list[str] = field(default_factory=list)
@@ -151,6 +155,10 @@ class Simulator:
             raise ValueError(f"unknown agent action {action!r}: use accept, say or resolve")
         return self._run(event)
 
+    def transfer(self, queue: str, agent: str = "agent-1", reason: str = "") -> list[SendText]:
+        """An agent moves the open hand-off to ``queue``, as the agent console's transfer does."""
+        return self._run(AgentTransferred(queue=queue, agent=agent, at=self.at, reason=reason))
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _run(self, event: Event) -> list[SendText]:
@@ -177,6 +185,8 @@ class Simulator:
             self.timers.pop(command.timer_id, None)
         elif isinstance(command, StartHandoff):
             self.log.handoffs.append(command.queue)
+        elif isinstance(command, TransferHandoff):
+            self.log.transfers.append(command.queue)
         elif isinstance(command, CancelHandoff):
             pass  # the state already says the hand-off is over
         elif isinstance(command, EndConversation):

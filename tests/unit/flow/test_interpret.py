@@ -11,6 +11,7 @@ import pytest
 from engine.flow.compile import build_flow
 from engine.flow.context import FlowSet, InterpreterContext, Limits
 from engine.flow.events import (
+    AgentTransferred,
     AIFailed,
     AIResult,
     CallAI,
@@ -24,6 +25,9 @@ from engine.flow.events import (
     MessageReceived,
     SendText,
     StartHandoff,
+    TimerFired,
+    TransferHandoff,
+    event_from_dict,
     to_dict,
 )
 from engine.flow.interpret import adopt_revision, advance, begin
@@ -508,10 +512,32 @@ def test_handoff_timeout_returns_held_messages_to_the_flow() -> None:
     state = begin(f, conversation={"id": "c"}, at=T0)
     out = advance(ctx, state, MessageReceived({"id": "1", "text": "help"}, at=T0))
     timer = out.state.pending.timer_id
-    from engine.flow.events import TimerFired
-
     fired = advance(ctx, out.state, TimerFired(timer, at="2026-01-05T10:10:00+00:00"))
     assert any(isinstance(c, CancelHandoff) and c.queue == "tier1" for c in fired.commands)
+
+
+def test_a_transfer_moves_the_hand_off_and_a_timeout_withdraws_it_from_the_new_queue() -> None:
+    f = flow(HANDOFF)
+    ctx = InterpreterContext(FlowSet([f]))
+    state = begin(f, conversation={"id": "c"}, at=T0)
+    handed = advance(ctx, state, MessageReceived({"id": "1", "text": "help"}, at=T0))
+    transfer = AgentTransferred("billing", "anna", at="2026-01-05T10:01:00+00:00", reason="refund")
+    # it crosses continue-as-new in the backlog
+    assert event_from_dict(json.loads(json.dumps(to_dict(transfer)))) == transfer
+    moved = advance(ctx, handed.state, transfer)
+    assert moved.commands == [TransferHandoff("billing", "tier1", "human", "anna", "refund")]
+    assert moved.state.handoff["queue"] == "billing" and handed.state.handoff["queue"] == "tier1"
+    timer = moved.state.pending.timer_id
+    fired = advance(ctx, moved.state, TimerFired(timer, at="2026-01-05T10:10:00+00:00"))
+    assert [c.queue for c in fired.commands if isinstance(c, CancelHandoff)] == ["billing"]
+
+
+def test_a_transfer_while_not_handed_off_is_ignored() -> None:
+    f = flow(HANDOFF)
+    ctx = InterpreterContext(FlowSet([f]))
+    out = advance(ctx, begin(f, conversation={"id": "c"}, at=T0), AgentTransferred("billing", "anna", at=T0))
+    assert out.commands == [] and out.state.handoff is None
+    assert any("not handed off" in t.note for t in out.trace)
 
 
 MAIN = """
