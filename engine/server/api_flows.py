@@ -11,15 +11,29 @@ from __future__ import annotations
 import asyncio
 import difflib
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
+import msgspec
 from litestar import Controller, get, post, put
 from litestar.params import FromPath, KwargDefinition, QueryParameter, RequestBody
 
-from engine.errors import Diagnostic
 from engine.flow.knowledge import knowledge_digests
 from engine.flow.validate import CompileResult, compile_source
 from engine.flow.vocabulary import DEFAULT_VOCABULARY
+from engine.server.api_models import diagnostic_views
+from engine.server.api_models_flows import (
+    FlowDiff,
+    FlowFile,
+    FlowList,
+    FlowRevisionList,
+    FlowRevisionSource,
+    FlowRevisionSummary,
+    FlowSummary,
+    FlowValidation,
+    InvalidFlowFile,
+    RolledBackFlow,
+    SavedFlow,
+)
 from engine.server.api_request import ApiRequest
 from engine.server.problems import Problem, problem_responses
 from engine.server.services import ServicesDep
@@ -29,6 +43,8 @@ MAX_SOURCE_BYTES = 512_000
 
 @dataclass
 class SourceBody:
+    """A flow's source to check."""
+
     source: str
 
 
@@ -38,6 +54,8 @@ Author = Annotated[str, KwargDefinition(min_length=1, pattern=r"\S", description
 
 @dataclass
 class SaveBody:
+    """A flow's new source, with who made the change and why."""
+
     source: str
     author: Author
     message: str = ""
@@ -45,13 +63,11 @@ class SaveBody:
 
 @dataclass
 class RollbackBody:
+    """The earlier revision to make live again, with who did it and why."""
+
     revision: Annotated[str, KwargDefinition(min_length=1)]
     author: Author
     message: str = ""
-
-
-def _diagnostics(problems: list[Diagnostic]) -> list[dict[str, Any]]:
-    return [p.to_dict() for p in problems]
 
 
 def _compile(services: ServicesDep, source: str, file: str) -> CompileResult:
@@ -76,38 +92,38 @@ class FlowsController(Controller):
     @get(
         "/",
         summary="Every flow with its live revision and the errors of its last edit",
-        operation_id="list_flows",
+        operation_id="listFlows",
         responses=problem_responses(),
     )
-    async def list_flows(self, services: ServicesDep) -> dict[str, Any]:
+    async def list_flows(self, services: ServicesDep) -> FlowList:
         live = services.catalog.live_map()
         flows = []
         for name in sorted(live):
             status = services.reloader.status_of(name)
             compiled = services.catalog.live(name)
             flows.append(
-                {
-                    "name": name,
-                    "description": compiled.description if compiled else "",
-                    "file": status.file if status else None,
-                    "live_revision": live[name],
-                    "last_error": _diagnostics(status.errors) if status and status.errors else None,
-                    "checked_at": status.checked_at if status else None,
-                }
+                FlowSummary(
+                    name=name,
+                    description=compiled.description if compiled else "",
+                    file=status.file if status else None,
+                    live_revision=live[name],
+                    last_error=diagnostic_views(status.errors) if status and status.errors else None,
+                    checked_at=status.checked_at if status else None,
+                )
             )
         broken = [
-            {"file": s.file, "errors": _diagnostics(s.errors), "checked_at": s.checked_at}
+            InvalidFlowFile(file=s.file, errors=diagnostic_views(s.errors), checked_at=s.checked_at)
             for s in services.reloader.broken_files()
         ]
-        return {"flows": flows, "invalid_files": broken}
+        return FlowList(flows=flows, invalid_files=broken)
 
     @get(
         "/{name:str}",
         summary="A flow's file as it is now, and its live revision",
-        operation_id="get_flow",
+        operation_id="getFlow",
         responses=problem_responses(404),
     )
-    async def get_flow(self, services: ServicesDep, name: FromPath[str]) -> dict[str, Any]:
+    async def get_flow(self, services: ServicesDep, name: FromPath[str]) -> FlowFile:
         revision = services.catalog.live_map().get(name)
         status = services.reloader.status_of(name)
         if revision is None and status is None:
@@ -118,88 +134,88 @@ class FlowsController(Controller):
         except FileNotFoundError:
             stored = await asyncio.to_thread(services.store.revision_source, revision) if revision else None
             source = stored or ""
-        return {
-            "name": name,
-            "file": str(path),
-            "live_revision": revision,
-            "source": source,
-            "last_error": _diagnostics(status.errors) if status and status.errors else None,
-        }
+        return FlowFile(
+            name=name,
+            file=str(path),
+            live_revision=revision,
+            source=source,
+            last_error=diagnostic_views(status.errors) if status and status.errors else None,
+        )
 
     @post(
         "/validate",
         status_code=200,
         summary="Check a flow's source without saving it",
-        operation_id="validate_flow",
+        operation_id="validateFlow",
         responses=problem_responses(400, 413, 415),
     )
-    async def validate(self, services: ServicesDep, data: RequestBody[SourceBody]) -> dict[str, Any]:
+    async def validate(self, services: ServicesDep, data: RequestBody[SourceBody]) -> FlowValidation:
         result = await asyncio.to_thread(_compile, services, data.source, "<editor>")
-        return {
-            "valid": result.flow is not None,
-            "flow": result.flow.name if result.flow else None,
-            "revision": result.flow.revision if result.flow else None,
-            "diagnostics": _diagnostics(result.diagnostics),
-        }
+        return FlowValidation(
+            valid=result.flow is not None,
+            flow=result.flow.name if result.flow else None,
+            revision=result.flow.revision if result.flow else None,
+            diagnostics=diagnostic_views(result.diagnostics),
+        )
 
     @put(
         "/{name:str}",
         summary="Save a flow: a new revision, live at once, written to its file",
-        operation_id="save_flow",
+        operation_id="saveFlow",
         responses=problem_responses(400, 413, 415, 422),
     )
-    async def save(self, services: ServicesDep, name: FromPath[str], data: RequestBody[SaveBody]) -> dict[str, Any]:
+    async def save(self, services: ServicesDep, name: FromPath[str], data: RequestBody[SaveBody]) -> SavedFlow:
         return await asyncio.to_thread(_save, services, name, data.source, data.author, data.message)
 
     @get(
         "/{name:str}/revisions",
         summary="A flow's revisions, newest first",
-        operation_id="list_flow_revisions",
+        operation_id="listFlowRevisions",
         responses=problem_responses(404),
     )
-    async def revisions(self, services: ServicesDep, name: FromPath[str]) -> dict[str, Any]:
+    async def revisions(self, services: ServicesDep, name: FromPath[str]) -> FlowRevisionList:
         rows = await asyncio.to_thread(services.store.history, name)
         if not rows:
             raise Problem(404, f"flow {name!r} has no stored revisions")
         live = services.catalog.live_map().get(name)
-        return {
-            "flow": name,
-            "revisions": [
-                {
-                    "revision": r.revision,
-                    "author": r.author,
-                    "message": r.message,
-                    "created_at": r.created_at.isoformat(),
-                    "live": r.revision == live,
-                    "knowledge": knowledge_digests(r.knowledge),
-                }
+        return FlowRevisionList(
+            flow=name,
+            revisions=[
+                FlowRevisionSummary(
+                    revision=r.revision,
+                    author=r.author,
+                    message=r.message,
+                    created_at=r.created_at.isoformat(),
+                    live=r.revision == live,
+                    knowledge=knowledge_digests(r.knowledge),
+                )
                 for r in rows
             ],
-        }
+        )
 
     @get(
         "/{name:str}/revisions/{revision:str}",
         summary="The source of one revision",
-        operation_id="get_flow_revision",
+        operation_id="getFlowRevision",
         responses=problem_responses(404),
     )
-    async def revision(self, services: ServicesDep, name: FromPath[str], revision: FromPath[str]) -> dict[str, Any]:
+    async def revision(self, services: ServicesDep, name: FromPath[str], revision: FromPath[str]) -> FlowRevisionSource:
         row = await asyncio.to_thread(services.store.get_revision, revision)
         if row is None or row.flow != name:
             raise Problem(404, f"flow {name!r} has no revision {revision!r}")
-        return {
-            "flow": name,
-            "revision": row.revision,
-            "author": row.author,
-            "message": row.message,
-            "source": row.source,
-            "knowledge": row.knowledge,
-        }
+        return FlowRevisionSource(
+            flow=name,
+            revision=row.revision,
+            author=row.author,
+            message=row.message,
+            source=row.source,
+            knowledge=dict(row.knowledge),
+        )
 
     @get(
         "/{name:str}/diff",
         summary="Unified diff between two revisions (default: to the live one)",
-        operation_id="diff_flow_revisions",
+        operation_id="diffFlowRevisions",
         responses=problem_responses(400, 404),
     )
     async def diff(
@@ -208,7 +224,7 @@ class FlowsController(Controller):
         name: FromPath[str],
         from_revision: Annotated[str, QueryParameter(name="from")],
         to_revision: Annotated[str | None, QueryParameter(name="to")] = None,
-    ) -> dict[str, Any]:
+    ) -> FlowDiff:
         target = to_revision or services.catalog.live_map().get(name)
         if target is None:
             raise Problem(404, f"flow {name!r} has no live revision; pass `to`")
@@ -235,18 +251,18 @@ class FlowsController(Controller):
                 tofile=f"{file}@{target[:12]}",
             )
         ]
-        return {"flow": name, "from": from_revision, "to": target, "diff": "".join(lines)}
+        return FlowDiff(flow=name, from_revision=from_revision, to_revision=target, diff="".join(lines))
 
     @post(
         "/{name:str}/rollback",
         status_code=200,
         summary="Make an earlier revision live again (as a new save)",
-        operation_id="roll_back_flow",
+        operation_id="rollBackFlow",
         responses=problem_responses(400, 404, 413, 415, 422),
     )
     async def rollback(
         self, services: ServicesDep, name: FromPath[str], data: RequestBody[RollbackBody]
-    ) -> dict[str, Any]:
+    ) -> RolledBackFlow:
         row = await asyncio.to_thread(services.store.get_revision, data.revision)
         if row is None or row.flow != name:
             raise Problem(404, f"flow {name!r} has no revision {data.revision!r}")
@@ -254,12 +270,14 @@ class FlowsController(Controller):
         saved = await asyncio.to_thread(_save, services, name, row.source, data.author, message)
         # The flow file is restored; knowledge files may serve other flows too and are
         # not: the ones that now read otherwise than in that revision are named.
-        then, now = knowledge_digests(row.knowledge), saved["knowledge"]
-        saved["knowledge_differs"] = sorted(p for p in {*then, *now} if then.get(p) != now.get(p))
-        return saved
+        then, now = knowledge_digests(row.knowledge), saved.knowledge
+        return RolledBackFlow(
+            **msgspec.structs.asdict(saved),
+            knowledge_differs=sorted(p for p in {*then, *now} if then.get(p) != now.get(p)),
+        )
 
 
-def _save(services: ServicesDep, name: str, source: str, author: str, message: str) -> dict[str, Any]:
+def _save(services: ServicesDep, name: str, source: str, author: str, message: str) -> SavedFlow:
     if not author.strip():
         raise Problem(400, "a save needs an `author` (who made the change)")
     path = services.reloader.file_for(name)
@@ -268,7 +286,7 @@ def _save(services: ServicesDep, name: str, source: str, author: str, message: s
         raise Problem(
             422,
             f"the flow does not validate ({len(result.diagnostics)} problem(s)); nothing was saved",
-            diagnostics=_diagnostics(result.diagnostics),
+            diagnostics=[d.to_dict() for d in result.diagnostics],
         )
     if result.flow.name != name:
         raise Problem(422, f"the source defines flow {result.flow.name!r}, not {name!r}; save it under its own name")
@@ -279,10 +297,10 @@ def _save(services: ServicesDep, name: str, source: str, author: str, message: s
     )
     services.reloader.write(name, source)
     services.reloader.reload()
-    return {
-        "flow": name,
-        "revision": flow.revision,
-        "live": services.catalog.live_map().get(name) == flow.revision,
-        "file": str(path),
-        "knowledge": knowledge_digests(flow.knowledge),
-    }
+    return SavedFlow(
+        flow=name,
+        revision=flow.revision,
+        live=services.catalog.live_map().get(name) == flow.revision,
+        file=str(path),
+        knowledge=knowledge_digests(flow.knowledge),
+    )

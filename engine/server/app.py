@@ -18,25 +18,38 @@ from engine.metrics import watch_conversations
 from engine.resources import bundled_dir
 from engine.server.api_conversations import ConversationsController
 from engine.server.api_flows import FlowsController
+from engine.server.api_models import DescribedModels, Health, Readiness
 from engine.server.api_settings import SettingsController
 from engine.server.apidocs import LocalRedocPlugin
 from engine.server.auth import require_token
 from engine.server.demo_shop import demo_order, order_api_enabled
-from engine.server.problems import handle_http_exception, handle_unexpected, problem_response
-from engine.server.services import ServicesDep
+from engine.server.problems import handle_http_exception, handle_unexpected, problem_response, problem_responses
+from engine.server.services import Services, ServicesDep
 from engine.server.static_paths import refuse_odd_static_path
-from engine.server.webchat import chat_socket
 
 OPENAPI_PATH = "/schema"  # public: see engine.server.auth.PUBLIC_PREFIXES
 
 
-@get("/healthz", opt={"public": True}, summary="Liveness: the process answers", include_in_schema=True)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@get(
+    "/healthz",
+    opt={"public": True},
+    summary="Liveness: the process answers",
+    include_in_schema=True,
+    operation_id="getHealth",
+)
+async def healthz() -> Health:
+    return Health(status="ok")
 
 
-@get("/readyz", opt={"public": True}, summary="Readiness: Temporal and the database answer")
-async def readyz(services: ServicesDep) -> Response[Any]:
+@get(
+    "/readyz",
+    opt={"public": True},
+    summary="Readiness: Temporal and the database answer",
+    operation_id="getReadiness",
+    # Public and without parameters: a 503 naming what does not answer is its only problem.
+    responses={503: problem_responses(503)[503]},
+)
+async def readyz(services: ServicesDep) -> Response[Readiness]:
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(asyncio.to_thread(services.store.ping), timeout=3)
@@ -49,7 +62,7 @@ async def readyz(services: ServicesDep) -> Response[Any]:
     except Exception as exc:
         checks["temporal"] = f"unreachable: {type(exc).__name__}"
     if all(v == "ok" for v in checks.values()):
-        return Response({"status": "ready", "checks": checks})
+        return Response(Readiness(status="ready", checks=checks))
     failing = ", ".join(f"{k} {v}" for k, v in checks.items() if v != "ok")
     return problem_response(503, f"not ready: {failing}", checks=checks)
 
@@ -63,6 +76,16 @@ async def metrics() -> Response[bytes]:
 async def demo_page() -> Response[bytes]:
     page = bundled_dir("ui") / "demo" / "index.html"
     return Response(await asyncio.to_thread(page.read_bytes), media_type=MediaType.HTML)
+
+
+def channel_routes(services: Services) -> list[Any]:
+    """Every route a channel of this node serves (``routes()``, optional on a channel)."""
+    routes: list[Any] = []
+    for channel in services.channels.values():
+        serve = getattr(channel, "routes", None)
+        if callable(serve):
+            routes.extend(serve())
+    return routes
 
 
 def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
@@ -82,7 +105,8 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
             readyz,
             metrics,
             demo_page,
-            chat_socket,
+            # Routes the channels serve themselves (web chat's socket, vendors' handshakes).
+            *channel_routes(services),
             FlowsController,
             ConversationsController,
             SettingsController,
@@ -92,6 +116,8 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
         ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         guards=[require_token],
+        # Each model's docstring describes its schema in the OpenAPI document.
+        plugins=[DescribedModels()],
         exception_handlers={HTTPException: handle_http_exception, Exception: handle_unexpected},
         openapi_config=OpenAPIConfig(
             title="Flowdesk API",
