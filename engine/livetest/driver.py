@@ -28,7 +28,6 @@ from uuid import uuid4
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -38,8 +37,9 @@ from engine.flow.model import CompiledFlow
 from engine.flowtest.driver import TEST_AGENT, ConversationLook
 from engine.livetest.mocks import CollectingChannel, MockBoard, TestMocks
 from engine.runtime.client import Conversations
+from engine.runtime.failures import Failure, is_failure
 from engine.runtime.types import IN_TASK_META, AgentAction, InboundMessage, StateView, workflow_id
-from engine.runtime.workflow import ENDED_ERROR, ConversationWorkflow
+from engine.runtime.workflow import ConversationWorkflow
 
 T = TypeVar("T")
 
@@ -170,7 +170,7 @@ class LiveDriver:
         try:
             await handle.execute_update(ConversationWorkflow.message, message, id=message.id)
         except WorkflowUpdateFailedError as exc:
-            if isinstance(exc.cause, ApplicationError) and exc.cause.type == ENDED_ERROR:
+            if is_failure(exc.cause, Failure.CONVERSATION_ENDED):
                 raise FlowdeskError("a message was sent after the conversation had ended") from None
             raise
         await self._settle()

@@ -16,16 +16,18 @@ from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.errors import FlowdeskError
 from engine.flow.model import FlowJumpAction
 from engine.flow.routing import choose_flow
+from engine.runtime.failures import Failure, is_failure
 from engine.runtime.revisions import FlowCatalog
 from engine.runtime.types import (
     TASK_QUEUE,
     Accepted,
+    ActionAccepted,
     AgentAction,
     CloseRequest,
     ConversationInput,
@@ -33,7 +35,7 @@ from engine.runtime.types import (
     StateView,
     workflow_id,
 )
-from engine.runtime.workflow import ENDED_ERROR, ConversationWorkflow
+from engine.runtime.workflow import ConversationWorkflow
 
 #: Attempts at sending one message while the server says too many are in flight.
 UPDATE_ATTEMPTS = 8
@@ -141,7 +143,7 @@ class Conversations:
                 await _settle(start)
                 raise ConversationEnded(f"conversation {conversation_id} has ended") from None
             except WorkflowUpdateFailedError as exc:
-                if isinstance(exc.cause, ApplicationError) and exc.cause.type == ENDED_ERROR:
+                if is_failure(exc.cause, Failure.CONVERSATION_ENDED):
                     raise ConversationEnded(f"conversation {conversation_id} has ended") from None
                 raise
             except RPCError as exc:
@@ -154,11 +156,16 @@ class Conversations:
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def agent(self, conversation_id: str, action: AgentAction) -> None:
-        await self.handle(conversation_id).execute_update(ConversationWorkflow.agent, action)
+    async def agent(self, conversation_id: str, action: AgentAction) -> ActionAccepted:
+        """An agent's action on a handed-off conversation; a refused one raises WorkflowUpdateFailedError."""
+        accepted: ActionAccepted = await self.handle(conversation_id).execute_update(ConversationWorkflow.agent, action)
+        return accepted
 
-    async def close(self, conversation_id: str, status: str = "closed") -> None:
-        await self.handle(conversation_id).execute_update(ConversationWorkflow.close, CloseRequest(status))
+    async def close(self, conversation_id: str, status: str = "closed") -> ActionAccepted:
+        """Close the conversation with ``status``; a refused close raises WorkflowUpdateFailedError."""
+        handle = self.handle(conversation_id)
+        accepted: ActionAccepted = await handle.execute_update(ConversationWorkflow.close, CloseRequest(status))
+        return accepted
 
     async def state(self, conversation_id: str) -> StateView:
         view: StateView = await self.handle(conversation_id).query(ConversationWorkflow.query_state)

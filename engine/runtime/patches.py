@@ -1,4 +1,4 @@
-"""Interpreter changes guarded for running conversations.
+"""Changes guarded for running conversations: the interpreter's, then the workflow's own.
 
 A conversation's workflow replays its history on every worker restart, so the
 interpreter must produce the same commands for the same events as it did when
@@ -25,3 +25,25 @@ from engine.flow.context import INTERPRETER_FEATURES
 
 #: Oldest first: each is asked of ``workflow.patched`` before an event is interpreted.
 INTERPRETER_PATCHES: tuple[str, ...] = INTERPRETER_FEATURES
+
+# -- workflow patches ----------------------------------------------------------------
+# Changes of the workflow's own commands (activities, timers, their order), asked of
+# ``workflow.patched`` where the workflow code branches. The values are in histories.
+
+#: A conversation's end is logged (the store marks it ended).
+RECORD_END = "record-conversation-end"
+#: A logged message on a flow without an inbound pipeline skips the prepare activity.
+SKIP_IDLE_PREPARE = "skip-idle-prepare"
+#: The conversation runs on a settings revision and moves to new ones at safe points.
+SETTINGS_REVISION = "settings-revision"
+#: A chain that gave no answer is logged with its attempts.
+RECORD_AI_FAILURES = "record-ai-failures"
+#: A chain whose answer is a pure function of the flow revision is answered in
+#: workflow code, without the AI activity.
+OFFLINE_AI_IN_WORKFLOW = "offline-ai-in-workflow"
+#: Replies to a channel that asks for it go out inside the workflow task that made
+#: them (a local activity), and a reply's key names its text.
+DELIVER_IN_TASK = "deliver-in-task"
+#: An agent's transfer is an interpreter event (``AgentTransferred``) handled in turn
+#: by the loop; before, the update handler moved the hand-off and logged it itself.
+AGENT_TRANSFER_EVENT = "agent-transfer-event"

@@ -97,12 +97,25 @@ class AgentAction:
     agent: str
     text: str = ""
     queue: str = ""
+    #: why the agent transferred the conversation (``transfer`` only); may be empty
+    reason: str = ""
 
 
 @dataclass
 class CloseRequest:
     status: str = "closed"
     reason: str = ""
+
+
+@dataclass
+class ActionAccepted:
+    """What the ``agent`` and ``close`` updates return: the action is queued for the conversation.
+
+    JSON ``{"accepted": true}``, the shape these updates have always returned.
+    """
+
+    #: always true: an action that cannot be taken is rejected by the update's validator
+    accepted: bool = True
 
 
 @dataclass

@@ -2,16 +2,18 @@
 
 The workflow is thin: it queues events (messages, agent actions, results,
 timers), feeds them one at a time to the pure interpreter, and carries out the
-commands it returns — activities for AI, HTTP, delivery and the message log
-(delivery inside the workflow task where the channel allows it), workflow
-timers for waits, a local activity for the inbound pipeline. All step
-semantics live in :mod:`engine.flow.interpret`.
+commands it returns — activities for AI, HTTP and the message log
+(:mod:`engine.runtime.effects`), replies through the run's
+:class:`~engine.runtime.outbox.Outbox`, workflow timers for waits, a local
+activity for the inbound pipeline. All step semantics live in
+:mod:`engine.flow.interpret`; what the run carries into the next one is its
+:class:`~engine.runtime.run_state.RunState`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         AgentAccepted,
         AgentMessage,
         AgentResolved,
+        AgentTransferred,
         CallAI,
         CallHttp,
         CancelHandoff,
@@ -37,24 +40,33 @@ with workflow.unsafe.imports_passed_through():
         SendText,
         StartHandoff,
         StartTimer,
-        event_from_dict,
-        to_dict,
+        TimerFired,
+        TransferHandoff,
     )
     from engine.flow.interpret import adopt_revision, advance, begin
     from engine.flow.model import CompiledFlow, FlowJumpAction
     from engine.flow.public_settings import PublicSettings, interpreter_context
     from engine.flow.state import ConversationState
-    from engine.runtime import registry
+    from engine.runtime import effects, registry
     from engine.runtime.activities import ConversationActivities
-    from engine.runtime.effects import ACTIVITY_FAILURES, ConversationEffects, PinnedFlows, failure_text
+    from engine.runtime.effects import LogScope, PinnedFlows
+    from engine.runtime.failures import ACTIVITY_FAILURES, Failure, failure_text
     from engine.runtime.observe import count_steps
-    from engine.runtime.patches import INTERPRETER_PATCHES
+    from engine.runtime.outbox import Outbox
+    from engine.runtime.patches import (
+        AGENT_TRANSFER_EVENT,
+        INTERPRETER_PATCHES,
+        RECORD_END,
+        SETTINGS_REVISION,
+        SKIP_IDLE_PREPARE,
+    )
+    from engine.runtime.run_state import RunState
     from engine.runtime.types import (
         Accepted,
+        ActionAccepted,
         AgentAction,
         CloseRequest,
         ConversationInput,
-        DeliverInput,
         InboundMessage,
         PrepareInput,
         StateView,
@@ -66,87 +78,73 @@ PREPARE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximu
 MAX_MESSAGE_CHARS = 20_000
 SEEN_LIMIT = 1000
 AGENT_ACTIONS = frozenset({"accept", "reply", "resolve", "transfer"})
-#: The error type of a message sent to a conversation that has ended.
-ENDED_ERROR = "ConversationEnded"
-#: Runs started before this change do not log the end of their conversation.
-RECORD_END_PATCH = "record-conversation-end"
-#: Runs started before this change always ran the prepare activity for a message.
-SKIP_PREPARE_PATCH = "skip-idle-prepare"
-#: Runs started before this change ran on the default settings and never moved.
-SETTINGS_REVISION_PATCH = "settings-revision"
 
 
 @workflow.defn(name="Conversation")
-class ConversationWorkflow(ConversationEffects):
+class ConversationWorkflow:
     """Drives one conversation's flow; see the module docstring."""
 
     @workflow.init
     def __init__(self, data: ConversationInput) -> None:
         self.input = data
-        self.events: deque[Event] = deque(event_from_dict(e) for e in data.backlog)
-        self.seen: dict[str, None] = dict.fromkeys(data.seen)
-        self.timers: dict[str, str] = dict(data.timers)
+        #: everything the run changes and carries into the next run (continue-as-new)
+        self.run_state = RunState.of(data)
+        self.flows = PinnedFlows(self.run_state.live)
+        #: AI calls this run answered in workflow code (see Outbox._only_own_events)
+        self.answered_here: set[str] = set()
+        self.outbox = Outbox(self.run_state, data, now=self._now, answered_here=self.answered_here)
         self.timer_tasks: dict[str, asyncio.Task[None]] = {}
-        self.outbox: deque[DeliverInput] = deque()
-        self.delivering = False
         #: the loop is handling an event (a prepare activity may be running for it)
         self.handling = False
+        #: tasks spawned for commands that have not finished (calls, log entries)
         self.in_flight = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        #: the AI and HTTP calls among them: nobody is left to answer once the conversation ends
         self.calls: set[asyncio.Task[None]] = set()
-        self.sent = data.sent
-        self.reply_texts: dict[str, int] = {}
-        self.answered_here: set[str] = set()
-        self.flows = PinnedFlows(dict(data.live))
-        #: the settings revision this conversation runs on (see _follow_settings)
-        self.settings_revision = data.settings
         self._settings: PublicSettings | None = None
-        self.state: ConversationState | None = (
-            ConversationState.from_dict(data.state) if data.state is not None else None
-        )
 
     # -- the loop ---------------------------------------------------------------------
 
     @workflow.run
     async def run(self, data: ConversationInput) -> dict[str, Any]:
+        run = self.run_state
         self.flows.live.setdefault(data.flow, data.revision)
-        if self.state is None:
+        if run.state is None:
             flow = self._flow(data.flow, data.revision)
-            self.state = begin(
+            run.state = begin(
                 flow,
                 conversation={"id": data.conversation_id, "channel": data.channel, "started_at": self._now()},
                 contact=data.contact,
                 at=self._now(),
                 vars=data.vars,
             )
-        for timer_id, due in self.timers.items():
+        for timer_id, due in run.timers.items():
             delay = max(0.0, (datetime.fromisoformat(due) - workflow.now()).total_seconds())
             self.timer_tasks[timer_id] = asyncio.create_task(self._timer(timer_id, delay))
-        outbox = asyncio.create_task(self._deliver_forever())
+        outbox = asyncio.create_task(self.outbox.deliver_forever())
         handled = 0
         while True:
-            await workflow.wait_condition(lambda: bool(self.events) or (self.state is not None and self.state.ended))
-            if not self.events:
+            await workflow.wait_condition(lambda: bool(run.events) or (run.state is not None and run.state.ended))
+            if not run.events:
                 break
             self.handling = True
-            await self._handle(self.events.popleft())
+            await self._handle(run.events.popleft())
             self.handling = False
             handled += 1
             if self._should_continue_as_new(handled):
                 await self._quiesce(outbox)
-                workflow.continue_as_new(self._carry_over())
+                workflow.continue_as_new(run.carry_over(self.input))
         # The conversation has ended: its last replies and log entries still go out;
         # AI and HTTP calls still running have nobody left to answer.
         for call in list(self.calls):
             call.cancel()
-        await workflow.wait_condition(lambda: self.in_flight == 0 and not self.outbox and not self.delivering)
+        await workflow.wait_condition(lambda: self.in_flight == 0 and not self.outbox.busy)
         outbox.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        assert self.state is not None
-        return {"status": self.state.end_status, "step": self.state.step}
+        state = self._state()
+        return {"status": state.end_status, "step": state.step}
 
     async def _handle(self, event: Event) -> None:
-        assert self.state is not None
         if isinstance(event, MessageReceived):
             prepared = await self._prepare(event)
             if prepared is None:
@@ -154,8 +152,8 @@ class ConversationWorkflow(ConversationEffects):
             event = prepared
         features = frozenset(name for name in INTERPRETER_PATCHES if workflow.patched(name))
         ctx = interpreter_context(self.flows, self._public_settings(), features=features)
-        outcome = advance(ctx, self.state, event)
-        self.state = outcome.state
+        outcome = advance(ctx, self._state(), event)
+        self.run_state.state = outcome.state
         if not workflow.unsafe.is_replaying():
             count_steps(outcome.trace)
         for command in outcome.commands:
@@ -163,7 +161,7 @@ class ConversationWorkflow(ConversationEffects):
 
     async def _prepare(self, event: MessageReceived) -> MessageReceived | None:
         """Persist the message, run the inbound pipeline, and move to a new live revision."""
-        assert self.state is not None
+        state = self._state()
         message = event.message
         live = self._live_from_sender(event)
         if live is not None:
@@ -176,15 +174,17 @@ class ConversationWorkflow(ConversationEffects):
                 ConversationActivities.prepare,
                 PrepareInput(
                     self.input.conversation_id,
-                    self.state.flow,
-                    self.state.revision,
+                    state.flow,
+                    state.revision,
                     message,
                     flows=self._flows_of_interest(),
-                    key=str(self.state.contact.get("id") or ""),
+                    key=str(state.contact.get("id") or ""),
                     # A server that logged the message itself says so (one write, not two).
                     record=None
                     if message.get("meta", {}).get("logged")
-                    else self._entry(message["id"], "in", message["text"], event.at, status="received"),
+                    else effects.entry(
+                        self._scope(), message["id"], "in", message["text"], event.at, status="received"
+                    ),
                 ),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=PREPARE_RETRY,
@@ -198,9 +198,12 @@ class ConversationWorkflow(ConversationEffects):
         self._follow_settings(prepared.settings or event.settings)
         if prepared.blocked is not None:
             text = str(prepared.message.get("text", message["text"]))
-            await self._record(message["id"], "in", text, event.at, status="blocked", detail=prepared.blocked)
+            blocked = effects.entry(
+                self._scope(), message["id"], "in", text, event.at, status="blocked", detail=prepared.blocked
+            )
+            await effects.record(blocked)
             if prepared.reply:
-                self._queue_delivery(prepared.reply, (), "bot")
+                self.outbox.queue(prepared.reply, (), "bot")
             return None
         return MessageReceived(message=prepared.message, at=event.at)
 
@@ -211,29 +214,29 @@ class ConversationWorkflow(ConversationEffects):
         inbound pipeline, and the message came with the live revisions the server
         saw (revisions are content-addressed: any worker loads them by hash).
         """
-        assert self.state is not None
+        state = self._state()
         if not event.live or not event.message.get("meta", {}).get("logged"):
             return None
-        current = self.flows.get(self.state.flow, self.state.revision)
+        current = self.flows.get(state.flow, state.revision)
         if current is None or current.inbound:
             return None
         names = self._flows_of_interest()
         if any(name not in event.live for name in names):
             return None
-        if not workflow.patched(SKIP_PREPARE_PATCH):
+        if not workflow.patched(SKIP_IDLE_PREPARE):
             return None
         return {name: event.live[name] for name in names}
 
     def _follow_live(self, live: dict[str, str]) -> None:
         """Pin the flows' live revisions; move the conversation when its own flow has a new one."""
-        assert self.state is not None
+        state = self._state()
         self.flows.live.update(live)
-        revision = live.get(self.state.flow)
-        if revision is not None and revision != self.state.revision:
-            moved = adopt_revision(self.state, self._flow(self.state.flow, revision))
+        revision = live.get(state.flow)
+        if revision is not None and revision != state.revision:
+            moved = adopt_revision(state, self._flow(state.flow, revision))
             if moved is not None:
-                workflow.logger.info("conversation moved to revision %s of %s", revision[:12], self.state.flow)
-                self.state = moved
+                workflow.logger.info("conversation moved to revision %s of %s", revision[:12], state.flow)
+                self.run_state.state = moved
 
     def _follow_settings(self, revision: str) -> None:
         """Move to the live settings revision at a safe point: where a new flow revision is adopted.
@@ -241,28 +244,29 @@ class ConversationWorkflow(ConversationEffects):
         That is while the conversation waits for the customer's message (or has not
         started): no turn is half done under the old settings.
         """
-        assert self.state is not None
-        if not revision or revision == self.settings_revision:
+        state = self._state()
+        if not revision or revision == self.run_state.settings:
             return
-        pending = self.state.pending
-        if self.state.ended or (pending is not None and pending.wait != "message"):
+        pending = state.pending
+        if state.ended or (pending is not None and pending.wait != "message"):
             return
-        if not workflow.patched(SETTINGS_REVISION_PATCH):
+        if not workflow.patched(SETTINGS_REVISION):
             return
         workflow.logger.info("conversation moved to settings revision %s", revision[:12])
-        self.settings_revision, self._settings = revision, None
+        self.run_state.settings, self._settings = revision, None
 
     def _public_settings(self) -> PublicSettings:
         """The conversation's settings revision, loaded by id (content-addressed: deterministic)."""
-        if self._settings is None or self._settings.revision != self.settings_revision:
+        revision = self.run_state.settings
+        if self._settings is None or self._settings.revision != revision:
             with workflow.unsafe.sandbox_unrestricted():
-                self._settings = registry.load_settings(workflow.info().task_queue, self.settings_revision)
+                self._settings = registry.load_settings(workflow.info().task_queue, revision)
         return self._settings
 
     def _flows_of_interest(self) -> list[str]:
-        assert self.state is not None
-        names = {self.state.flow, *(frame.flow for frame in self.state.stack)}
-        current = self.flows.get(self.state.flow, self.state.revision)
+        state = self._state()
+        names = {state.flow, *(frame.flow for frame in state.stack)}
+        current = self.flows.get(state.flow, state.revision)
         if current is not None:
             names |= {s.action.flow for s in current.steps.values() if isinstance(s.action, FlowJumpAction)}
         return sorted(names)
@@ -270,16 +274,17 @@ class ConversationWorkflow(ConversationEffects):
     # -- commands -----------------------------------------------------------------------
 
     def _execute(self, command: Command) -> None:
+        sent = self.run_state.sent  # log entries' ids: unique, stable on replay
         if isinstance(command, SendText):
-            self._queue_delivery(command.text, command.choices, command.sender, command.meta)
+            self.outbox.queue(command.text, command.choices, command.sender, command.meta)
         elif isinstance(command, StartTimer):
             due = workflow.now() + timedelta(milliseconds=command.delay_ms)
-            self.timers[command.timer_id] = due.isoformat()
+            self.run_state.timers[command.timer_id] = due.isoformat()
             self.timer_tasks[command.timer_id] = asyncio.create_task(
                 self._timer(command.timer_id, command.delay_ms / 1000)
             )
         elif isinstance(command, CancelTimer):
-            self.timers.pop(command.timer_id, None)
+            self.run_state.timers.pop(command.timer_id, None)
             task = self.timer_tasks.pop(command.timer_id, None)
             if task is not None:
                 task.cancel()
@@ -289,31 +294,71 @@ class ConversationWorkflow(ConversationEffects):
             self.calls.add(self._spawn(self._call_http(command)))
         elif isinstance(command, (StartHandoff, CancelHandoff)):
             kind = "handoff" if isinstance(command, StartHandoff) else "handoff_cancelled"
-            self._spawn(self._record(f"{kind}-{self.sent}", "event", command.queue, self._now(), status=kind))
+            self._log_event(f"{kind}-{sent}", command.queue, status=kind)
+        elif isinstance(command, TransferHandoff):
+            # The agent console reads a transfer as the hand-off waiting on its new queue.
+            self._log_event(f"transfer-{sent}", command.queue, status="handoff")
         elif isinstance(command, Fault):
             workflow.logger.warning(
                 "flow %s step %s: %s (%s)", command.flow, command.step, command.message, command.code
             )
         elif isinstance(command, EndConversation):
             workflow.logger.info("conversation ended: %s", command.status)
-            if workflow.patched(RECORD_END_PATCH):
+            if workflow.patched(RECORD_END):
                 # The store marks the conversation ended; the visitor's next message opens a new one.
-                self._spawn(
-                    self._record(
-                        f"end-{self.sent}", "event", command.status, self._now(), status="ended", detail=command.status
-                    )
-                )
+                self._log_event(f"end-{sent}", command.status, status="ended", detail=command.status)
+
+    async def _call_ai(self, call: CallAI) -> None:
+        scope = self._scope()
+        event = await effects.call_ai(
+            call, flows=self.flows, scope=scope, now=self._now, answered_here=self.answered_here
+        )
+        self.run_state.events.append(event)
+
+    async def _call_http(self, call: CallHttp) -> None:
+        flow = self._state().flow
+        event = await effects.call_http(call, conversation_id=self.input.conversation_id, flow=flow, now=self._now)
+        self.run_state.events.append(event)
+
+    async def _timer(self, timer_id: str, seconds: float) -> None:
+        if not await effects.timer_elapsed(seconds):
+            return
+        if self.run_state.timers.pop(timer_id, None) is not None:
+            self.timer_tasks.pop(timer_id, None)
+            self.run_state.events.append(TimerFired(timer_id=timer_id, at=self._now()))
+
+    def _log_event(self, message_id: str, text: str, *, status: str, detail: str = "", at: str | None = None) -> None:
+        """Log a hand-off or the end in the background (a local activity)."""
+        item = effects.entry(self._scope(), message_id, "event", text, at or self._now(), status=status, detail=detail)
+        self._spawn(effects.record(item))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` beside the loop; the run ends or continues as new only once it is done."""
+        self.in_flight += 1
+
+        async def tracked() -> None:
+            try:
+                await work
+            finally:
+                self.in_flight -= 1
+
+        task = asyncio.create_task(tracked())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self.calls.discard)
+        return task
 
     # -- updates and queries --------------------------------------------------------------
 
     @workflow.update(name="message")
     def message(self, message: InboundMessage) -> Accepted:
         """Accept a customer's message into the queue (a redelivery is accepted once)."""
-        if message.id in self.seen:
+        seen = self.run_state.seen
+        if message.id in seen:
             return Accepted(self.input.conversation_id, message.id, duplicate=True)
-        self.seen[message.id] = None
-        while len(self.seen) > SEEN_LIMIT:
-            del self.seen[next(iter(self.seen))]
+        seen[message.id] = None
+        while len(seen) > SEEN_LIMIT:
+            del seen[next(iter(seen))]
         body = {
             "id": message.id,
             "text": message.text,
@@ -321,7 +366,7 @@ class ConversationWorkflow(ConversationEffects):
             "flags": {},
             "meta": dict(message.meta),
         }
-        self.events.append(
+        self.run_state.events.append(
             MessageReceived(message=body, at=self._now(), live=dict(message.live), settings=message.settings)
         )
         return Accepted(self.input.conversation_id, message.id)
@@ -332,24 +377,34 @@ class ConversationWorkflow(ConversationEffects):
             raise ValueError("a message needs an id, a text and a channel")
         if len(message.text) > MAX_MESSAGE_CHARS:
             raise ValueError(f"message is longer than {MAX_MESSAGE_CHARS} characters")
-        if self.state is not None and self.state.ended:
-            raise ApplicationError("the conversation has ended", type=ENDED_ERROR)
+        state = self.run_state.state
+        if state is not None and state.ended:
+            raise ApplicationError("the conversation has ended", type=Failure.CONVERSATION_ENDED)
 
     @workflow.update(name="agent")
-    def agent(self, action: AgentAction) -> dict[str, Any]:
+    def agent(self, action: AgentAction) -> ActionAccepted:
         """An agent accepts, replies to, resolves or transfers a handed-off conversation."""
         now = self._now()
+        events = self.run_state.events
         if action.action == "accept":
-            self.events.append(AgentAccepted(action.agent, now))
+            events.append(AgentAccepted(action.agent, now))
         elif action.action == "reply":
-            self.events.append(AgentMessage(action.agent, action.text, now))
+            events.append(AgentMessage(action.agent, action.text, now))
         elif action.action == "resolve":
-            self.events.append(AgentResolved(action.agent, now))
-        else:  # transfer: the hand-off stays open on another queue
-            assert self.state is not None and self.state.handoff is not None
-            self.state.handoff["queue"] = action.queue
-            self._spawn(self._record(f"transfer-{self.sent}", "event", action.queue, now, status="handoff"))
-        return {"accepted": True}
+            events.append(AgentResolved(action.agent, now))
+        elif workflow.patched(AGENT_TRANSFER_EVENT):
+            # The hand-off stays open on another queue; the interpreter moves it, in turn.
+            events.append(AgentTransferred(action.queue, action.agent, now, action.reason))
+        else:
+            self._transfer_in_handler(action, now)
+        return ActionAccepted()
+
+    def _transfer_in_handler(self, action: AgentAction, now: str) -> None:
+        """A transfer as runs started before AGENT_TRANSFER_EVENT made it: at once, beside the interpreter."""
+        state = self._state()
+        assert state.handoff is not None
+        state.handoff["queue"] = action.queue
+        self._log_event(f"transfer-{self.run_state.sent}", action.queue, status="handoff", at=now)
 
     @agent.validator
     def _check_agent(self, action: AgentAction) -> None:
@@ -357,7 +412,8 @@ class ConversationWorkflow(ConversationEffects):
             raise ValueError(f"unknown agent action {action.action!r}; use one of {sorted(AGENT_ACTIONS)}")
         if not action.agent:
             raise ValueError("the agent is missing")
-        if self.state is None or self.state.status != "handoff":
+        state = self.run_state.state
+        if state is None or state.status != "handoff":
             raise ValueError("the conversation is not handed off to an agent")
         if action.action == "reply" and not action.text.strip():
             raise ValueError("a reply needs text")
@@ -365,24 +421,38 @@ class ConversationWorkflow(ConversationEffects):
             raise ValueError("a transfer needs a queue")
 
     @workflow.update(name="close")
-    def close(self, request: CloseRequest) -> dict[str, Any]:
+    def close(self, request: CloseRequest) -> ActionAccepted:
         """Close the conversation from outside (API, agent console)."""
-        self.events.append(CloseRequested(request.status or "closed", self._now()))
-        return {"accepted": True}
+        self.run_state.events.append(CloseRequested(request.status or "closed", self._now()))
+        return ActionAccepted()
 
     @close.validator
     def _check_close(self, request: CloseRequest) -> None:
-        if self.state is not None and self.state.ended:
+        state = self.run_state.state
+        if state is not None and state.ended:
             raise ValueError("the conversation has already ended")
 
     @workflow.query(name="state")
     def query_state(self) -> StateView:
         """Current step, status, revision and variables (never secrets: none are in state)."""
-        view = self.state.public_view() if self.state else {}
-        idle = not (self.events or self.handling or self.in_flight or self.outbox or self.delivering)
-        return StateView(self.input.conversation_id, view, dict(self.timers), self.in_flight, idle)
+        run = self.run_state
+        view = run.state.public_view() if run.state else {}
+        idle = not (run.events or self.handling or self.in_flight or self.outbox.busy)
+        return StateView(self.input.conversation_id, view, dict(run.timers), self.in_flight, idle)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _state(self) -> ConversationState:
+        """The interpreter's state: set once the run has begun (every handler but validators runs after)."""
+        state = self.run_state.state
+        assert state is not None
+        return state
+
+    def _scope(self) -> LogScope:
+        return LogScope.of(self.input, self.run_state.state)
+
+    def _now(self) -> str:
+        return effects.event_time(self.input.clock_offset_ms)
 
     def _flow(self, name: str, revision: str) -> CompiledFlow:
         flow = self.flows.get(name, revision)
@@ -391,35 +461,14 @@ class ConversationWorkflow(ConversationEffects):
         return flow
 
     def _should_continue_as_new(self, handled: int) -> bool:
-        assert self.state is not None
-        if self.state.ended:
+        if self._state().ended:
             return False
         return handled >= self.input.max_events_per_run or workflow.info().is_continue_as_new_suggested()
 
     async def _quiesce(self, outbox: asyncio.Task[None]) -> None:
         """Let in-flight work finish so that nothing is lost when the run is replaced."""
-        await workflow.wait_condition(lambda: self.in_flight == 0 and not self.outbox and not self.delivering)
+        await workflow.wait_condition(lambda: self.in_flight == 0 and not self.outbox.busy)
         await workflow.wait_condition(workflow.all_handlers_finished)
         outbox.cancel()
         for task in self.timer_tasks.values():
             task.cancel()
-
-    def _carry_over(self) -> ConversationInput:
-        assert self.state is not None
-        return ConversationInput(
-            conversation_id=self.input.conversation_id,
-            flow=self.state.flow,
-            revision=self.state.revision,
-            channel=self.input.channel,
-            contact=self.state.contact,
-            state=self.state.to_dict(),
-            seen=list(self.seen),
-            timers=dict(self.timers),
-            backlog=[to_dict(e) for e in self.events],
-            sent=self.sent,
-            live=dict(self.flows.live),
-            max_events_per_run=self.input.max_events_per_run,
-            node_pickup_seconds=self.input.node_pickup_seconds,
-            clock_offset_ms=self.input.clock_offset_ms,
-            settings=self.settings_revision,
-        )

@@ -258,6 +258,33 @@ async def test_an_agent_takes_over_replies_and_resolves(
         assert "not handed off" in str(caught.value.cause)
 
 
+async def test_an_agent_transfers_a_hand_off_to_another_queue_where_it_is_taken(
+    fx_dev_env: WorkflowEnvironment, fx_task_queue: str, tmp_path: Path
+) -> None:
+    async with running_conversations(fx_dev_env.client, fx_task_queue, tmp_path, [HANDOFF_FLOW]) as rt:
+        conv = _conversation()
+        await rt.send(conv, "I want a human")
+        await rt.wait_step(conv, "human", waiting_for="agent")
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await rt.conversations.agent(conv, AgentAction("transfer", "anna"))
+        assert "needs a queue" in str(caught.value.cause)
+
+        accepted = await rt.conversations.agent(conv, AgentAction("transfer", "anna", queue="billing", reason="refund"))
+        assert accepted.accepted
+        # the agent console learns from the log that the hand-off now waits on billing
+        events = [(e.text, e.status) for e in await rt.wait_entries(conv, "event", 2)]
+        assert events == [("support", "handoff"), ("billing", "handoff")]
+        assert (await rt.step(conv))["status"] == "handoff"  # still handed off, on the other queue
+
+        await rt.conversations.agent(conv, AgentAction("accept", "ben"))
+        await rt.conversations.agent(conv, AgentAction("reply", "ben", text="Ben from billing here."))
+        await rt.conversations.agent(conv, AgentAction("resolve", "ben"))
+        assert (await rt.channel.wait_texts(conv, 3))[1:] == ["Ben from billing here.", "Thanks for your patience!"]
+        await rt.wait_step(conv, "listen")
+        # a new conversation takes the transfer through the interpreter (the patch marker says so)
+        assert "agent-transfer-event" in await history_text(rt.handle(conv))
+
+
 async def test_closing_a_handed_off_conversation_withdraws_it_from_the_queue(
     fx_dev_env: WorkflowEnvironment, fx_task_queue: str, tmp_path: Path
 ) -> None:

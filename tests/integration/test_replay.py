@@ -15,13 +15,16 @@ silently see the new behaviour mid-way.
 The histories in ``histories/`` were recorded with ``record_histories.py``: a full
 conversation (AI answer, an ask with a retry, HTTP found / 404 / down after a
 retry, closed), a hand-off (held message, agent accept / reply / resolve, a timer,
-closed) and a conversation that continued as new twice (one file per run). The
+closed), a hand-off transferred to another queue (``transfer``: taken, answered and
+resolved there) and a conversation that continued as new twice (one file per run). The
 flow revisions they ran on are in ``histories/revisions/``, loaded by hash as the
 worker's compiled-flow cache does. The same three, recorded again after a guarded
 change, are in a folder named after it (``ai-context-in-workflow/``: AI calls carry
 the turns the workflow chose; ``deliver-in-task/``: replies sent from a local
 activity inside the workflow task; ``offline-ai-in-workflow/``: the echo chain
-answered in workflow code, with no ``flowdesk.call_ai``).
+answered in workflow code, with no ``flowdesk.call_ai``; ``agent-transfer-event/``: an
+agent's transfer is an interpreter event). ``agent-transfer-update/`` holds the
+transfer as the code before that change made it, in the update handler.
 
 When this test fails after your change
 --------------------------------------
@@ -47,6 +50,7 @@ When this test fails after your change
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,6 +125,36 @@ def test_the_recorded_conversations_are_all_there() -> None:
     full = (HISTORIES / "full.json").read_text(encoding="utf-8")
     assert "flowdesk.call_http" in full and "EVENT_TYPE_ACTIVITY_TASK_FAILED" in full
     assert "EVENT_TYPE_TIMER_FIRED" in (HISTORIES / "handoff.json").read_text(encoding="utf-8")
+
+
+def _patches(path: Path) -> set[str]:
+    """The patch markers a recorded history holds."""
+    found = set()
+    for event in json.loads(path.read_text(encoding="utf-8"))["events"]:
+        payloads = event.get("markerRecordedEventAttributes", {}).get("details", {}).get("patch-data", {})
+        for payload in payloads.get("payloads", []):
+            found.add(json.loads(base64.b64decode(payload["data"]))["id"])
+    return found
+
+
+def test_a_transfer_is_recorded_from_before_and_after_it_became_an_interpreter_event() -> None:
+    before = HISTORIES / "agent-transfer-update" / "transfer.json"
+    after = HISTORIES / "agent-transfer-event" / "transfer.json"
+    for path in (before, after):
+        assert '"action":"transfer"' in _update_inputs(path), path
+    assert "agent-transfer-event" not in _patches(before)
+    assert "agent-transfer-event" in _patches(after)
+
+
+def _update_inputs(path: Path) -> str:
+    """Every update's argument in a recorded history, decoded, one per line."""
+    inputs = []
+    for event in json.loads(path.read_text(encoding="utf-8"))["events"]:
+        accepted = event.get("workflowExecutionUpdateAcceptedEventAttributes")
+        if accepted:
+            for payload in accepted["acceptedRequest"]["input"]["args"]["payloads"]:
+                inputs.append(base64.b64decode(payload["data"]).decode("utf-8"))
+    return "\n".join(inputs)
 
 
 @pytest.mark.parametrize("fx_recorded", [HISTORIES / "full.json"], ids=["full"], indirect=True)
