@@ -1,13 +1,47 @@
 """Flowdesk's one error tree.
 
+Every exception class of ``engine`` and ``connectors`` is a :class:`FlowdeskError`,
+so a command or a handler that catches it catches every failure Flowdesk means
+(``tests/unit/test_errors_tree.py`` checks the drawing below against the classes).
+Subclasses live beside the code that raises them, this module at the bottom of
+the layers; the module of each one defined elsewhere is in brackets. How the
+server answers each with an HTTP status is one table: ``engine/server/problems.py``.
+
 ::
 
-    FlowdeskError                 base of everything Flowdesk raises on purpose
-    ├── ConfigError               flowdesk.yaml / FLOWDESK_* settings are wrong
-    ├── FlowError                 a flow file does not compile; carries Diagnostics
-    ├── ExpressionError           an expression failed to compile or evaluate
-    ├── FlowRuntimeError          a conversation cannot go on (missing flow, runaway)
-    └── PluginError               a connector/processor plugin failed to load
+    FlowdeskError               base of everything Flowdesk raises on purpose
+    ├── ConfigError             flowdesk.yaml / FLOWDESK_* settings are wrong; may carry Diagnostics
+    │   └── TokenNameTaken      an API token of that name exists (revoked ones keep theirs) [store.tokens]
+    ├── FlowError               a flow file does not compile; carries Diagnostics
+    ├── LoadProblem             a YAML document cannot be read; a code and a position [flow.yaml_events]
+    ├── _LoadFailed             a file is not text at all; becomes a Diagnostic where raised [flow.load]
+    ├── KnowledgeUnusable       a flow's knowledge file cannot be read or attached [flow.knowledge]
+    ├── ExpressionError         an expression failed to compile or evaluate
+    ├── FlowRuntimeError        a conversation cannot go on (missing flow, runaway)
+    ├── PluginError             a connector/processor plugin failed to load
+    ├── NoFlowError             no live flow takes this channel's conversations [runtime.client]
+    ├── ConversationEnded       the workflow has finished: a new message needs a new conversation [runtime.client]
+    ├── MissingSecret           a flow's secret('NAME') has no value on this worker [runtime.activities]
+    ├── DatabaseError           the database cannot be reached or refused an operation [store.db]
+    ├── BadParameter            a /ws/chat query parameter the server cannot use [connectors.channels.webchat.socket]
+    ├── NotTheCommonCase        rolls a fast message write back; the full path takes it [store.fastlog]
+    ├── ProviderError           an AI provider gave no usable answer; the chain acts on its class [ai.types]
+    │   ├── Unauthorized        401/403: the key is wrong or lacks permission; not retried
+    │   ├── RateLimited         429; ``retry_after`` is the vendor's Retry-After
+    │   ├── Unavailable         5xx, a refused or a dropped connection
+    │   ├── ProviderTimeout     no answer in time
+    │   ├── BadResponse         an answer that is not the vendor's documented format
+    │   ├── Rejected            another 4xx: the request itself is wrong; not retried
+    │   │   └── _UnknownConversation  Coze's 4002: the conversation id is not valid [connectors.ai.coze]
+    │   └── ProviderConfigError the provider cannot be built or called as configured
+    ├── _Declined               Coze's 4014: the bot will not answer (a refusal) [connectors.ai.coze]
+    └── ChannelError            what a channel raises on purpose [channels.errors]
+        ├── SignatureInvalid    a webhook's signature is missing, wrong or too old (401)
+        ├── PayloadInvalid      a signed webhook body the channel cannot read (400)
+        ├── DeliveryRejected    the channel refused a message for good: not retried
+        ├── ChannelThrottled    the vendor said 429: retried after ``retry_after``
+        ├── ChannelUnavailable  the vendor failed (5xx) or did not answer: retried with back-off
+        └── NoFlowLive          no flow is live for the channel: a message cannot start a conversation
 
 A :class:`Diagnostic` is a located, coded message about a flow file: it is what
 ``flowdesk validate`` prints and what the API returns; it is data, not an exception.

@@ -88,6 +88,7 @@ from engine.ai.types import (
     Unavailable,
     Usage,
 )
+from engine.errors import FlowdeskError
 
 __all__ = ["CHINA_BASE_URL", "DEFAULT_BASE_URL", "CozeProvider", "create", "error_for_code"]
 
@@ -118,7 +119,7 @@ _UNKNOWN_CONVERSATION = 4002
 _CANCELLATIONS: set[asyncio.Task[None]] = set()
 
 
-class _Declined(Exception):
+class _Declined(FlowdeskError):
     """Coze's 4014: the bot cannot answer this question (a refusal, not a failure)."""
 
 

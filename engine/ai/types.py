@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from engine.errors import FlowdeskError
+
 # The turns are chosen by the conversation's interpreter (pure flow code); providers see them here.
 from engine.flow.ai_context import Turn
 
@@ -97,7 +99,7 @@ class AIProvider(Protocol):
     async def reply(self, request: AIRequest) -> AIReply: ...
 
 
-class ProviderError(Exception):
+class ProviderError(FlowdeskError):
     """A provider gave no usable answer. ``outcome`` is the metric label of the failure.
 
     ``retryable``: whether trying the same provider again may help (the chain

@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from engine.errors import FlowdeskError
 from engine.flow.faq_knowledge import FaqKnowledge
 
 #: A knowledge file larger than this is refused: it is stored with every revision.
@@ -47,7 +48,7 @@ def knowledge_refs(data: Mapping[str, Any]) -> Iterator[KnowledgeRef]:
                 yield KnowledgeRef(path, ("ai", chain_name, "providers", number, "knowledge"))
 
 
-class KnowledgeUnusable(ValueError):
+class KnowledgeUnusable(FlowdeskError):
     """A knowledge file that cannot be attached; the text says why."""
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from engine.errors import Diagnostic
+from engine.errors import Diagnostic, FlowdeskError
 from engine.flow.codes import make
 from engine.flow.yaml_events import DataBuilder, EventLoader, LoadProblem, Path, Position
 
@@ -67,7 +67,9 @@ def json_path(path: Path) -> str:
     return out
 
 
-class _LoadFailed(Exception):
+class _LoadFailed(FlowdeskError):
+    """The file cannot be read as text at all; ``diagnostic`` says why (caught in this module)."""
+
     def __init__(self, diagnostic: Diagnostic) -> None:
         self.diagnostic = diagnostic
         super().__init__(diagnostic.message)

@@ -38,6 +38,8 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
+from engine.errors import FlowdeskError
+
 PathKey = str | int
 Path = tuple[PathKey, ...]
 
@@ -76,7 +78,7 @@ class Position:
     column: int
 
 
-class LoadProblem(Exception):
+class LoadProblem(FlowdeskError):
     """The document cannot be read; ``code`` is a diagnostic code, ``position`` where."""
 
     def __init__(self, code: str, message: str, position: Position, path: Path, hint: str | None = None) -> None:

@@ -2,8 +2,10 @@
 
 Handlers raise :class:`Problem` (or Litestar's HTTP exceptions, or fail in
 validation); the client always gets ``application/problem+json`` with a
-``detail`` that says what was wrong and, where it helps, how to fix it. An
-unexpected exception is logged with its traceback and answered with a 500 that
+``detail`` that says what was wrong and, where it helps, how to fix it. A domain
+error (:class:`~engine.errors.FlowdeskError`) that means the request was at fault
+is answered with its status from :data:`DOMAIN_STATUSES`, the one table of them.
+Any other exception is logged with its traceback and answered with a 500 that
 names no internals.
 """
 
@@ -16,6 +18,12 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+
+from engine.channels.errors import PayloadInvalid, SignatureInvalid
+from engine.errors import ExpressionError, FlowdeskError, FlowError
+from engine.flow.knowledge import KnowledgeUnusable
+from engine.runtime.client import ConversationEnded
+from engine.store.tokens import TokenNameTaken
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,21 @@ TITLES = {
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
+}
+
+#: The status each domain error is answered with when it reaches the client; the most
+#: specific class listed wins (``TokenNameTaken`` over its ``ConfigError``). Only errors
+#: that say the request was wrong are here: the rest (``ConfigError``, ``DatabaseError``,
+#: ``ProviderError``, ...) are the server's own trouble, logged and answered 500 naming
+#: no internals, because their messages name files, variables and hosts.
+DOMAIN_STATUSES: dict[type[FlowdeskError], int] = {
+    FlowError: 422,
+    ExpressionError: 422,
+    KnowledgeUnusable: 422,
+    ConversationEnded: 409,
+    TokenNameTaken: 409,
+    SignatureInvalid: 401,
+    PayloadInvalid: 400,
 }
 
 
@@ -71,6 +94,28 @@ class Problem(HTTPException):
         self.members = extra
 
 
+def domain_status(exc: BaseException) -> int | None:
+    """The status :data:`DOMAIN_STATUSES` gives ``exc``'s class (or its nearest listed base), else None."""
+    for cls in type(exc).__mro__:
+        status = DOMAIN_STATUSES.get(cls)
+        if status is not None:
+            return status
+    return None
+
+
+def domain_problem(exc: FlowdeskError) -> Problem | None:
+    """``exc`` as the :class:`Problem` the client gets, or None when it is not the request's fault.
+
+    The detail is the error's own message; a :class:`FlowError` also carries its diagnostics.
+    """
+    status = domain_status(exc)
+    if status is None:
+        return None
+    if isinstance(exc, FlowError):
+        return Problem(status, str(exc), diagnostics=[d.to_dict() for d in exc.diagnostics])
+    return Problem(status, str(exc))
+
+
 def problem_response(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> Response[Any]:
     body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail, **extra}
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
@@ -89,5 +134,9 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Every exception that is not an HTTP one: a domain error with a status, else a logged 500."""
+    problem = domain_problem(exc) if isinstance(exc, FlowdeskError) else None
+    if problem is not None:
+        return handle_http_exception(request, problem)
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "the server failed to handle this request; the error is in its log")

@@ -30,6 +30,7 @@ from sqlalchemy import Engine, Insert, bindparam, func, literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from engine.errors import FlowdeskError
 from engine.message_log import RecordInput
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF
@@ -46,7 +47,7 @@ _TIME_VALUES = ("created_at", "now")
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-class NotTheCommonCase(Exception):
+class NotTheCommonCase(FlowdeskError):
     """Rolls the fast attempt back: the full path takes the entry."""
 
 
