@@ -38,3 +38,7 @@ class ChannelThrottled(ChannelError):
 
 class ChannelUnavailable(ChannelError):
     """The vendor failed (5xx) or did not answer: the delivery is retried with back-off."""
+
+
+class NoFlowLive(ChannelError):
+    """No flow is live for the channel, so a message cannot start a conversation."""

@@ -17,10 +17,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from engine.channels.types import Capabilities, OutboundMessage, Receipt
 from engine.flow.events import CallAI, CallHttp, HttpFailed, HttpResult, to_dict
 from engine.flowtest.offline import OfflineAI, ScriptedHttp
 from engine.runtime.activities import call_time
-from engine.runtime.types import AIInput, Delivered, DeliverInput, HttpInput
+from engine.runtime.types import AIInput, HttpInput
 
 
 @dataclass
@@ -104,17 +105,19 @@ class Sent:
 class CollectingChannel:
     """An outbound channel that keeps what it sent; a repeated delivery key is not sent twice."""
 
+    capabilities = Capabilities(choices=True)
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.sent: list[Sent] = []
         self._keys: set[str] = set()
 
-    async def send(self, message: DeliverInput) -> Delivered:
+    async def send(self, message: OutboundMessage) -> Receipt:
         if message.key in self._keys:
-            return Delivered(message.key, "duplicate")
+            return Receipt("duplicate")
         self._keys.add(message.key)
         self.sent.append(Sent(message.conversation_id, message.sender, message.text))
-        return Delivered(message.key, "sent", channel_message_id=f"{self.name}-{len(self.sent)}")
+        return Receipt("sent", channel_message_id=f"{self.name}-{len(self.sent)}")
 
     def texts(self, conversation_id: str, sender: str = "bot") -> list[str]:
         """What ``sender`` sent to a conversation, in order."""

@@ -24,15 +24,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from engine.ai.gateway import AIGateway
-from engine.channels.errors import DeliveryRejected
+from engine.channels.errors import ChannelError
+from engine.channels.types import Channel
 from engine.errors import FlowdeskError
 from engine.flow import expr
 from engine.flow.events import CallAI, to_dict
 from engine.message_log import RecordInput
 from engine.metrics import DELIVERY_FAILURES, MESSAGES_OUT
 from engine.pipeline.runner import Pipelines
+from engine.runtime.deliveries import delivered, outbound_message, retry_policy_error
 from engine.runtime.inbound import run_inbound, run_outbound
-from engine.runtime.ports import MessageLog, OutboundChannel
+from engine.runtime.ports import MessageLog
 from engine.runtime.revisions import FlowCatalog
 from engine.runtime.types import AIInput, Delivered, DeliverInput, HttpInput, Prepared, PrepareInput
 from engine.secrets import SecretLookup, missing_secret_message
@@ -82,7 +84,7 @@ class ConversationActivities:
         self,
         catalog: FlowCatalog,
         *,
-        channels: Mapping[str, OutboundChannel],
+        channels: Mapping[str, Channel],
         log: MessageLog,
         secrets: SecretLookup = os.environ.get,
         http: httpx.AsyncClient | None = None,
@@ -160,16 +162,20 @@ class ConversationActivities:
                 return Delivered(data.key, "blocked")
             data = replace(data, text=outbound.message.text)
         try:
-            delivered = await channel.send(data)
-        except DeliveryRejected as exc:
+            receipt = await channel.send(outbound_message(data))
+        except ChannelError as exc:
             DELIVERY_FAILURES.labels(data.channel).inc()
-            raise ApplicationError(str(exc), type="DeliveryRejected", non_retryable=True) from None
+            error = retry_policy_error(exc)
+            if error is None:
+                raise
+            raise error from None
         MESSAGES_OUT.labels(data.channel).inc()
-        if delivered.logged:
-            return delivered
+        result = delivered(data.key, receipt)
+        if result.logged:
+            return result
         # Logged here rather than by another activity: one round trip per reply.
         await self.log.write(self._reply_entry(data, status="sent"))
-        return delivered
+        return result
 
     @staticmethod
     def _reply_entry(data: DeliverInput, *, status: str, detail: str = "") -> RecordInput:

@@ -1,7 +1,7 @@
 """What the runtime needs from the outside world, as small protocols.
 
-Activities deliver through an :class:`OutboundChannel` and write to a
-:class:`MessageLog`; the server and store provide the production implementations,
+Activities write to a :class:`MessageLog` (and deliver through channels,
+:mod:`engine.channels`); the store provides the production implementation,
 tests provide their own. The file-based log here is the embedded default until
 the database store exists.
 """
@@ -16,15 +16,6 @@ from pathlib import Path
 from typing import Protocol
 
 from engine.message_log import RecordInput
-from engine.runtime.types import Delivered, DeliverInput
-
-
-class OutboundChannel(Protocol):
-    """Sends one message; must treat a repeated ``key`` as already sent where it can."""
-
-    name: str
-
-    async def send(self, message: DeliverInput) -> Delivered: ...
 
 
 class MessageLog(Protocol):

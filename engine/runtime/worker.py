@@ -16,11 +16,13 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from engine.ai.http import CLIENTS as AI_CLIENTS
+from engine.channels.http import aclose_clients as close_channel_clients
+from engine.channels.registry import build_channels
+from engine.channels.types import Channel
 from engine.pipeline.runner import Pipelines
 from engine.runtime import registry
 from engine.runtime.activities import ConversationActivities
-from engine.runtime.plugin_channels import plugin_channels
-from engine.runtime.ports import MessageLog, OutboundChannel
+from engine.runtime.ports import MessageLog
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
 from engine.runtime.types import TASK_QUEUE
 from engine.runtime.workflow import ConversationWorkflow
@@ -52,7 +54,7 @@ def build_worker(
     catalog: FlowCatalog,
     *,
     task_queue: str = TASK_QUEUE,
-    channels: Mapping[str, OutboundChannel] | None = None,
+    channels: Mapping[str, Channel] | None = None,
     message_log: MessageLog,
     secrets: SecretLookup = os.environ.get,
     max_concurrent_activities: int = 200,
@@ -60,13 +62,13 @@ def build_worker(
     knowledge_dir: Path | None = None,
     ai_profiles: Mapping[str, Any] | None = None,
     pipelines: Pipelines | None = None,
-    channel_settings: Mapping[str, Any] | None = None,
     calls: CallActivities | None = None,
 ) -> Worker:
     """A worker running conversations of ``catalog``'s flows on ``task_queue``.
 
-    Replies go out through ``channels`` and every installed channel plugin
-    (configured by ``channel_settings``, the settings' ``channels``).
+    Replies go out through ``channels``, by address (``webchat``, ``telegram``): what
+    :func:`engine.channels.registry.build_channels` made of the settings, built once
+    by the caller.
 
     ``sandboxed`` (default: the ``FLOWDESK_WORKFLOW_SANDBOX`` environment variable,
     else off) runs workflow code in Temporal's sandbox; see :func:`workflow_runner`.
@@ -76,7 +78,7 @@ def build_worker(
     registry.register(task_queue, catalog.compiled)
     activities = ConversationActivities(
         catalog,
-        channels={**plugin_channels(channel_settings), **(channels or {})},
+        channels=channels or {},
         log=message_log,
         secrets=secrets,
         knowledge_dir=knowledge_dir,
@@ -97,6 +99,31 @@ def build_worker(
         workflow_runner=workflow_runner(sandboxed),
         max_concurrent_activities=max_concurrent_activities,
         # On shutdown, running activities (a reply half sent, an AI call) get this long to finish.
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
+    )
+
+
+def build_delivery_worker(
+    client: Client,
+    catalog: FlowCatalog,
+    *,
+    task_queue: str,
+    channels: Mapping[str, Channel],
+    message_log: MessageLog,
+    pipelines: Pipelines | None = None,
+) -> Worker:
+    """A worker running only ``flowdesk.deliver`` for ``channels`` on ``task_queue``.
+
+    A cluster's node runs one on its own queue for the channels it holds (web-chat
+    sockets): the workflow sends those replies to the queue named in the customer's
+    latest message. It is the same activity as the conversation worker's, so the
+    flow's outbound pipeline runs on these replies too.
+    """
+    activities = ConversationActivities(catalog, channels=channels, log=message_log, pipelines=pipelines)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        activities=[activities.deliver],
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
     )
 
@@ -132,7 +159,7 @@ async def run_worker(
     task_queue: str = TASK_QUEUE,
     store: Store,
     flows_dir: Path,
-    channels: Mapping[str, OutboundChannel] | None = None,
+    channels: Mapping[str, Channel] | None = None,
     stop: asyncio.Event | None = None,
     ai_profiles: Mapping[str, Any] | None = None,
     pipelines: Pipelines | None = None,
@@ -150,12 +177,12 @@ async def run_worker(
         client,
         catalog,
         task_queue=task_queue,
-        channels=channels,
+        # Vendor channels and plugins; the web chat is served by `flowdesk serve` nodes.
+        channels={**build_channels(channel_settings), **(channels or {})},
         message_log=store,
         knowledge_dir=flows_dir,
         ai_profiles=ai_profiles,
         pipelines=pipelines,
-        channel_settings=channel_settings,
     )
     log.info("worker on task queue %r with flows %s", task_queue, sorted(catalog.live_map()))
     stopped = stop or asyncio.Event()
@@ -168,6 +195,7 @@ async def run_worker(
             except Exception as exc:  # the database may be away for a moment; keep working
                 log.warning("could not read the live flow revisions: %s", exc)
     await AI_CLIENTS.aclose()
+    await close_channel_clients()
     registry.unregister(task_queue)
 
 

@@ -1,8 +1,9 @@
 """One Flowdesk node: the parts ``flowdesk serve`` runs, started and stopped in order.
 
 Start: store (migrated), Temporal (embedded or external), flows (read once,
-then watched), the conversation worker, this node's web-chat delivery worker,
-and the HTTP server. Stop runs the other way round, so that no message arrives
+then watched), the channels (from the registry: web chat and every configured
+or installed one), the conversation worker, in a cluster this node's delivery
+worker, and the HTTP server with every channel's routes. Stop runs the other way round, so that no message arrives
 while the workers are going away and no worker stops while Temporal still hands
 it work it could finish.
 """
@@ -25,26 +26,26 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from engine.ai.http import CLIENTS as AI_CLIENTS
+from engine.channels.http import aclose_clients as close_channel_clients
+from engine.channels.registry import build_channels
+from engine.channels.types import Channel
 from engine.errors import ConfigError
 from engine.pipeline.runner import Pipelines
 from engine.runtime.client import Conversations
 from engine.runtime.connect import connect
 from engine.runtime.embedded import EmbeddedTemporal, EmbeddedTemporalConfig
 from engine.runtime.revisions import FlowCatalog
-from engine.runtime.worker import SHUTDOWN_GRACE, build_worker
+from engine.runtime.worker import build_delivery_worker, build_worker
 from engine.secrets import secret_lookup
 from engine.server.app import create_app
-from engine.server.delivery import NodeDelivery, WebChatChannel
+from engine.server.channel_host import ServerChannelHost
 from engine.server.demo_shop import demo_values
 from engine.server.http_limits import HeadDeadlineH11Protocol, websockets_protocol
-from engine.server.hub import WebChatHub
 from engine.server.options import ServeOptions
 from engine.server.reload import FlowReloader
-from engine.server.services import DEFAULT_MAX_CHARS, Services, WebChatOptions
+from engine.server.services import Services
 from engine.server.settings_reload import SettingsReloader
-from engine.server.visitors import VisitorTokens, load_or_create_secret
-from engine.server.webchat import CHANNEL
-from engine.settings import Settings, resolve_env_ref
+from engine.settings import Settings
 from engine.store import Store, StoreRevisions
 
 log = logging.getLogger("flowdesk.node")
@@ -157,66 +158,29 @@ class Node:
         report = await asyncio.to_thread(reloader.reload)
         if report.failed:
             log.warning("%d flow file(s) did not validate; see the errors above", len(report.failed))
-        webchat_options = self._webchat_options()
-        hub = WebChatHub(rate=webchat_options.rate, burst=webchat_options.burst)
         # Only a cluster routes replies by node; a single node delivers them itself.
         node_queue = "" if self.embedded is not None else f"flowdesk-node-{self._node_id()}"
+        conversations = Conversations(client, catalog, task_queue=options.task_queue)
+        host = ServerChannelHost(
+            store,
+            conversations,
+            data_dir=options.data_dir,
+            max_message_chars=self.settings.webchat.message_max_chars,
+            node_queue=node_queue,
+        )
+        channels = build_channels(self.settings.channels.kinds, host=host)
         self.services = services = Services(
             settings=self.settings,
             store=store,
             catalog=catalog,
-            conversations=Conversations(client, catalog, task_queue=options.task_queue),
-            hub=hub,
-            visitor_tokens=VisitorTokens(self._visitor_secret()),
+            conversations=conversations,
+            channels=channels,
             reloader=reloader,
             settings_reloader=settings_reloader,
             node_queue=node_queue,
-            webchat=webchat_options,
             temporal_ui_url=self.embedded.ui_url if self.embedded else None,
         )
-        webchat = WebChatChannel(store, hub)
-        ai_profiles = self.settings.get("ai_profiles", default={}) or {}
-        pipelines = Pipelines(word_lists=self.settings.word_lists())
-        channel_settings = self.settings.get("channels", default={}) or {}
-        secrets = secret_lookup(self.settings, os.environ)
-        if not node_queue:
-            # One node: its conversation worker holds every socket, and delivers web
-            # chat itself (the reply activity then starts with the workflow task).
-            self._workers = [
-                build_worker(
-                    client,
-                    catalog,
-                    task_queue=options.task_queue,
-                    channels={CHANNEL: webchat},
-                    message_log=store,
-                    knowledge_dir=options.flows_dir,
-                    ai_profiles=ai_profiles,
-                    pipelines=pipelines,
-                    channel_settings=channel_settings,
-                    secrets=secrets,
-                )
-            ]
-        else:
-            # A cluster: replies reach the node that holds the socket through its own queue.
-            self._workers = [
-                build_worker(
-                    client,
-                    catalog,
-                    task_queue=options.task_queue,
-                    message_log=store,
-                    knowledge_dir=options.flows_dir,
-                    ai_profiles=ai_profiles,
-                    pipelines=pipelines,
-                    channel_settings=channel_settings,
-                    secrets=secrets,
-                ),
-                Worker(
-                    client,
-                    task_queue=node_queue,
-                    activities=[NodeDelivery(webchat).deliver],
-                    graceful_shutdown_timeout=SHUTDOWN_GRACE,
-                ),
-            ]
+        self._workers = self._build_workers(client, catalog, store, channels, node_queue)
         self._tasks += [asyncio.create_task(w.run(), name=f"worker {w.task_queue}") for w in self._workers]
         self._tasks.append(asyncio.create_task(reloader.watch(self._watch_stop), name="flow watcher"))
         self._tasks.append(
@@ -225,6 +189,45 @@ class Node:
             )
         )
         await self._start_http(services)
+
+    def _build_workers(
+        self,
+        client: Client,
+        catalog: FlowCatalog,
+        store: Store,
+        channels: dict[str, Channel],
+        node_queue: str,
+    ) -> list[Worker]:
+        """The conversation worker and, in a cluster, this node's delivery worker.
+
+        A single node's conversation worker holds every channel: web-chat replies go
+        out inside the workflow task that made them. In a cluster, replies of the
+        channels held by a node (web-chat sockets) reach the node holding the
+        customer's connection through its own task queue (``reply_queue``).
+        """
+        options = self.options
+        pipelines = Pipelines(word_lists=self.settings.word_lists())
+        held = {address: c for address, c in channels.items() if c.capabilities.held_by_node} if node_queue else {}
+        workers = [
+            build_worker(
+                client,
+                catalog,
+                task_queue=options.task_queue,
+                channels={address: c for address, c in channels.items() if address not in held},
+                message_log=store,
+                knowledge_dir=options.flows_dir,
+                ai_profiles=self.settings.ai.profiles,
+                pipelines=pipelines,
+                secrets=secret_lookup(self.settings, os.environ),
+            )
+        ]
+        if node_queue:
+            workers.append(
+                build_delivery_worker(
+                    client, catalog, task_queue=node_queue, channels=held, message_log=store, pipelines=pipelines
+                )
+            )
+        return workers
 
     async def _temporal(self) -> Client:
         options = self.options
@@ -275,6 +278,7 @@ class Node:
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
         await AI_CLIENTS.aclose()  # the AI vendors' connections, once no activity runs
+        await close_channel_clients()
         if self.embedded is not None:
             await self.embedded.stop()
         if self.store is not None:
@@ -301,23 +305,6 @@ class Node:
         lines.append(f"  flows         {self.options.flows_dir.absolute()} (edits are live in about a second)")
         lines.append("Ctrl-C to stop.")
         return "\n".join(lines)
-
-    def _webchat_options(self) -> WebChatOptions:
-        config: dict[str, Any] = self.settings.get("channels", "webchat", default={}) or {}
-        identity = config.get("identity_secret")
-        max_chars = self.settings.get("limits", "message_max_chars", default=DEFAULT_MAX_CHARS)
-        return WebChatOptions(
-            max_chars=int(max_chars),
-            rate=float(config.get("rate_per_second", 1.0)),
-            burst=int(config.get("burst", 5)),
-            identity_secret=resolve_env_ref(str(identity), os.environ) if identity else None,
-        )
-
-    def _visitor_secret(self) -> bytes:
-        configured = (self.settings.get("channels", "webchat", default={}) or {}).get("secret")
-        if configured:
-            return resolve_env_ref(str(configured), os.environ).encode()
-        return load_or_create_secret(self.options.data_dir / "webchat.key")
 
     def _node_id(self) -> str:
         # Kept across restarts: replies scheduled for this node while it was down are

@@ -35,6 +35,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from engine.channels.errors import DeliveryRejected
+from engine.channels.types import Capabilities, OutboundMessage, Receipt
 from engine.flow.model import CompiledFlow
 from engine.flow.validate import compile_source
 from engine.runtime.activities import SecretLookup
@@ -45,8 +46,6 @@ from engine.runtime.types import (
     IN_TASK_META,
     Accepted,
     ConversationInput,
-    Delivered,
-    DeliverInput,
     InboundMessage,
     RecordInput,
     workflow_id,
@@ -109,9 +108,10 @@ class CollectingChannel:
     """Records every message it sends; a repeated key is reported as a duplicate, not resent."""
 
     name = CHANNEL
+    capabilities = Capabilities(choices=True)
 
     def __init__(self) -> None:
-        self.sent: list[DeliverInput] = []
+        self.sent: list[OutboundMessage] = []
         #: delivery attempts per key, including failed ones
         self.attempts: dict[str, int] = {}
         #: texts containing one of these are refused for good (DeliveryRejected)
@@ -120,7 +120,7 @@ class CollectingChannel:
         self.flaky: dict[str, int] = {}
         self._keys: set[str] = set()
 
-    async def send(self, message: DeliverInput) -> Delivered:
+    async def send(self, message: OutboundMessage) -> Receipt:
         self.attempts[message.key] = self.attempts.get(message.key, 0) + 1
         if any(fragment in message.text for fragment in self.reject):
             raise DeliveryRejected(f"recipient blocked the bot ({message.key})")
@@ -129,10 +129,10 @@ class CollectingChannel:
                 self.flaky[fragment] = left - 1
                 raise RuntimeError("channel API unavailable (transient)")
         if message.key in self._keys:
-            return Delivered(message.key, "duplicate")
+            return Receipt("duplicate")
         self._keys.add(message.key)
         self.sent.append(message)
-        return Delivered(message.key, "sent", channel_message_id=f"out-{len(self.sent)}")
+        return Receipt("sent", channel_message_id=f"out-{len(self.sent)}")
 
     def deliveries(self, conversation_id: str) -> list[tuple[str, str]]:
         """``(key, text)`` of every message sent to a conversation, in order."""

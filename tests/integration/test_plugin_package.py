@@ -16,6 +16,8 @@ registries back as they were afterwards.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -32,6 +34,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from engine.ai.registry import PROVIDERS
+from engine.channels.registry import CHANNELS, build_channels
+from engine.channels.testing import ChannelContract, HttpSendContract, ScriptedVendor, StaleSignatureContract
+from engine.channels.types import Channel, OutboundMessage, WebhookChannel
 from engine.flow.validate import compile_source
 from engine.flow.vocabulary import (
     BUILTIN_CHANNELS,
@@ -41,13 +46,11 @@ from engine.flow.vocabulary import (
     installed,
 )
 from engine.pipeline.registry import PROCESSORS
-from engine.pipeline.types import Decoder
 from engine.plugins import PluginRegistry
 from engine.runtime.client import Conversations
-from engine.runtime.plugin_channels import CHANNELS, plugin_channels
 from engine.runtime.ports import JsonlMessageLog
 from engine.runtime.revisions import FileRevisionStore, FlowCatalog
-from engine.runtime.types import DeliverInput, InboundMessage
+from engine.runtime.types import InboundMessage
 from engine.runtime.worker import build_worker
 from tests.integration.runtime_support import eventually
 
@@ -172,19 +175,14 @@ async def test_a_worker_delivers_through_the_plugin_channel_routed_and_answered_
     catalog.publish(compiled.flow)
     outbox = tmp_path / "outbox.jsonl"
     log = JsonlMessageLog(tmp_path / "messages")
-    # No `channels=`: the worker finds the outbox channel through its entry point.
-    worker = build_worker(
-        fx_dev_env.client,
-        catalog,
-        task_queue=fx_task_queue,
-        message_log=log,
-        channel_settings={"outbox": {"path": str(outbox)}},
-    )
+    # The worker finds the outbox channel through its entry point; the registry builds it.
+    channels = build_channels({"outbox": {"path": str(outbox), "secret": SECRET}})
+    worker = build_worker(fx_dev_env.client, catalog, task_queue=fx_task_queue, message_log=log, channels=channels)
     conversations = Conversations(fx_dev_env.client, catalog, task_queue=fx_task_queue)
     conv = f"plugin-{uuid4().hex}"
-    # The channel's own decoder turns its inbound payloads into messages.
-    decoder = plugin_channels({"outbox": {"path": str(tmp_path / "decoder.jsonl")}})["outbox"]
-    assert isinstance(decoder, Decoder)
+    # The channel's own verify and decode turn its signed webhooks into messages.
+    channel = channels["outbox"]
+    assert isinstance(channel, WebhookChannel)
     payloads = [
         {"id": f"in-{uuid4()}", "text": "  Where is   my order #123456 ?", "from": "ana@example.com"},
         {"id": f"in-{uuid4()}", "text": "How long does SHIPPING take?", "from": "ana@example.com"},
@@ -193,8 +191,12 @@ async def test_a_worker_delivers_through_the_plugin_channel_routed_and_answered_
     async with worker:
         try:
             for count, payload in enumerate(payloads, start=1):
-                (message,) = decoder.decode(json.dumps(payload))
-                inbound = InboundMessage(id=message.id, text=message.text, channel="outbox", meta=message.meta)
+                request = OutboxContract().signed(json.dumps(payload).encode())
+                channel.verify(request)
+                (message,) = channel.decode(request)
+                inbound = InboundMessage(
+                    id=message.message_id, text=message.text, channel="outbox", meta={"from": message.sender}
+                )
                 await conversations.send(conv, inbound)
                 # One at a time: each reply answers the message before it.
                 await eventually(_outbox_holds(outbox, conv, count), f"reply {count} in the outbox")
@@ -219,12 +221,12 @@ async def test_a_worker_delivers_through_the_plugin_channel_routed_and_answered_
 
 
 async def test_the_outbox_writes_a_key_once_even_after_a_restart(fx_plugins: Path, tmp_path: Path) -> None:
-    settings = {"outbox": {"path": str(tmp_path / "out" / "outbox.jsonl")}}
-    reply = DeliverInput(conversation_id="c-1", channel="outbox", key="c-1:1", text="Hello", contact={"id": "ana"})
-    first = plugin_channels(settings)["outbox"]
+    settings = {"outbox": {"path": str(tmp_path / "out" / "outbox.jsonl"), "secret": SECRET}}
+    reply = OutboundMessage(conversation_id="c-1", key="c-1:1", text="Hello", contact={"id": "ana"})
+    first = build_channels(settings)["outbox"]
     assert (await first.send(reply)).status == "sent"
     assert (await first.send(reply)).status == "duplicate"
-    restarted = plugin_channels(settings)["outbox"]  # a new worker over the same file
+    restarted = build_channels(settings)["outbox"]  # a new worker over the same file
     assert (await restarted.send(reply)).status == "duplicate"
     lines = (tmp_path / "out" / "outbox.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["text"] for line in lines] == ["Hello"]
@@ -234,9 +236,80 @@ async def test_the_outbox_writes_a_key_once_even_after_a_restart(fx_plugins: Pat
 def test_the_outbox_without_its_path_is_left_out_and_says_why(
     fx_plugins: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="engine.runtime.plugin_channels")
-    assert "outbox" not in plugin_channels({})
+    caplog.set_level(logging.ERROR, logger="engine.channels.registry")
+    assert "outbox" not in build_channels({})
     assert "channel 'outbox' failed to start: ValueError: channels.outbox.path is missing" in caplog.text
+
+
+def test_the_outbox_without_a_secret_is_left_out_and_says_why(
+    fx_plugins: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="engine.channels.registry")
+    assert "outbox" not in build_channels({"outbox": {"path": str(tmp_path / "o.jsonl")}})
+    assert "channels.outbox.secret is missing" in caplog.text
+
+
+# -- the channel contract, on the example channel -------------------------------------------------
+
+SECRET = "outbox-test-secret-0123456789"
+FIXTURES = REPO / "tests" / "fixtures" / "channels" / "outbox"
+
+
+def _signature(secret: str, stamp: str, body: bytes) -> str:
+    # Written out again (not imported from the plugin): the test checks the documented scheme.
+    return "sha256=" + hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.usefixtures("fx_plugins")
+class OutboxContract(ChannelContract, StaleSignatureContract, HttpSendContract):
+    """The example channel passes what every channel passes (fixtures: tests/fixtures/channels/outbox)."""
+
+    kind = "outbox"
+    fixtures = FIXTURES
+    replay_window = 300.0
+    root: Path
+
+    @pytest.fixture(autouse=True)
+    def _root(self, tmp_path: Path) -> None:
+        self.root = tmp_path
+
+    async def make_channel(self, api_base: str | None = None) -> Channel:
+        params: dict[str, Any] = {"path": str(self.root / "outbox.jsonl"), "secret": SECRET}
+        if api_base is not None:
+            params["callback_url"] = f"{api_base}/flowdesk/replies"
+        return build_channels({"outbox": params})["outbox"]
+
+    async def make_webhook_channel(self) -> WebhookChannel:
+        channel = await self.make_channel()
+        assert isinstance(channel, WebhookChannel)
+        return channel
+
+    async def received(self, channel: Channel, recipient: str) -> list[str]:
+        lines = _outbox_lines(self.root / "outbox.jsonl", "conv-contract")
+        return [line["text"] + "".join(f"\n{c}" for c in line["choices"]) for line in lines]
+
+    def sign(self, body: bytes, *, at: float, path: str = "/") -> dict[str, str]:
+        stamp = str(int(at))
+        return {"X-Outbox-Timestamp": stamp, "X-Outbox-Signature": _signature(SECRET, stamp, body)}
+
+    def forge(self, body: bytes, *, at: float) -> dict[str, str]:
+        stamp = str(int(at))
+        return {"X-Outbox-Timestamp": stamp, "X-Outbox-Signature": _signature("another-secret-of-someone", stamp, body)}
+
+
+class TestOutboxContract(OutboxContract):
+    pass
+
+
+async def test_a_callback_carries_a_signature_the_receiver_can_check(fx_plugins: Path, tmp_path: Path) -> None:
+    async with ScriptedVendor() as vendor:
+        params = {"path": str(tmp_path / "o.jsonl"), "secret": SECRET, "callback_url": f"{vendor.url}/in"}
+        channel = build_channels({"outbox": params})["outbox"]
+        await channel.send(OutboundMessage(conversation_id="c-9", key="c-9:1", text="Shipped", contact={"id": "ana"}))
+    (seen,) = vendor.requests
+    assert seen.path == "/in" and seen.json()["text"] == "Shipped"
+    stamp = seen.headers["x-outbox-timestamp"]
+    assert seen.headers["x-outbox-signature"] == _signature(SECRET, stamp, seen.body)
 
 
 # -- broken plugins ------------------------------------------------------------------------------
@@ -274,10 +347,10 @@ def test_a_broken_channel_is_logged_by_name_and_the_others_still_load(
     broken = _broken_distribution(tmp_path / "site", "flowdesk.channels")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     caplog.set_level(logging.WARNING)
-    channels = plugin_channels({"outbox": {"path": str(tmp_path / "outbox.jsonl")}})
+    channels = build_channels({"outbox": {"path": str(tmp_path / "outbox.jsonl"), "secret": SECRET}})
     assert "outbox" in channels and broken not in channels
     assert channels["outbox"].name == "outbox"
-    errors = [r.getMessage() for r in caplog.records if r.name == "engine.runtime.plugin_channels"]
+    errors = [r.getMessage() for r in caplog.records if r.name == "engine.channels.registry"]
     assert len(errors) == 1
     assert f"channel {broken!r} failed to load" in errors[0] and "RuntimeError: this plugin is broken" in errors[0]
 

@@ -33,12 +33,12 @@ from typing import Any
 from temporalio.client import Client
 
 from engine.ai.gateway import AIGateway
+from engine.channels.types import Capabilities, OutboundMessage, Receipt
 from engine.flow.events import AIFailed, AIResult, CallAI
 from engine.flow.model import CompiledFlow
 from engine.runtime import worker as runtime_worker
 from engine.runtime.activities import ConversationActivities
 from engine.runtime.ports import JsonlMessageLog
-from engine.runtime.types import Delivered, DeliverInput
 
 #: the channel name test flows' conversations use
 CHANNEL = "test"
@@ -56,6 +56,7 @@ class FileChannel:
     """Appends each message to a JSONL file; a key already in the file is not sent again."""
 
     name = CHANNEL
+    capabilities = Capabilities()
 
     def __init__(self, path: Path, linger: float = 0.0) -> None:
         self.path = path
@@ -66,9 +67,9 @@ class FileChannel:
                 if line.strip():
                     self.keys.add(json.loads(line)["key"])
 
-    async def send(self, message: DeliverInput) -> Delivered:
+    async def send(self, message: OutboundMessage) -> Receipt:
         if message.key in self.keys:
-            return Delivered(message.key, "duplicate")
+            return Receipt("duplicate")
         line = json.dumps({"key": message.key, "text": message.text, "pid": os.getpid()}, ensure_ascii=False)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
@@ -76,7 +77,7 @@ class FileChannel:
             os.fsync(handle.fileno())
         self.keys.add(message.key)
         await asyncio.sleep(self.linger)
-        return Delivered(message.key, "sent")
+        return Receipt("sent")
 
 
 class SlowGateway:

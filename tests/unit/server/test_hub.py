@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from engine.server.hub import Connection, WebChatHub
+from connectors.channels.webchat.hub import Connection, WebChatHub
 
 
 def _connection(contact_id: str) -> Connection:

@@ -1,0 +1,103 @@
+"""The web chat as a channel: the widget's socket in, replies pushed to the visitor's tabs.
+
+Replies are logged first (that gives them the ``seq`` the widget resumes from)
+and then pushed to every socket the visitor has open on this node. A visitor who
+is offline finds them in the history sent on reconnect, so a web-chat delivery
+never fails for good. Only the node holding the socket can push, so the channel
+is ``held_by_node``: a single node (embedded Temporal) delivers inside the
+conversation's own workflow task, a cluster's node from its own task queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.handlers import WebsocketRouteHandler
+
+from connectors.channels.webchat.hub import WebChatHub
+from connectors.channels.webchat.socket import CHANNEL, message_frame, serve_socket
+from connectors.channels.webchat.visitors import VisitorTokens, load_or_create_secret
+from engine.channels.host import ChannelConfig, ChannelHost
+from engine.channels.types import Capabilities, OutboundMessage, Receipt
+from engine.errors import ConfigError
+
+#: Socket path the widget connects to.
+SOCKET_PATH = "/ws/chat"
+CAPABILITIES = Capabilities(text=True, choices=True, held_by_node=True)
+
+
+@dataclass(frozen=True)
+class WebChatOptions:
+    """Limits and secrets of the web chat (``channels.webchat`` in the settings)."""
+
+    #: longest visitor message, in characters (``limits.message_max_chars``)
+    max_chars: int
+    #: messages per second per visitor, and the burst allowed above that rate
+    rate: float = 1.0
+    burst: int = 5
+    #: HMAC key a host site signs its users' ids with (``identity_hash``); None: not used
+    identity_secret: str | None = None
+    #: key of the visitor tokens; None: one kept in the data directory
+    token_secret: str | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any], *, max_chars: int) -> WebChatOptions:
+        try:
+            rate, burst = float(params.get("rate_per_second", 1.0)), int(params.get("burst", 5))
+        except (TypeError, ValueError):
+            raise ConfigError("channels.webchat: rate_per_second and burst must be numbers") from None
+        identity, secret = params.get("identity_secret"), params.get("secret")
+        return cls(
+            max_chars=max_chars,
+            rate=rate,
+            burst=burst,
+            identity_secret=str(identity) if identity else None,
+            token_secret=str(secret) if secret else None,
+        )
+
+
+class WebChat:
+    """The ``webchat`` channel of one node."""
+
+    name = CHANNEL
+    capabilities = CAPABILITIES
+
+    def __init__(self, host: ChannelHost, options: WebChatOptions) -> None:
+        self.host = host
+        self.options = options
+        self.hub = WebChatHub(rate=options.rate, burst=options.burst)
+        secret = options.token_secret
+        key = secret.encode() if secret else load_or_create_secret(host.data_dir / "webchat.key")
+        self.tokens = VisitorTokens(key)
+
+    async def send(self, message: OutboundMessage) -> Receipt:
+        contact_id = str(message.contact.get("id") or "")
+        online = bool(contact_id) and self.hub.online(contact_id)
+        # "stored": kept for the visitor's next connection, which replays it
+        row = await self.host.log_reply(message, channel=CHANNEL, status="sent" if online else "stored")
+        # A key logged before returns its row: the same seq is pushed again, which the widget shows once.
+        taken = await self.hub.push(contact_id, message_frame(row)) if online else 0
+        return Receipt("sent" if taken else "stored", channel_message_id=str(row.seq), logged=True)
+
+    def routes(self) -> list[WebsocketRouteHandler]:
+        """The widget's socket, served by this channel."""
+
+        @websocket(SOCKET_PATH, opt={"public": True}, name="webchat-socket")
+        async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
+            await serve_socket(self, socket)
+
+        return [chat_socket]
+
+
+def create(config: ChannelConfig) -> WebChat:
+    """The registry's factory (``needs_host``: only ``flowdesk serve`` builds it)."""
+    host = config.host
+    if host is None:
+        raise ConfigError("the web chat is served by `flowdesk serve` (it needs the node's sockets)")
+    return WebChat(host, WebChatOptions.parse(config.params, max_chars=host.max_message_chars))
+
+
+create.needs_host = True  # type: ignore[attr-defined]

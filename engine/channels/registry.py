@@ -1,0 +1,123 @@
+"""Channels by name: built-ins, ``flowdesk.channels`` entry points, ``module:attr``.
+
+A channel connector is a module with ``create(config: ChannelConfig) -> Channel``
+(a class whose constructor takes the config is such a factory). One channel is
+built per configured account (``../shared/CHANNELS.md``, "Settings contract"):
+the keys under ``channels.<kind>`` configure the account ``default``, and
+``accounts: {NAME: {...}}`` configures several. ``enabled: false`` leaves an
+account out; ``${env:NAME}`` values are resolved before the connector sees them.
+
+Built-in channels are built when configured (web chat always, on a node);
+installed plugins are built always, with their settings or ``{}``. A factory
+whose ``needs_host`` is true (web chat: it serves sockets) is only built where a
+server runs. A channel that fails to build is logged by name with the reason and
+the others still start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from engine.channels.host import ChannelConfig, ChannelHost
+from engine.channels.types import DEFAULT_ACCOUNT, Channel, channel_address
+from engine.errors import ConfigError, PluginError
+from engine.plugins import PluginRegistry
+from engine.settings import resolve_env_ref
+
+log = logging.getLogger(__name__)
+
+
+ChannelFactory = Callable[[ChannelConfig], Channel]
+
+#: Built-in channels, one module (or package) each under connectors/channels/.
+BUILTIN_CHANNELS: dict[str, str] = {"webchat": "connectors.channels.webchat:create"}
+#: Built-ins started without any settings.
+ALWAYS_ON = frozenset({"webchat"})
+
+CHANNELS: PluginRegistry[ChannelFactory] = PluginRegistry("channel", "flowdesk.channels", BUILTIN_CHANNELS)
+
+
+def register_channel(name: str) -> Callable[[ChannelFactory], ChannelFactory]:
+    """Decorator: ``channels.<name>`` in the settings builds its accounts with the decorated factory."""
+    return CHANNELS.register(name)
+
+
+def accounts_of(kind: str, settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The accounts one ``channels.<kind>`` block configures, by name (the settings contract)."""
+    if "accounts" not in settings:
+        return {DEFAULT_ACCOUNT: dict(settings)}
+    named = settings["accounts"]
+    if not isinstance(named, Mapping):
+        raise ConfigError(f"channels.{kind}.accounts must map account names to their settings")
+    shared = {k: v for k, v in settings.items() if k != "accounts"}
+    # Keys beside `accounts` (api_base, enabled) apply to every account unless it sets its own.
+    return {str(name): {**shared, **dict(block or {})} for name, block in named.items()}
+
+
+def resolve_params(params: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``${env:NAME}`` references resolved, in nested blocks too (e-mail's ``imap: {...}``)."""
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str):
+            return resolve_env_ref(value, environ)
+        if isinstance(value, Mapping):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return value
+
+    return {k: resolve(v) for k, v in params.items()}
+
+
+def build_channels(
+    settings: Mapping[str, Any] | None = None,
+    *,
+    host: ChannelHost | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Channel]:
+    """Every channel to run here, by address (``webchat``, ``telegram``, ``whatsapp:sales``)."""
+    settings = settings or {}
+    environ = os.environ if environ is None else environ
+    kinds = {*CHANNELS.names(), *settings} - (set(CHANNELS.builtins) - ALWAYS_ON - set(settings))
+    channels: dict[str, Channel] = {}
+    for kind in sorted(kinds):
+        try:
+            factory = CHANNELS.resolve(kind)
+        except PluginError as exc:
+            log.error("%s", exc)
+            continue
+        if getattr(factory, "needs_host", False) and host is None:
+            continue  # served by `flowdesk serve`, which builds it with its server
+        try:
+            accounts = accounts_of(kind, settings.get(kind) or {})
+        except ConfigError as exc:
+            log.error("channel %r not started: %s", kind, exc)
+            continue
+        for account, params in sorted(accounts.items()):
+            channel = _build(factory, ChannelConfig(kind, account, params, host), environ)
+            if channel is not None:
+                channels[channel_address(kind, account)] = channel
+    return channels
+
+
+def _build(factory: ChannelFactory, config: ChannelConfig, environ: Mapping[str, str]) -> Channel | None:
+    """One account's channel, or None (logged) when it is off or cannot start."""
+    address = config.address
+    if config.params.get("enabled") is False:
+        return None
+    try:
+        channel = factory(replace(config, params=resolve_params(config.params, environ)))
+    except ConfigError as exc:
+        log.error("channel %r not started: %s", address, exc)
+        return None
+    except Exception as exc:  # a broken plugin must not keep the others (or the node) down
+        log.error("channel %r failed to start: %s: %s", address, type(exc).__name__, exc)
+        return None
+    if not callable(getattr(channel, "send", None)):
+        log.error("channel %r has no send(message) method; not started", address)
+        return None
+    return channel

@@ -1,0 +1,182 @@
+"""The server's side of every channel: contacts, the log, and handing messages to conversations.
+
+Channels reach the store and the conversations' runtime client only through this
+(:class:`engine.channels.host.ChannelHost`), in their own terms, so a connector
+imports neither. :meth:`ServerChannelHost.accept` is the one path a customer's
+message takes into Flowdesk: logged first (the transcript has it before any reply
+to it, and the workflow does not log it again), then handed to its conversation
+(once the update returns it is durable); a conversation that ended in between is
+replaced by a new one, and a failed hand-over marks the logged row failed, which
+the channel's retry of the same message id sets right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from engine.channels.errors import NoFlowLive
+from engine.channels.host import Accepted, Contact, InboundText, LoggedMessage
+from engine.channels.types import OutboundMessage
+from engine.message_log import RecordInput
+from engine.metrics import MESSAGES_IN, UPDATE_LATENCY
+from engine.runtime.client import ConversationEnded, Conversations, NoFlowError
+from engine.runtime.types import IN_TASK_META, InboundMessage
+from engine.store import Contact as ContactRow
+from engine.store import Message as MessageRow
+from engine.store import Store
+from engine.store.conversations import HANDOFF
+
+
+def contact_of(row: ContactRow) -> Contact:
+    return Contact(row.id, row.name, row.locale, tuple(row.tags or ()))
+
+
+def logged(row: MessageRow) -> LoggedMessage:
+    return LoggedMessage(
+        seq=int(row.seq or 0),
+        conversation_id=row.conversation_id,
+        message_id=row.message_id,
+        direction=row.direction,
+        sender=row.sender,
+        text=row.text,
+        at=row.at,
+        choices=tuple(row.choices or ()),
+        status=row.status,
+    )
+
+
+class ServerChannelHost:
+    """:class:`~engine.channels.host.ChannelHost` over this node's store and runtime client."""
+
+    def __init__(
+        self,
+        store: Store,
+        conversations: Conversations | None,
+        *,
+        data_dir: Path,
+        max_message_chars: int,
+        node_queue: str = "",
+    ) -> None:
+        self.store = store
+        self.conversations = conversations
+        self.data_dir = data_dir
+        self.max_message_chars = max_message_chars
+        #: this node's delivery queue in a cluster; "" for a single node
+        self.node_queue = node_queue
+
+    async def find_contact(self, channel: str, external_id: str) -> Contact | None:
+        row = await asyncio.to_thread(self.store.find_contact, channel, external_id)
+        return None if row is None else contact_of(row)
+
+    async def resolve_contact(self, channel: str, external_id: str, *, name: str | None, locale: str | None) -> Contact:
+        row = await asyncio.to_thread(self.store.resolve_contact, channel, external_id, name=name, locale=locale)
+        return contact_of(row)
+
+    async def history(self, contact_id: str, *, after_seq: int) -> list[LoggedMessage]:
+        conversation = await asyncio.to_thread(self.store.latest_conversation, contact_id)
+        if conversation is None:
+            return []
+        rows = await asyncio.to_thread(self.store.transcript, conversation.id, after_seq=after_seq)
+        return [logged(r) for r in rows if r.direction in ("in", "out")]
+
+    async def log_reply(self, message: OutboundMessage, *, channel: str, status: str) -> LoggedMessage:
+        entry = RecordInput(
+            conversation_id=message.conversation_id,
+            direction="out",
+            text=message.text,
+            channel=channel,
+            message_id=message.key,
+            at=message.at,
+            status=status,
+            sender=message.sender,
+            flow=message.flow,
+            revision=message.revision,
+            meta=dict(message.meta),
+        )
+        row = await self.store.in_write_thread(self.store.record_message, entry, choices=list(message.choices))
+        return logged(row)
+
+    async def accept(
+        self,
+        message: InboundText,
+        *,
+        conversation_id: str | None = None,
+        typing: Callable[[], Awaitable[None]] | None = None,
+    ) -> Accepted:
+        if self.conversations is None:
+            raise RuntimeError("this host cannot hand messages to conversations (no runtime client)")
+        store = self.store
+        if conversation_id is None:
+            conversation_id = await self._open(message)
+        entry = RecordInput(
+            conversation_id, "in", message.text, message.channel, message.message_id, message.at, status="received"
+        )
+        row = await store.in_write_thread(store.record_message, entry)
+        # Typing means "a reply is being produced": not while the conversation waits in an
+        # agent's queue (the agent's own typing comes through the same frame).
+        if typing is not None and not await self._with_agents(conversation_id):
+            await typing()
+        for _ in range(2):
+            if row.conversation_id != conversation_id or row.status != "received":
+                # Logged in a conversation that has ended since, or failed before: now it is here.
+                settled = await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "received")
+                row = settled or row
+            inbound = InboundMessage(
+                id=message.message_id,
+                text=message.text,
+                channel=message.channel,
+                at=message.at,
+                contact=_contact_view(message.contact),
+                meta=self._meta(message),
+            )
+            started = time.perf_counter()
+            try:
+                accepted = await self.conversations.send(conversation_id, inbound)
+            except ConversationEnded:
+                await asyncio.to_thread(store.end_conversation, conversation_id)
+                conversation_id = await self._open(message)
+                continue
+            except NoFlowError:
+                await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "failed", "no flow live")
+                raise NoFlowLive(f"no flow is live for channel {message.channel!r}") from None
+            except Exception as exc:
+                detail = f"not handed to the conversation: {type(exc).__name__}"
+                await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "failed", detail)
+                raise
+            UPDATE_LATENCY.labels(message.channel).observe(time.perf_counter() - started)
+            # No second read to turn typing off when this message queued the conversation: a
+            # hand-off always says something now (the flow's text or messages.handoff), and
+            # the widget hides typing when a reply arrives. The read cost ~6 ms of CPU a message.
+            if not accepted.duplicate:
+                MESSAGES_IN.labels(message.channel).inc()
+            return Accepted(logged(row), conversation_id, accepted.duplicate)
+        raise RuntimeError("the conversation ended twice while a message was sent")
+
+    async def _open(self, message: InboundText) -> str:
+        conversation, _created = await asyncio.to_thread(
+            self.store.open_conversation, message.contact.id, message.channel
+        )
+        return conversation.id
+
+    async def _with_agents(self, conversation_id: str) -> bool:
+        """Whether the conversation is handed off (queued for or taken by an agent), per the log."""
+        conversation = await asyncio.to_thread(self.store.get_conversation, conversation_id)
+        return conversation is not None and conversation.status == HANDOFF
+
+    def _meta(self, message: InboundText) -> dict[str, Any]:
+        meta: dict[str, Any] = {"logged": True}  # this server logged the message: the workflow does not
+        if message.held_by_node:
+            if self.node_queue:
+                meta["reply_queue"] = self.node_queue  # a cluster: replies come back to this node
+            else:
+                meta[IN_TASK_META] = True  # a single node: its conversation worker holds the sockets
+        return meta
+
+
+def _contact_view(contact: Contact) -> dict[str, Any]:
+    """What the flow sees as ``contact``."""
+    return {"id": contact.id, "name": contact.name, "locale": contact.locale, "tags": list(contact.tags)}
