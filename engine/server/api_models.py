@@ -82,7 +82,7 @@ class DescribedModels(OpenAPISchemaPlugin):
 
 
 class DiagnosticView(ApiModel):
-    """One finding about a flow file, located at ``file:line:column`` (what ``flowdesk validate`` prints)."""
+    """One finding about a flow file, located at `file:line:column` (what `flowdesk validate` prints)."""
 
     code: Annotated[str, described("stable code, e.g. FD201")]
     severity: Severity
