@@ -15,7 +15,7 @@ shows up in the figures instead of slowing the load down (no coordinated omissio
             ``listen (wait: message) -> answer (ai: echo) -> listen``
             with the real worker (``build_worker``: unsandboxed as in production,
             activities, revisions and message log in the same store); latency =
-            the in-process OutboundChannel receiving the echoed reply - planned
+            the in-process channel receiving the echoed reply - planned
             send time (the log write is inside it). The reply text carries the message's
             unique token, which maps each delivery back to its message.
 - baseline: a minimal raw-Temporal entity workflow on its own task queue, one per
@@ -318,16 +318,17 @@ def baseline_sender(
 
 
 class StampingChannel:
-    """An in-process OutboundChannel: notes when each delivery key arrives and for which message."""
+    """An in-process channel (engine.channels): notes when each delivery key arrives and for which message."""
 
     name = CHANNEL
+    capabilities: Any = None  # read only by a node (held_by_node); the bench builds its worker itself
 
     def __init__(self) -> None:
         self.phase: Phase | None = None
         self.by_key: dict[str, tuple[float, int | None]] = {}
 
     async def send(self, message: Any) -> Any:
-        from engine.runtime.types import Delivered  # noqa: PLC0415
+        from engine.channels.types import Receipt  # noqa: PLC0415
 
         now = time.monotonic()
         match = TOKEN.search(message.text)
@@ -337,7 +338,7 @@ class StampingChannel:
             self.by_key[message.key] = (now, index)
             if self.phase is not None and index is not None:
                 self.phase.deliver(index, now)
-        return Delivered(message.key, "duplicate" if duplicate else "sent")
+        return Receipt("duplicate" if duplicate else "sent")
 
 
 # -- the run --------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Test support for conversations on real Temporal servers.
 
-- :class:`CollectingChannel`: an in-memory :class:`~engine.runtime.ports.OutboundChannel`
+- :class:`CollectingChannel`: an in-memory :class:`~engine.channels.types.Channel`
   that records what it sent as ``(key, text)`` and treats a repeated key as already
   sent, as a real channel with idempotency keys does. It can be told to reject a
   message for good or to fail a few times first.
