@@ -34,7 +34,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from engine.channels.errors import DeliveryRejected
+from engine.channels.errors import ChannelThrottled, DeliveryRejected
 from engine.channels.types import Capabilities, OutboundMessage, Receipt
 from engine.flow.model import CompiledFlow
 from engine.flow.validate import compile_source
@@ -118,10 +118,19 @@ class CollectingChannel:
         self.reject: set[str] = set()
         #: text fragment -> how many attempts still fail with a transient error
         self.flaky: dict[str, int] = {}
+        #: text fragment -> (attempts still answered 429, the Retry-After they name)
+        self.throttled: dict[str, tuple[int, float]] = {}
+        #: monotonic time of every attempt, per key
+        self.attempted_at: dict[str, list[float]] = {}
         self._keys: set[str] = set()
 
     async def send(self, message: OutboundMessage) -> Receipt:
         self.attempts[message.key] = self.attempts.get(message.key, 0) + 1
+        self.attempted_at.setdefault(message.key, []).append(time.monotonic())
+        for fragment, (left, retry_after) in self.throttled.items():
+            if fragment in message.text and left > 0:
+                self.throttled[fragment] = (left - 1, retry_after)
+                raise ChannelThrottled("the vendor answered 429", retry_after)
         if any(fragment in message.text for fragment in self.reject):
             raise DeliveryRejected(f"recipient blocked the bot ({message.key})")
         for fragment, left in self.flaky.items():
