@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,16 @@ from engine.flow.installation import Installation
 from engine.flow.load import LoadedDocument, load_document
 from engine.flow.public_settings import PublicSettings
 from engine.flow.schema_check import schema_diagnostics, settings_validator
+from engine.settings_sections import (
+    AISettings,
+    ChannelsSettings,
+    LogSettings,
+    ServerSettings,
+    StoreSettings,
+    TemporalSettings,
+    WebChatSettings,
+    resolve_env_ref,
+)
 
 #: Where settings are looked for when no file is named.
 DEFAULT_FILE = "flowdesk.yaml"
@@ -46,8 +56,6 @@ ENV_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 #: Settings whose environment value is a whole number (the schema checks the rest).
 _INTEGER_SETTINGS = {("server", "port"), ("temporal", "embedded_port"), ("temporal", "ui_port")}
-
-_ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,24 +78,14 @@ def env_overrides(environ: Mapping[str, str]) -> list[EnvOverride]:
     return [EnvOverride(name, path, environ[name]) for name, path in ENV_VARIABLES.items() if name in environ]
 
 
-def resolve_env_ref(value: str, environ: Mapping[str, str]) -> str:
-    """``${env:NAME}`` -> the value of ``NAME``; any other string is returned unchanged.
-
-    Only a whole value is a reference, as the settings schema defines it. Raises
-    :class:`ConfigError` naming the variable when it is not set.
-    """
-    match = _ENV_REF.match(value)
-    if match is None:
-        return value
-    name = match.group(1)
-    if name not in environ:
-        raise ConfigError(f"environment variable {name} is not set (the settings refer to it as {value})")
-    return environ[name]
-
-
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings: ``data`` is the file's mapping with environment overrides applied."""
+    """Validated settings: ``data`` is the file's mapping with environment overrides applied.
+
+    Each concern's settings are a frozen object built once, on first use
+    (:attr:`server`, :attr:`temporal`, :attr:`store`, :attr:`log`, :attr:`webchat`,
+    :attr:`channels`, :attr:`ai`; see :mod:`engine.settings_sections`).
+    """
 
     data: Mapping[str, Any] = field(default_factory=dict)
     #: the file they came from; ``None`` when there was none
@@ -174,6 +172,35 @@ class Settings:
             node = node[key]
         return node
 
+    @cached_property
+    def server(self) -> ServerSettings:
+        return ServerSettings.from_data(self.data)
+
+    @cached_property
+    def temporal(self) -> TemporalSettings:
+        # TLS files are relative to the settings file's directory (the working one without a file).
+        return TemporalSettings.from_data(self.data, base=self.file.parent if self.file is not None else Path())
+
+    @cached_property
+    def store(self) -> StoreSettings:
+        return StoreSettings.from_data(self.data)
+
+    @cached_property
+    def log(self) -> LogSettings:
+        return LogSettings.from_data(self.data)
+
+    @cached_property
+    def webchat(self) -> WebChatSettings:
+        return WebChatSettings.from_data(self.data)
+
+    @cached_property
+    def channels(self) -> ChannelsSettings:
+        return ChannelsSettings.from_data(self.data)
+
+    @cached_property
+    def ai(self) -> AISettings:
+        return AISettings.from_data(self.data)
+
     @property
     def brand(self) -> str:
         return str(self.get("brand", default="Flowdesk"))
@@ -217,7 +244,7 @@ class Settings:
         return Installation(
             calendars=frozenset(self.get("business_hours", default={}) or {}),
             settings_names=frozenset(names),
-            ai_profiles=frozenset(self.get("ai_profiles", default={}) or {}),
+            ai_profiles=frozenset(self.ai.profiles),
             source=str(self.file) if self.file is not None else "<settings>",
         )
 

@@ -20,20 +20,13 @@ def add_temporal_arguments(parser: argparse.ArgumentParser, *, address_help: str
 
 def tls_settings(args: argparse.Namespace, settings: Settings) -> TLSSettings | None:
     """TLS from the options, else from ``temporal.tls``; None when neither asks for TLS."""
-    # Paths in flowdesk.yaml are relative to its directory, like word-list files;
-    # paths on the command line are relative to where the command runs.
-    base = settings.file.parent if settings.file is not None else Path()
-    configured: dict[str, str] = settings.get("temporal", "tls", default={}) or {}
-
-    def path(option: str | None, key: str) -> Path | None:
-        if option:
-            return Path(option)
-        return base / configured[key] if configured.get(key) else None
-
+    # Paths on the command line are relative to where the command runs; the settings'
+    # are already joined to flowdesk.yaml's directory (TemporalSettings.tls).
+    configured = settings.temporal.tls
     tls = TLSSettings(
-        ca_file=path(args.tls_ca, "ca_file"),
-        cert_file=path(args.tls_cert, "cert_file"),
-        key_file=path(args.tls_key, "key_file"),
-        server_name=args.tls_server_name or configured.get("server_name"),
+        ca_file=Path(args.tls_ca) if args.tls_ca else configured.ca_file,
+        cert_file=Path(args.tls_cert) if args.tls_cert else configured.cert_file,
+        key_file=Path(args.tls_key) if args.tls_key else configured.key_file,
+        server_name=args.tls_server_name or configured.server_name,
     )
     return tls if tls != TLSSettings() else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -21,10 +20,9 @@ from engine.commands.temporal_options import add_temporal_arguments, tls_setting
 from engine.errors import ConfigError, FlowdeskError
 from engine.logs import configure_logging
 from engine.runtime.connect import TLSSettings, connect
-from engine.settings import Settings, resolve_env_ref
+from engine.settings import Settings
+from engine.settings_sections import TemporalSettings
 from engine.store.db import database_url
-
-DEFAULT_TASK_QUEUE = "flowdesk"
 
 
 def register(sub: Any) -> None:
@@ -39,7 +37,8 @@ def register(sub: Any) -> None:
         address_help="Temporal frontend to work for (default: temporal.address from the settings; required if unset)",
     )
     parser.add_argument(
-        "--task-queue", help=f"task queue to poll (default: temporal.task_queue, else {DEFAULT_TASK_QUEUE!r})"
+        "--task-queue",
+        help=f"task queue to poll (default: temporal.task_queue, else {TemporalSettings().task_queue!r})",
     )
     parser.add_argument(
         "--database-url", metavar="URL", help="the store the API nodes use (default: database.url, else SQLite)"
@@ -68,7 +67,9 @@ class WorkerOptions:
 
 def resolve_options(args: argparse.Namespace, settings: Settings) -> WorkerOptions:
     """Merge command-line options over settings; a ConfigError says what is missing."""
-    address = args.temporal_address or resolve_env_ref(settings.get("temporal", "address", default=""), os.environ)
+    temporal = settings.temporal
+    # The option, when given, replaces the setting: its ${env:NAME} is then not needed.
+    address = args.temporal_address or temporal.address
     if not address:
         raise ConfigError(
             "flowdesk worker needs a Temporal cluster: pass --temporal-address HOST:PORT or set temporal.address "
@@ -76,14 +77,14 @@ def resolve_options(args: argparse.Namespace, settings: Settings) -> WorkerOptio
         )
     return WorkerOptions(
         address=address,
-        namespace=args.namespace or settings.get("temporal", "namespace", default="default"),
-        task_queue=args.task_queue or settings.get("temporal", "task_queue", default=DEFAULT_TASK_QUEUE),
+        namespace=args.namespace or temporal.namespace,
+        task_queue=args.task_queue or temporal.task_queue,
         tls=tls_settings(args, settings),
         database_url=args.database_url or database_url(settings),
-        flows_dir=Path(settings.get("flows_dir", default="flows")),
-        ai_profiles=settings.get("ai_profiles", default={}) or {},
+        flows_dir=settings.store.flows_dir,
+        ai_profiles=settings.ai.profiles,
         word_lists=settings.word_lists(),
-        channel_settings=settings.get("channels", default={}) or {},
+        channel_settings=settings.channels.kinds,
     )
 
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    configure_logging(settings.get("log", "level", default="info"), settings.get("log", "format", default="text"))
+    configure_logging(settings.log.level, settings.log.format)
     try:
         return asyncio.run(_serve(options))
     except (ConfigError, FlowdeskError) as exc:

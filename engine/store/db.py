@@ -26,7 +26,6 @@ in the wheel), run from code: nobody needs an ``alembic.ini``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import StaticPool
 
 from engine.errors import ConfigError, FlowdeskError
-from engine.settings import Settings, resolve_env_ref
+from engine.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -78,11 +77,11 @@ def database_url(settings: Settings, *, data_dir: Path | None = None) -> str:
 
     ``data_dir`` (a command-line option) wins over the ``data_dir`` setting.
     """
-    configured = settings.get("database", "url")
+    configured = settings.store.database_url
     if configured:
-        return resolve_env_ref(str(configured), os.environ)
+        return configured
     # Absolute: the same file whatever directory a later command runs in (and what `serve` prints).
-    directory = data_dir or Path(str(settings.get("data_dir", default=".flowdesk")))
+    directory = data_dir or settings.store.data_dir
     return f"sqlite:///{(directory / 'flowdesk.db').absolute()}"
 
 
