@@ -24,6 +24,7 @@ from typing import Any
 
 from engine.ai.breaker import CircuitBreaker
 from engine.ai.types import AIProvider, AIReply, AIRequest, ProviderError, ProviderTimeout
+from engine.flow.events import CallFailure
 from engine.metrics import AI_LATENCY, AI_REQUESTS, AI_TOKENS
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,10 @@ async def run_chain(
             outcome.reply, outcome.provider, outcome.link = reply, link.label, position
             return outcome
         if clock() >= run.deadline:
-            outcome.reason = "timeout"
+            outcome.reason = CallFailure.TIMEOUT
             outcome.detail = f"the chain's {timeout_s:g} s ran out"
             return outcome
-    outcome.reason = "failed"
+    outcome.reason = CallFailure.FAILED
     outcome.detail = "; ".join(f"{a.provider}: {a.detail or a.outcome}" for a in outcome.attempts) or "no provider"
     return outcome
 

@@ -28,7 +28,7 @@ from engine.ai.registry import build_provider
 from engine.ai.types import AIProvider, AIRequest, ProviderConfigError
 from engine.flow.ai_context import call_context
 from engine.flow.compile import parse_duration
-from engine.flow.events import AIFailed, AIResult, CallAI
+from engine.flow.events import AIFailed, AIResult, CallAI, CallFailure
 from engine.flow.model import Chain, CompiledFlow
 from engine.metrics import AI_CHAINS
 
@@ -66,7 +66,7 @@ class AIGateway:
     ) -> AIResult | AIFailed:
         chain = flow.chains.get(call.chain) if flow is not None else None
         if chain is None:
-            return AIFailed(call.call_id, "failed", at, f"AI chain {call.chain!r} not found")
+            return AIFailed(call.call_id, CallFailure.FAILED, at, f"AI chain {call.chain!r} not found")
         if call.purpose == "classify":
             return await self._classify(call, chain, at)
         request = AIRequest(
@@ -152,7 +152,7 @@ class AIGateway:
 def _result(call: CallAI, outcome: ChainOutcome, at: str) -> AIResult | AIFailed:
     attempts = tuple(a.as_dict() for a in outcome.attempts)
     if outcome.reply is None:
-        return AIFailed(call.call_id, outcome.reason or "failed", at, outcome.detail, attempts)
+        return AIFailed(call.call_id, outcome.reason or CallFailure.FAILED, at, outcome.detail, attempts)
     sessions = {}
     if outcome.reply.vendor_conversation_id and outcome.provider:
         sessions[outcome.provider] = outcome.reply.vendor_conversation_id

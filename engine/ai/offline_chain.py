@@ -19,7 +19,7 @@ from engine.ai.chain import Attempt, count_attempt, judge
 from engine.ai.offline import OFFLINE_PROVIDERS, keyword_intent
 from engine.ai.profiles import provider_label
 from engine.ai.types import AIReply
-from engine.flow.events import AIFailed, AIResult, CallAI
+from engine.flow.events import AIFailed, AIResult, CallAI, CallFailure
 from engine.flow.knowledge import parse_knowledge
 from engine.flow.model import Chain, CompiledFlow, ProviderRef
 from engine.metrics import AI_CHAINS
@@ -61,7 +61,7 @@ def _run(call: CallAI, chain: Chain, flow: CompiledFlow, at: str, *, count: bool
                 call.call_id, reply.text.strip(), at, reply.confidence, provider_label(ref), attempts=recorded
             )
     detail = "; ".join(f"{a.provider}: {a.detail or a.outcome}" for a in attempts)
-    return AIFailed(call.call_id, "failed", at, detail, tuple(a.as_dict() for a in attempts))
+    return AIFailed(call.call_id, CallFailure.FAILED, at, detail, tuple(a.as_dict() for a in attempts))
 
 
 #: A larger knowledge file is left to the activity: its first parse (about 0.15 s at

@@ -19,7 +19,7 @@ from engine.ai.offline import keyword_intent
 from engine.errors import FlowdeskError
 from engine.flow.ai_context import call_context
 from engine.flow.context import FlowResolver
-from engine.flow.events import AIFailed, AIResult, CallAI, CallHttp, HttpFailed, HttpResult
+from engine.flow.events import AIFailed, AIResult, CallAI, CallFailure, CallHttp, HttpFailed, HttpResult
 from engine.flow.faq_knowledge import knowledge_at
 from engine.flow.knowledge import parse_knowledge
 from engine.flow.model import Chain, CompiledFlow, ProviderRef
@@ -152,13 +152,13 @@ class ScriptedHttp:
     def __call__(self, call: CallHttp, at: str) -> HttpResult | HttpFailed:
         self.requests.append(call)
         if call.step not in self.mocks:
-            return HttpFailed(call.call_id, "error", at, f"no mock for http step {call.step!r}")
+            return HttpFailed(call.call_id, CallFailure.ERROR, at, f"no mock for http step {call.step!r}")
         mock = self.mocks[call.step]
         # `{status, body?}` is a response; any other value (a mapping with more keys too) is a 200 body.
         if isinstance(mock, Mapping) and isinstance(mock.get("status"), int) and set(mock) <= _RESPONSE_KEYS:
             if mock.get("error") == "timeout":
-                return HttpFailed(call.call_id, "timeout", at, "mocked timeout")
+                return HttpFailed(call.call_id, CallFailure.TIMEOUT, at, "mocked timeout")
             return HttpResult(call.call_id, int(mock["status"]), mock.get("body"), at)
         if isinstance(mock, Mapping) and mock.get("error") == "timeout":
-            return HttpFailed(call.call_id, "timeout", at, "mocked timeout")
+            return HttpFailed(call.call_id, CallFailure.TIMEOUT, at, "mocked timeout")
         return HttpResult(call.call_id, 200, mock, at)

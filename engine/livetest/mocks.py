@@ -18,9 +18,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.channels.types import Capabilities, OutboundMessage, Receipt
-from engine.flow.events import CallAI, CallHttp, HttpFailed, HttpResult, to_dict
+from engine.flow.events import CallAI, CallFailure, CallHttp, HttpFailed, HttpResult, to_dict
 from engine.flowtest.offline import OfflineAI, ScriptedHttp
 from engine.runtime.activities import call_time
+from engine.runtime.failures import Failure
 from engine.runtime.types import AIInput, HttpInput
 
 
@@ -45,7 +46,7 @@ class MockBoard:
         if found is None:
             # Not a test's conversation: nothing could answer it the way the test means.
             raise ApplicationError(
-                f"conversation {conversation_id!r} has no test mocks", type="NoTestMocks", non_retryable=True
+                f"conversation {conversation_id!r} has no test mocks", type=Failure.NO_TEST_MOCKS, non_retryable=True
             )
         return found
 
@@ -69,7 +70,7 @@ class MockedCalls:
         if isinstance(outcome, HttpResult):
             return {"status": outcome.status, "body": outcome.body}
         assert isinstance(outcome, HttpFailed)
-        kind = "HttpTimeout" if outcome.reason == "timeout" else "HttpError"
+        kind = Failure.HTTP_TIMEOUT if outcome.reason == CallFailure.TIMEOUT else Failure.HTTP_ERROR
         raise ApplicationError(outcome.detail, type=kind, non_retryable=True)
 
 

@@ -33,6 +33,7 @@ from engine.message_log import RecordInput
 from engine.metrics import DELIVERY_FAILURES, MESSAGES_OUT
 from engine.pipeline.runner import Pipelines
 from engine.runtime.deliveries import delivered, outbound_message, retry_policy_error
+from engine.runtime.failures import Failure
 from engine.runtime.inbound import run_inbound, run_outbound
 from engine.runtime.ports import MessageLog
 from engine.runtime.revisions import FlowCatalog
@@ -145,7 +146,8 @@ class ConversationActivities:
         """Send one message through its channel; a repeated key is not sent twice."""
         channel = self.channels.get(data.channel)
         if channel is None:
-            raise ApplicationError(f"no channel {data.channel!r} on this worker", type="NoChannel", non_retryable=True)
+            message = f"no channel {data.channel!r} on this worker"
+            raise ApplicationError(message, type=Failure.NO_CHANNEL, non_retryable=True)
         flow = self.catalog.compiled.find(data.flow, data.revision)
         if flow is not None and flow.outbound:
             outbound = await asyncio.to_thread(
@@ -215,18 +217,18 @@ class ConversationActivities:
             # A setup mistake, not a crash: the workflow logs it once with its flow and
             # step, and takes the step's on_error path; BENIGN keeps the SDK's traceback out.
             raise ApplicationError(
-                str(exc), type="SecretMissing", non_retryable=True, category=ApplicationErrorCategory.BENIGN
+                str(exc), type=Failure.SECRET_MISSING, non_retryable=True, category=ApplicationErrorCategory.BENIGN
             ) from None
         try:
             async with heartbeating():
                 response = await self.http.send(request)
         except httpx.TimeoutException:
-            raise ApplicationError("timed out", type="HttpTimeout") from None
+            raise ApplicationError("timed out", type=Failure.HTTP_TIMEOUT) from None
         except httpx.HTTPError as exc:
             # The exception text can hold the URL, and the URL a secret: name the failure only.
-            raise ApplicationError(f"request failed ({type(exc).__name__})", type="HttpError") from None
+            raise ApplicationError(f"request failed ({type(exc).__name__})", type=Failure.HTTP_ERROR) from None
         if response.status_code >= 500 or response.status_code == 429:
-            raise ApplicationError(f"HTTP {response.status_code}", type="HttpStatus")
+            raise ApplicationError(f"HTTP {response.status_code}", type=Failure.HTTP_STATUS)
         return {"status": response.status_code, "body": _body(response)}
 
     def _request(self, call: Mapping[str, Any]) -> httpx.Request:

@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from engine.channels.errors import ChannelThrottled, ChannelUnavailable, DeliveryRejected
 from engine.channels.types import OutboundMessage, Receipt
+from engine.runtime.failures import Failure
 from engine.runtime.types import Delivered, DeliverInput
 
 
@@ -43,11 +44,11 @@ def delivered(key: str, receipt: Receipt) -> Delivered:
 def retry_policy_error(exc: Exception) -> ApplicationError | None:
     """The ``ApplicationError`` a channel error stands for; None to let Temporal retry as usual."""
     if isinstance(exc, DeliveryRejected):
-        return ApplicationError(str(exc), type="DeliveryRejected", non_retryable=True)
+        return ApplicationError(str(exc), type=Failure.DELIVERY_REJECTED, non_retryable=True)
     if isinstance(exc, ChannelThrottled):
         return ApplicationError(
-            str(exc), type="ChannelThrottled", next_retry_delay=timedelta(seconds=max(exc.retry_after, 0.1))
+            str(exc), type=Failure.CHANNEL_THROTTLED, next_retry_delay=timedelta(seconds=max(exc.retry_after, 0.1))
         )
     if isinstance(exc, ChannelUnavailable):
-        return ApplicationError(str(exc), type="ChannelUnavailable")
+        return ApplicationError(str(exc), type=Failure.CHANNEL_UNAVAILABLE)
     return None
