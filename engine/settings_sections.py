@@ -206,39 +206,44 @@ class WebChatSettings:
 
 @dataclass(frozen=True)
 class ChannelsSettings:
-    """``channels``: each channel kind's settings, for its connector, and the accounts they configure.
+    """``channels``: each channel kind's settings as written, for its connector, and their accounts.
 
-    A kind's keys configure one account named ``default``; ``accounts: {NAME: {...}}``
-    configures several, and the keys beside ``accounts`` (``enabled``, ``api_base``)
-    are shared by them, an account's own keys winning. Values are as written:
-    ``${env:NAME}`` is resolved by whoever uses it.
+    Values are as written: ``${env:NAME}`` is resolved by whoever uses it.
     """
 
-    #: the ``channels`` mapping as written, by kind (what channel plugins are given today)
+    #: the ``channels`` mapping as written, by kind (what channel connectors are given)
     kinds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    #: kind -> account name -> that account's settings
-    accounts_by_kind: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> ChannelsSettings:
-        kinds = {kind: dict(config or {}) for kind, config in copy.deepcopy(dict(_section(data, "channels"))).items()}
-        return cls(kinds, {kind: _accounts(kind, config) for kind, config in kinds.items()})
+        channels = copy.deepcopy(dict(_section(data, "channels")))
+        return cls({kind: dict(config or {}) for kind, config in channels.items()})
 
-    def accounts(self, kind: str) -> Mapping[str, Mapping[str, Any]]:
-        """The accounts of channel ``kind`` by name; empty when it is not configured."""
-        return self.accounts_by_kind.get(kind, {})
+    def accounts(self, kind: str) -> dict[str, Mapping[str, Any]]:
+        """The accounts of channel ``kind`` by name (see :func:`channel_accounts`); empty when not configured.
+
+        Checked per kind, when asked: one channel's mistake must not keep the others from starting.
+        """
+        config = self.kinds.get(kind)
+        return channel_accounts(kind, config) if config is not None else {}
 
 
-def _accounts(kind: str, config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def channel_accounts(kind: str, config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The accounts one ``channels.<kind>`` block configures, by name (the settings contract).
+
+    The block's keys configure one account named ``default``; ``accounts: {NAME: {...}}``
+    configures several, and the keys beside ``accounts`` (``enabled``, ``api_base``)
+    are shared by them, an account's own keys winning.
+    """
     if "accounts" not in config:
         return {DEFAULT_ACCOUNT: config}
     accounts = config["accounts"]
-    shared = {key: value for key, value in config.items() if key != "accounts"}
-    if not isinstance(accounts, Mapping) or not all(isinstance(a, Mapping) for a in accounts.values()):
+    if not isinstance(accounts, Mapping) or not all(a is None or isinstance(a, Mapping) for a in accounts.values()):
         raise ConfigError(
             f"channels.{kind}.accounts must map account names to their settings, like `accounts: {{sales: {{...}}}}`"
         )
-    return {str(name): {**shared, **account} for name, account in accounts.items()}
+    shared = {key: value for key, value in config.items() if key != "accounts"}
+    return {str(name): {**shared, **(account or {})} for name, account in accounts.items()}
 
 
 @dataclass(frozen=True)
@@ -262,5 +267,6 @@ __all__ = [
     "TLSFiles",
     "TemporalSettings",
     "WebChatSettings",
+    "channel_accounts",
     "resolve_env_ref",
 ]

@@ -161,9 +161,13 @@ def test_channel_accounts_share_the_keys_beside_them(fx_sample: Settings) -> Non
 
 
 def test_accounts_that_are_not_a_mapping_are_refused() -> None:
-    settings = Settings.from_mapping({"channels": {"sms": {"accounts": ["one", "two"]}}}, environ={})
+    settings = Settings.from_mapping(
+        {"channels": {"sms": {"accounts": ["one", "two"]}, "telegram": {"bot_token": "t"}}}, environ={}
+    )
     with pytest.raises(ConfigError, match=r"channels\.sms\.accounts must map account names"):
-        _ = settings.channels
+        settings.channels.accounts("sms")
+    # one channel's mistake does not hide the others
+    assert settings.channels.accounts("telegram") == {DEFAULT_ACCOUNT: {"bot_token": "t"}}
 
 
 def test_a_webchat_rate_that_is_not_a_number_names_the_key() -> None:
