@@ -15,16 +15,17 @@ silently see the new behaviour mid-way.
 The histories in ``histories/`` were recorded with ``record_histories.py``: a full
 conversation (AI answer, an ask with a retry, HTTP found / 404 / down after a
 retry, closed), a hand-off (held message, agent accept / reply / resolve, a timer,
-closed), a hand-off transferred to another queue (``transfer``: taken, answered and
-resolved there) and a conversation that continued as new twice (one file per run). The
+closed) and a conversation that continued as new twice (one file per run). The
 flow revisions they ran on are in ``histories/revisions/``, loaded by hash as the
-worker's compiled-flow cache does. The same three, recorded again after a guarded
+worker's compiled-flow cache does. The same, recorded again after a guarded
 change, are in a folder named after it (``ai-context-in-workflow/``: AI calls carry
 the turns the workflow chose; ``deliver-in-task/``: replies sent from a local
 activity inside the workflow task; ``offline-ai-in-workflow/``: the echo chain
-answered in workflow code, with no ``flowdesk.call_ai``; ``agent-transfer-event/``: an
-agent's transfer is an interpreter event). ``agent-transfer-update/`` holds the
-transfer as the code before that change made it, in the update handler.
+answered in workflow code, with no ``flowdesk.call_ai``; ``agent-transfer-event/``:
+an agent's transfer is an interpreter event, with a fourth conversation,
+``transfer``: a hand-off transferred to another queue, taken, answered and resolved
+there). ``agent-transfer-update/`` holds that conversation as the code before the
+change ran it: the update handler moved the hand-off itself.
 
 When this test fails after your change
 --------------------------------------
