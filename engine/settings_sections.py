@@ -123,7 +123,7 @@ class TemporalSettings:
         tls = _section(section, "tls")
         # Paths in flowdesk.yaml are relative to its directory, like word-list files.
         files = {key: base / tls[key] for key in ("ca_file", "cert_file", "key_file") if tls.get(key)}
-        return cls(**given, tls=TLSFiles(**files, server_name=tls.get("server_name") or None))
+        return cls(**given, tls=TLSFiles(**files, server_name=tls.get("server_name")))
 
     @property
     def address(self) -> str:
