@@ -32,14 +32,14 @@ with workflow.unsafe.imports_passed_through():
         event_from_dict,
         to_dict,
     )
-    from engine.flow.model import Chain, CompiledFlow
+    from engine.flow.model import Chain
     from engine.flow.state import ConversationState
     from engine.message_log import RecordInput
-    from engine.runtime import registry
     from engine.runtime.activities import ConversationActivities
     from engine.runtime.failures import ACTIVITY_FAILURES, failure_text, timed_out
     from engine.runtime.observe import time_step
     from engine.runtime.patches import OFFLINE_AI_IN_WORKFLOW, RECORD_AI_FAILURES
+    from engine.runtime.pinned import PinnedFlows
     from engine.runtime.types import AIInput, ConversationInput, HttpInput
 
 #: The message log must not lose a message: retried until it works.
@@ -54,23 +54,6 @@ AI_ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_a
 #: whose worker died is retried elsewhere after this, not after its whole timeout.
 CALL_HEARTBEAT_TIMEOUT = timedelta(seconds=4)
 DEFAULT_HTTP_TIMEOUT = timedelta(seconds=10)
-
-
-class PinnedFlows:
-    """FlowResolver for workflow code: pinned revisions from the worker's compiled cache."""
-
-    def __init__(self, live: dict[str, str]) -> None:
-        #: flow id -> live revision; the run's own dict (RunState.live), updated in place
-        self.live = live
-
-    def get(self, name: str, revision: str | None = None) -> CompiledFlow | None:
-        revision = revision or self.live.get(name)
-        if revision is None:
-            return None
-        # Content-addressed and immutable: reading it is deterministic, so the
-        # sandbox may let this one read through.
-        with workflow.unsafe.sandbox_unrestricted():
-            return registry.load(workflow.info().task_queue, name, revision)
 
 
 def event_time(clock_offset_ms: int) -> str:

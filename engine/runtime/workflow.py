@@ -7,7 +7,8 @@ commands it returns — activities for AI, HTTP and the message log
 :class:`~engine.runtime.outbox.Outbox`, workflow timers for waits, a local
 activity for the inbound pipeline. All step semantics live in
 :mod:`engine.flow.interpret`; what the run carries into the next one is its
-:class:`~engine.runtime.run_state.RunState`.
+:class:`~engine.runtime.run_state.RunState`, the revisions it runs on and follows
+are its :class:`~engine.runtime.pinned.Revisions`.
 """
 
 from __future__ import annotations
@@ -43,23 +44,17 @@ with workflow.unsafe.imports_passed_through():
         TimerFired,
         TransferHandoff,
     )
-    from engine.flow.interpret import adopt_revision, advance, begin
-    from engine.flow.model import CompiledFlow, FlowJumpAction
-    from engine.flow.public_settings import PublicSettings, interpreter_context
+    from engine.flow.interpret import advance, begin
+    from engine.flow.public_settings import interpreter_context
     from engine.flow.state import ConversationState
-    from engine.runtime import effects, registry
+    from engine.runtime import effects
     from engine.runtime.activities import ConversationActivities
-    from engine.runtime.effects import LogScope, PinnedFlows
+    from engine.runtime.effects import LogScope
     from engine.runtime.failures import ACTIVITY_FAILURES, Failure, failure_text
     from engine.runtime.observe import count_steps
     from engine.runtime.outbox import Outbox
-    from engine.runtime.patches import (
-        AGENT_TRANSFER_EVENT,
-        INTERPRETER_PATCHES,
-        RECORD_END,
-        SETTINGS_REVISION,
-        SKIP_IDLE_PREPARE,
-    )
+    from engine.runtime.patches import AGENT_TRANSFER_EVENT, INTERPRETER_PATCHES, RECORD_END
+    from engine.runtime.pinned import Revisions
     from engine.runtime.run_state import RunState
     from engine.runtime.types import (
         Accepted,
@@ -89,7 +84,8 @@ class ConversationWorkflow:
         self.input = data
         #: everything the run changes and carries into the next run (continue-as-new)
         self.run_state = RunState.of(data)
-        self.flows = PinnedFlows(self.run_state.live)
+        #: the flow and settings revisions the conversation runs on
+        self.revisions = Revisions(self.run_state)
         #: AI calls this run answered in workflow code (see Outbox._only_own_events)
         self.answered_here: set[str] = set()
         self.outbox = Outbox(self.run_state, data, now=self._now, answered_here=self.answered_here)
@@ -101,16 +97,15 @@ class ConversationWorkflow:
         self.tasks: set[asyncio.Task[None]] = set()
         #: the AI and HTTP calls among them: nobody is left to answer once the conversation ends
         self.calls: set[asyncio.Task[None]] = set()
-        self._settings: PublicSettings | None = None
 
     # -- the loop ---------------------------------------------------------------------
 
     @workflow.run
     async def run(self, data: ConversationInput) -> dict[str, Any]:
         run = self.run_state
-        self.flows.live.setdefault(data.flow, data.revision)
+        self.revisions.flows.live.setdefault(data.flow, data.revision)
         if run.state is None:
-            flow = self._flow(data.flow, data.revision)
+            flow = self.revisions.flow(data.flow, data.revision)
             run.state = begin(
                 flow,
                 conversation={"id": data.conversation_id, "channel": data.channel, "started_at": self._now()},
@@ -151,7 +146,7 @@ class ConversationWorkflow:
                 return
             event = prepared
         features = frozenset(name for name in INTERPRETER_PATCHES if workflow.patched(name))
-        ctx = interpreter_context(self.flows, self._public_settings(), features=features)
+        ctx = interpreter_context(self.revisions.flows, self.revisions.settings(), features=features)
         outcome = advance(ctx, self._state(), event)
         self.run_state.state = outcome.state
         if not workflow.unsafe.is_replaying():
@@ -163,11 +158,11 @@ class ConversationWorkflow:
         """Persist the message, run the inbound pipeline, and move to a new live revision."""
         state = self._state()
         message = event.message
-        live = self._live_from_sender(event)
+        live = self.revisions.live_from_sender(event, state)
         if live is not None:
             # Nothing for the prepare activity to do: logged, no pipeline, revisions known.
-            self._follow_live(live)
-            self._follow_settings(event.settings)
+            self.revisions.follow_live(live)
+            self.revisions.follow_settings(event.settings)
             return event
         try:
             prepared = await workflow.execute_local_activity_method(
@@ -177,7 +172,7 @@ class ConversationWorkflow:
                     state.flow,
                     state.revision,
                     message,
-                    flows=self._flows_of_interest(),
+                    flows=self.revisions.of_interest(state),
                     key=str(state.contact.get("id") or ""),
                     # A server that logged the message itself says so (one write, not two).
                     record=None
@@ -194,8 +189,8 @@ class ConversationWorkflow:
             # on as written, on the revision the conversation already has.
             workflow.logger.error("inbound pipeline failed, message passed on unprocessed: %s", failure_text(exc))
             return event
-        self._follow_live(prepared.live)
-        self._follow_settings(prepared.settings or event.settings)
+        self.revisions.follow_live(prepared.live)
+        self.revisions.follow_settings(prepared.settings or event.settings)
         if prepared.blocked is not None:
             text = str(prepared.message.get("text", message["text"]))
             blocked = effects.entry(
@@ -206,70 +201,6 @@ class ConversationWorkflow:
                 self.outbox.queue(prepared.reply, (), "bot")
             return None
         return MessageReceived(message=prepared.message, at=event.at)
-
-    def _live_from_sender(self, event: MessageReceived) -> dict[str, str] | None:
-        """The live revisions of the flows of interest, when the prepare activity can be skipped.
-
-        That is when the server logged the message, the conversation's flow has no
-        inbound pipeline, and the message came with the live revisions the server
-        saw (revisions are content-addressed: any worker loads them by hash).
-        """
-        state = self._state()
-        if not event.live or not event.message.get("meta", {}).get("logged"):
-            return None
-        current = self.flows.get(state.flow, state.revision)
-        if current is None or current.inbound:
-            return None
-        names = self._flows_of_interest()
-        if any(name not in event.live for name in names):
-            return None
-        if not workflow.patched(SKIP_IDLE_PREPARE):
-            return None
-        return {name: event.live[name] for name in names}
-
-    def _follow_live(self, live: dict[str, str]) -> None:
-        """Pin the flows' live revisions; move the conversation when its own flow has a new one."""
-        state = self._state()
-        self.flows.live.update(live)
-        revision = live.get(state.flow)
-        if revision is not None and revision != state.revision:
-            moved = adopt_revision(state, self._flow(state.flow, revision))
-            if moved is not None:
-                workflow.logger.info("conversation moved to revision %s of %s", revision[:12], state.flow)
-                self.run_state.state = moved
-
-    def _follow_settings(self, revision: str) -> None:
-        """Move to the live settings revision at a safe point: where a new flow revision is adopted.
-
-        That is while the conversation waits for the customer's message (or has not
-        started): no turn is half done under the old settings.
-        """
-        state = self._state()
-        if not revision or revision == self.run_state.settings:
-            return
-        pending = state.pending
-        if state.ended or (pending is not None and pending.wait != "message"):
-            return
-        if not workflow.patched(SETTINGS_REVISION):
-            return
-        workflow.logger.info("conversation moved to settings revision %s", revision[:12])
-        self.run_state.settings, self._settings = revision, None
-
-    def _public_settings(self) -> PublicSettings:
-        """The conversation's settings revision, loaded by id (content-addressed: deterministic)."""
-        revision = self.run_state.settings
-        if self._settings is None or self._settings.revision != revision:
-            with workflow.unsafe.sandbox_unrestricted():
-                self._settings = registry.load_settings(workflow.info().task_queue, revision)
-        return self._settings
-
-    def _flows_of_interest(self) -> list[str]:
-        state = self._state()
-        names = {state.flow, *(frame.flow for frame in state.stack)}
-        current = self.flows.get(state.flow, state.revision)
-        if current is not None:
-            names |= {s.action.flow for s in current.steps.values() if isinstance(s.action, FlowJumpAction)}
-        return sorted(names)
 
     # -- commands -----------------------------------------------------------------------
 
@@ -311,7 +242,7 @@ class ConversationWorkflow:
     async def _call_ai(self, call: CallAI) -> None:
         scope = self._scope()
         event = await effects.call_ai(
-            call, flows=self.flows, scope=scope, now=self._now, answered_here=self.answered_here
+            call, flows=self.revisions.flows, scope=scope, now=self._now, answered_here=self.answered_here
         )
         self.run_state.events.append(event)
 
@@ -453,12 +384,6 @@ class ConversationWorkflow:
 
     def _now(self) -> str:
         return effects.event_time(self.input.clock_offset_ms)
-
-    def _flow(self, name: str, revision: str) -> CompiledFlow:
-        flow = self.flows.get(name, revision)
-        if flow is None:  # pragma: no cover - get() raises rather than return None for a revision
-            raise ApplicationError(f"flow {name} revision {revision} is not available", non_retryable=True)
-        return flow
 
     def _should_continue_as_new(self, handled: int) -> bool:
         if self._state().ended:
