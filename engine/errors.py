@@ -23,7 +23,6 @@ server answers each with an HTTP status is one table: ``engine/server/problems.p
     ├── ConversationEnded       the workflow has finished: a new message needs a new conversation [runtime.client]
     ├── MissingSecret           a flow's secret('NAME') has no value on this worker [runtime.activities]
     ├── DatabaseError           the database cannot be reached or refused an operation [store.db]
-    ├── BadParameter            a /ws/chat query parameter the server cannot use [connectors.channels.webchat.socket]
     ├── NotTheCommonCase        rolls a fast message write back; the full path takes it [store.fastlog]
     ├── ProviderError           an AI provider gave no usable answer; the chain acts on its class [ai.types]
     │   ├── Unauthorized        401/403: the key is wrong or lacks permission; not retried
@@ -41,7 +40,8 @@ server answers each with an HTTP status is one table: ``engine/server/problems.p
         ├── DeliveryRejected    the channel refused a message for good: not retried
         ├── ChannelThrottled    the vendor said 429: retried after ``retry_after``
         ├── ChannelUnavailable  the vendor failed (5xx) or did not answer: retried with back-off
-        └── NoFlowLive          no flow is live for the channel: a message cannot start a conversation
+        ├── NoFlowLive          no flow is live for the channel: a message cannot start a conversation
+        └── BadParameter        a /ws/chat query parameter the web chat cannot use [connectors.channels.webchat.socket]
 
 A :class:`Diagnostic` is a located, coded message about a flow file: it is what
 ``flowdesk validate`` prints and what the API returns; it is data, not an exception.

@@ -22,7 +22,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from connectors.channels.webchat.hub import Connection
 from connectors.channels.webchat.visitors import identity_matches
-from engine.channels.errors import NoFlowLive
+from engine.channels.errors import ChannelError, NoFlowLive
 from engine.channels.host import Contact, InboundText, LoggedMessage
 from engine.metrics import REJECTED_FRAMES
 
@@ -39,7 +39,7 @@ _SEQ_MAX = (1 << 63) - 1
 CLOSE_BAD_PARAMETER = 4400
 
 
-class BadParameter(ValueError):
+class BadParameter(ChannelError):
     """A query parameter of ``/ws/chat`` the server cannot use; the message says which and why."""
 
 
