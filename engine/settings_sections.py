@@ -182,11 +182,16 @@ class WebChatSettings:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> WebChatSettings:
-        config = _section(_section(data, "channels"), "webchat")
+        limits = _number(_section(data, "limits"), "message_max_chars", "limits", int)
+        return cls.from_block(_section(_section(data, "channels"), "webchat"), **limits)
+
+    @classmethod
+    def from_block(cls, config: Mapping[str, Any], **limits: int) -> WebChatSettings:
+        """From the ``channels.webchat`` block alone (what the channel's connector is given)."""
         given: dict[str, Any] = {
             **_number(config, "rate_per_second", "channels.webchat", float),
             **_number(config, "burst", "channels.webchat", int),
-            **_number(_section(data, "limits"), "message_max_chars", "limits", int),
+            **limits,
         }
         for key in ("identity_secret", "secret"):
             if config.get(key):

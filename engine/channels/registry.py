@@ -23,10 +23,10 @@ from dataclasses import replace
 from typing import Any
 
 from engine.channels.host import ChannelConfig, ChannelHost
-from engine.channels.types import DEFAULT_ACCOUNT, Channel, channel_address
+from engine.channels.types import Channel, channel_address
 from engine.errors import ConfigError, PluginError
 from engine.plugins import PluginRegistry
-from engine.settings import resolve_env_ref
+from engine.settings_sections import channel_accounts, resolve_env_ref
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +44,6 @@ CHANNELS: PluginRegistry[ChannelFactory] = PluginRegistry("channel", "flowdesk.c
 def register_channel(name: str) -> Callable[[ChannelFactory], ChannelFactory]:
     """Decorator: ``channels.<name>`` in the settings builds its accounts with the decorated factory."""
     return CHANNELS.register(name)
-
-
-def accounts_of(kind: str, settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The accounts one ``channels.<kind>`` block configures, by name (the settings contract)."""
-    if "accounts" not in settings:
-        return {DEFAULT_ACCOUNT: dict(settings)}
-    named = settings["accounts"]
-    if not isinstance(named, Mapping):
-        raise ConfigError(f"channels.{kind}.accounts must map account names to their settings")
-    shared = {k: v for k, v in settings.items() if k != "accounts"}
-    # Keys beside `accounts` (api_base, enabled) apply to every account unless it sets its own.
-    return {str(name): {**shared, **dict(block or {})} for name, block in named.items()}
 
 
 def resolve_params(params: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -93,7 +81,7 @@ def build_channels(
         if getattr(factory, "needs_host", False) and host is None:
             continue  # served by `flowdesk serve`, which builds it with its server
         try:
-            accounts = accounts_of(kind, settings.get(kind) or {})
+            accounts = channel_accounts(kind, settings.get(kind) or {})
         except ConfigError as exc:
             log.error("channel %r not started: %s", kind, exc)
             continue

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
-#: The account a channel's top-level keys configure (``channels.<kind>: {...}``).
-DEFAULT_ACCOUNT = "default"
+# The account a channel's top-level keys configure (``channels.<kind>: {...}``).
+from engine.settings_sections import DEFAULT_ACCOUNT
 
 
 def channel_address(kind: str, account: str = DEFAULT_ACCOUNT) -> str:

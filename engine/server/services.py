@@ -14,11 +14,7 @@ from engine.runtime.revisions import FlowCatalog
 from engine.server.reload import FlowReloader
 from engine.server.settings_reload import SettingsReloader
 from engine.settings import Settings
-from engine.settings_sections import WebChatSettings
 from engine.store import Store
-
-#: Longest inbound message, in characters, unless ``limits.message_max_chars`` says otherwise.
-DEFAULT_MAX_CHARS = WebChatSettings().message_max_chars
 
 
 @dataclass

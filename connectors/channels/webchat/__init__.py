@@ -6,6 +6,6 @@ ids), ``secret`` (the visitor-token key; else one is kept in the data directory)
 Frames: ``../shared/CHANNELS.md``, web chat.
 """
 
-from connectors.channels.webchat.channel import WebChat, WebChatOptions, create
+from connectors.channels.webchat.channel import WebChat, create
 
-__all__ = ["WebChat", "WebChatOptions", "create"]
+__all__ = ["WebChat", "create"]

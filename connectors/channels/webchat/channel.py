@@ -10,8 +10,6 @@ conversation's own workflow task, a cluster's node from its own task queue.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from litestar import WebSocket, websocket
@@ -23,40 +21,11 @@ from connectors.channels.webchat.visitors import VisitorTokens, load_or_create_s
 from engine.channels.host import ChannelConfig, ChannelHost
 from engine.channels.types import Capabilities, OutboundMessage, Receipt
 from engine.errors import ConfigError
+from engine.settings_sections import WebChatSettings
 
 #: Socket path the widget connects to.
 SOCKET_PATH = "/ws/chat"
 CAPABILITIES = Capabilities(text=True, choices=True, held_by_node=True)
-
-
-@dataclass(frozen=True)
-class WebChatOptions:
-    """Limits and secrets of the web chat (``channels.webchat`` in the settings)."""
-
-    #: longest visitor message, in characters (``limits.message_max_chars``)
-    max_chars: int
-    #: messages per second per visitor, and the burst allowed above that rate
-    rate: float = 1.0
-    burst: int = 5
-    #: HMAC key a host site signs its users' ids with (``identity_hash``); None: not used
-    identity_secret: str | None = None
-    #: key of the visitor tokens; None: one kept in the data directory
-    token_secret: str | None = None
-
-    @classmethod
-    def parse(cls, params: Mapping[str, Any], *, max_chars: int) -> WebChatOptions:
-        try:
-            rate, burst = float(params.get("rate_per_second", 1.0)), int(params.get("burst", 5))
-        except (TypeError, ValueError):
-            raise ConfigError("channels.webchat: rate_per_second and burst must be numbers") from None
-        identity, secret = params.get("identity_secret"), params.get("secret")
-        return cls(
-            max_chars=max_chars,
-            rate=rate,
-            burst=burst,
-            identity_secret=str(identity) if identity else None,
-            token_secret=str(secret) if secret else None,
-        )
 
 
 class WebChat:
@@ -65,11 +34,11 @@ class WebChat:
     name = CHANNEL
     capabilities = CAPABILITIES
 
-    def __init__(self, host: ChannelHost, options: WebChatOptions) -> None:
+    def __init__(self, host: ChannelHost, options: WebChatSettings) -> None:
         self.host = host
         self.options = options
-        self.hub = WebChatHub(rate=options.rate, burst=options.burst)
-        secret = options.token_secret
+        self.hub = WebChatHub(rate=options.rate_per_second, burst=options.burst)
+        secret = options.secret
         key = secret.encode() if secret else load_or_create_secret(host.data_dir / "webchat.key")
         self.tokens = VisitorTokens(key)
 
@@ -97,7 +66,7 @@ def create(config: ChannelConfig) -> WebChat:
     host = config.host
     if host is None:
         raise ConfigError("the web chat is served by `flowdesk serve` (it needs the node's sockets)")
-    return WebChat(host, WebChatOptions.parse(config.params, max_chars=host.max_message_chars))
+    return WebChat(host, WebChatSettings.from_block(config.params, message_max_chars=host.max_message_chars))
 
 
 create.needs_host = True  # type: ignore[attr-defined]

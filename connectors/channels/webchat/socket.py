@@ -189,7 +189,7 @@ class ChatSession:
         if not isinstance(text, str) or not text.strip():
             await self.connection.send(_error("bad_frame", "a message needs a non-empty `text`", client_id))
             return
-        limit = self.chat.options.max_chars
+        limit = self.chat.options.message_max_chars
         if len(text) > limit:
             await self.connection.send(
                 _error("too_large", f"messages are limited to {limit} characters; this one has {len(text)}", client_id)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.channels.host import ChannelConfig
-from engine.channels.registry import CHANNELS, accounts_of, build_channels, register_channel
+from engine.channels.registry import CHANNELS, build_channels, register_channel
 from engine.channels.types import Capabilities, OutboundMessage, Receipt
 
 
@@ -34,16 +34,10 @@ def _registered() -> Iterator[None]:
     CHANNELS._registered.pop("fragile", None)
 
 
-def test_top_level_keys_configure_the_default_account_and_accounts_several() -> None:
-    assert accounts_of("whatsapp", {"phone_number_id": "1"}) == {"default": {"phone_number_id": "1"}}
-    assert accounts_of(
-        "whatsapp", {"api_base": "http://x", "accounts": {"sales": {"phone_number_id": "2"}, "help": {"api_base": "y"}}}
-    ) == {"sales": {"api_base": "http://x", "phone_number_id": "2"}, "help": {"api_base": "y"}}
-
-
 def test_each_account_is_one_channel_named_by_its_address_with_its_secrets_resolved() -> None:
     settings = {"recorder": {"token": "${env:REC_TOKEN}", "accounts": {"sales": {}, "support": {"token": "plain"}}}}
     channels: dict[str, Any] = build_channels(settings, environ={"REC_TOKEN": "t0k3n"})
+    # Keys beside `accounts:` are shared by every account; an account's own keys win.
     assert {"recorder:sales", "recorder:support"} <= set(channels)
     assert channels["recorder:sales"].config.params == {"token": "t0k3n"}
     assert channels["recorder:support"].config.params == {"token": "plain"}
