@@ -74,6 +74,8 @@ class ProblemDetails:
     errors: list[dict[str, Any]] | None = None
     #: the flow's diagnostics (422 on a save)
     diagnostics: list[dict[str, Any]] | None = None
+    #: each dependency and what it answered (503 from /readyz)
+    checks: dict[str, str] | None = None
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:

@@ -225,6 +225,7 @@ export interface ProblemDetails {
   detail: string;
   errors?: Array<Record<string, unknown>> | null;
   diagnostics?: Array<Record<string, unknown>> | null;
+  checks?: Record<string, string> | null;
 }
 
 /** Readiness: every dependency the node needs answers (a 503 problem names the ones that do not). */
