@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
@@ -95,16 +95,21 @@ class DiagnosticView(ApiModel):
 
     @classmethod
     def of(cls, diagnostic: Diagnostic) -> DiagnosticView:
-        return cls(
-            code=diagnostic.code,
-            severity=diagnostic.severity,
-            message=diagnostic.message,
-            hint=diagnostic.hint,
-            file=diagnostic.file,
-            line=diagnostic.line,
-            column=diagnostic.column,
-            path=diagnostic.path,
-        )
+        return cls(**diagnostic_members(diagnostic))
+
+
+def diagnostic_members(diagnostic: Diagnostic) -> dict[str, Any]:
+    """A diagnostic's members, as every view of one names them."""
+    return {
+        "code": diagnostic.code,
+        "severity": diagnostic.severity,
+        "message": diagnostic.message,
+        "hint": diagnostic.hint,
+        "file": diagnostic.file,
+        "line": diagnostic.line,
+        "column": diagnostic.column,
+        "path": diagnostic.path,
+    }
 
 
 def diagnostic_views(diagnostics: list[Diagnostic]) -> list[DiagnosticView]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from engine.errors import Diagnostic, Severity
-from engine.server.api_models import ApiModel, described
+from engine.server.api_models import ApiModel, described, diagnostic_members
 
 
 class SettingsProblem(ApiModel, kw_only=True):  # members keep the order of a diagnostic's
@@ -30,16 +30,7 @@ class SettingsProblem(ApiModel, kw_only=True):  # members keep the order of a di
 
     @classmethod
     def at(cls, diagnostic: Diagnostic) -> SettingsProblem:
-        return cls(
-            code=diagnostic.code,
-            severity=diagnostic.severity,
-            message=diagnostic.message,
-            hint=diagnostic.hint,
-            file=diagnostic.file,
-            line=diagnostic.line,
-            column=diagnostic.column,
-            path=diagnostic.path,
-        )
+        return cls(**diagnostic_members(diagnostic))
 
 
 class SettingsView(ApiModel):
