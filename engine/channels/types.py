@@ -85,6 +85,12 @@ class OutboundMessage:
     #: the flow revision that wrote it, for a channel that writes the log entry itself
     flow: str = ""
     revision: str = ""
+    #: when the customer last wrote (ISO 8601); "" when unknown. A channel with a reply
+    #: window (WhatsApp: 24 h) refuses a free-form reply after it
+    customer_at: str = ""
+    #: a vendor template to send instead of free text (WhatsApp outside its window):
+    #: ``{"name": ..., "language": ..., "params": [...]}``; empty: none
+    template: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +141,9 @@ class Incoming:
     at: str = ""
     #: the vendor's payload of this message, kept in the store as it came
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: typed parts the text stands for: ``{"type": "location", "latitude": ..., "longitude": ...}``,
+    #: ``{"type": "sticker", ...}``; the text is their fallback for flows
+    parts: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +157,15 @@ class StatusUpdate:
 
 
 Decoded = Incoming | StatusUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """What the server answers a vendor's handshake (WhatsApp's ``hub.challenge``)."""
+
+    status: int
+    body: str = ""
+    content_type: str = "text/plain"
 
 
 @runtime_checkable
@@ -181,3 +199,23 @@ class WebhookChannel(Channel, Protocol):
         An event the channel does not handle decodes to nothing (the webhook answers 200).
         """
         ...
+
+
+@runtime_checkable
+class HandshakeChannel(Protocol):
+    """A channel whose vendor checks the webhook URL first (a GET the server passes on)."""
+
+    def handshake(self, request: WebhookRequest) -> WebhookAnswer:
+        """The answer to the vendor's check: its challenge (200), or 403 on a wrong token."""
+        ...
+
+
+@runtime_checkable
+class AcknowledgingChannel(Protocol):
+    """A channel that tells the vendor once its messages are durably accepted.
+
+    Telegram answers a button press (``answerCallbackQuery``) so the customer's
+    spinner stops; called after the webhook's messages are accepted, errors logged.
+    """
+
+    async def acknowledge(self, decoded: Sequence[Decoded]) -> None: ...
