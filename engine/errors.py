@@ -38,6 +38,7 @@ server answers each with an HTTP status is one table: ``engine/server/problems.p
         ├── SignatureInvalid    a webhook's signature is missing, wrong or too old (401)
         ├── PayloadInvalid      a signed webhook body the channel cannot read (400)
         ├── DeliveryRejected    the channel refused a message for good: not retried
+        │   └── ReplyWindowClosed   a free-form reply after the channel's reply window
         ├── ChannelThrottled    the vendor said 429: retried after ``retry_after``
         ├── ChannelUnavailable  the vendor failed (5xx) or did not answer: retried with back-off
         ├── NoFlowLive          no flow is live for the channel: a message cannot start a conversation

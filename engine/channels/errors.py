@@ -25,7 +25,22 @@ class PayloadInvalid(ChannelError):
 
 
 class DeliveryRejected(ChannelError):
-    """The channel refused the message for good (bad recipient, blocked bot): do not retry."""
+    """The channel refused the message for good (bad recipient, blocked bot): do not retry.
+
+    ``code`` is the vendor's error code when it gave one (WhatsApp ``131047``, Telegram
+    ``403``): delivery failures are counted by it.
+    """
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ReplyWindowClosed(DeliveryRejected):
+    """A free-form reply after the channel's reply window (WhatsApp: 24 h since the customer wrote)."""
+
+    def __init__(self, message: str = "window closed", code: str = "window_closed") -> None:
+        super().__init__(message, code)
 
 
 class ChannelThrottled(ChannelError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.channels.types import OutboundMessage, channel_address
+from engine.channels.types import Attachment, OutboundMessage, channel_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,14 @@ class InboundText:
     at: str
     #: replies must come back through the node that holds the customer's connection
     held_by_node: bool = False
+    #: what the customer tapped (a button press), when the text is its label
+    choice: str | None = None
+    #: images and files as references (flows see them as ``message.attachments``)
+    attachments: tuple[Attachment, ...] = ()
+    #: typed parts (location, sticker ...) the text is the fallback of
+    parts: tuple[Mapping[str, Any], ...] = ()
+    #: the vendor's payload of the message, kept in the store as it came
+    raw: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

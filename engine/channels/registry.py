@@ -23,10 +23,10 @@ from dataclasses import replace
 from typing import Any
 
 from engine.channels.host import ChannelConfig, ChannelHost
-from engine.channels.types import Channel, channel_address
+from engine.channels.types import Channel, channel_address, required_settings
 from engine.errors import ConfigError, PluginError
 from engine.plugins import PluginRegistry
-from engine.settings_sections import channel_accounts, resolve_env_ref
+from engine.settings_sections import DEFAULT_ACCOUNT, channel_accounts, resolve_env_ref
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,12 @@ log = logging.getLogger(__name__)
 ChannelFactory = Callable[[ChannelConfig], Channel]
 
 #: Built-in channels, one module (or package) each under connectors/channels/.
-BUILTIN_CHANNELS: dict[str, str] = {"webchat": "connectors.channels.webchat:create"}
+BUILTIN_CHANNELS: dict[str, str] = {
+    "webchat": "connectors.channels.webchat:create",
+    "telegram": "connectors.channels.telegram:create",
+    "whatsapp": "connectors.channels.whatsapp:create",
+    "api": "connectors.channels.api:create",
+}
 #: Built-ins started without any settings.
 ALWAYS_ON = frozenset({"webchat"})
 
@@ -98,7 +103,12 @@ def _build(factory: ChannelFactory, config: ChannelConfig, environ: Mapping[str,
     if config.params.get("enabled") is False:
         return None
     try:
-        channel = factory(replace(config, params=resolve_params(config.params, environ)))
+        params = resolve_params(config.params, environ)
+        missing = missing_settings(factory, params)
+        if missing:
+            names = ", ".join(f"channels.{config.kind}{_account_path(config.account)}.{key}" for key in missing)
+            raise ConfigError(f"{names} not set; its webhook is not served until it is")
+        channel = factory(replace(config, params=params))
     except ConfigError as exc:
         log.error("channel %r not started: %s", address, exc)
         return None
@@ -109,3 +119,12 @@ def _build(factory: ChannelFactory, config: ChannelConfig, environ: Mapping[str,
         log.error("channel %r has no send(message) method; not started", address)
         return None
     return channel
+
+
+def missing_settings(factory: ChannelFactory, params: Mapping[str, Any]) -> list[str]:
+    """The factory's required keys that ``params`` leaves unset or empty."""
+    return [key for key in required_settings(factory) if params.get(key) in (None, "")]
+
+
+def _account_path(account: str) -> str:
+    return "" if account == DEFAULT_ACCOUNT else f".accounts.{account}"

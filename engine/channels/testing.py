@@ -41,7 +41,15 @@ from engine.channels.errors import (
     PayloadInvalid,
     SignatureInvalid,
 )
-from engine.channels.types import Channel, Decoded, Incoming, OutboundMessage, WebhookChannel, WebhookRequest
+from engine.channels.types import (
+    Channel,
+    Decoded,
+    Incoming,
+    OutboundMessage,
+    StatusUpdate,
+    WebhookChannel,
+    WebhookRequest,
+)
 
 # -- every channel -----------------------------------------------------------------------------
 
@@ -244,7 +252,8 @@ def _summary(item: Decoded) -> dict[str, Any]:
     """A decoded item as JSON data (tuples as lists), without its raw payload."""
     data = json.loads(json.dumps(asdict(item)))
     data.pop("raw", None)
-    data["kind"] = "message" if isinstance(item, Incoming) else "status"
+    kinds = {Incoming: "message", StatusUpdate: "status"}
+    data["kind"] = kinds.get(type(item), "ignored")
     return {k: v for k, v in data.items() if v not in (None, "", [])}
 
 
@@ -254,7 +263,11 @@ def _matches(got: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
 
 
 def _identity(item: Decoded) -> str:
-    return item.message_id if isinstance(item, Incoming) else f"status:{item.channel_message_id}:{item.status}"
+    if isinstance(item, Incoming):
+        return item.message_id
+    if isinstance(item, StatusUpdate):
+        return f"status:{item.channel_message_id}:{item.status}"
+    return f"ignored:{item.reason}"
 
 
 # -- channels that call a vendor ---------------------------------------------------------------

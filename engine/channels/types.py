@@ -151,12 +151,26 @@ class StatusUpdate:
     """The vendor's news about a message we sent (delivered, read, failed)."""
 
     channel_message_id: str
-    status: Literal["delivered", "read", "failed"]
+    status: Literal["sent", "delivered", "read", "failed"]
     at: str = ""
+    #: for ``failed``: the vendor's reason, with its error code
     detail: str = ""
+    #: the vendor's error code of a failure, for the delivery-failure metric
+    code: str = ""
 
 
-Decoded = Incoming | StatusUpdate
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """An event the channel received and deliberately does nothing with (answered 200, counted).
+
+    ``reason`` is a short label for the metric: ``edited_message``, ``unknown_event``,
+    ``bot_message``...
+    """
+
+    reason: str
+
+
+Decoded = Incoming | StatusUpdate | Ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,3 +233,24 @@ class AcknowledgingChannel(Protocol):
     """
 
     async def acknowledge(self, decoded: Sequence[Decoded]) -> None: ...
+
+
+@runtime_checkable
+class SetupChannel(Protocol):
+    """A channel that can register its webhook with the vendor (``flowdesk channels setup``)."""
+
+    async def setup(self, public_url: str) -> str:
+        """Point the vendor at ``public_url`` (this account's webhook URL); returns what was done, in words.
+
+        Raises ChannelError (:mod:`engine.channels.errors`) with the vendor's answer when it refuses.
+        """
+        ...
+
+
+def required_settings(factory: object) -> tuple[str, ...]:
+    """The settings keys a connector's factory needs (its ``required_settings`` attribute).
+
+    ``flowdesk channels list`` names the missing ones, and the registry does not build
+    an account that lacks one (fail closed: a webhook without its secret is not mounted).
+    """
+    return tuple(getattr(factory, "required_settings", ()))
