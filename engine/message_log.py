@@ -29,3 +29,5 @@ class RecordInput:
     meta: dict[str, Any] = field(default_factory=dict)
     #: an entry already logged gets this text (the inbound pipeline changed it)
     replaces_text: bool = False
+    #: the vendor's id of a reply it took (delivery statuses name it)
+    channel_message_id: str = ""

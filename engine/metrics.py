@@ -22,7 +22,32 @@ MESSAGES_OUT = Counter(
     "flowdesk_messages_out_total", "Replies handed to a channel (or stored for an offline visitor).", ["channel"]
 )
 DELIVERY_FAILURES = Counter(
-    "flowdesk_delivery_failures_total", "Replies a channel refused for good, by channel.", ["channel"]
+    "flowdesk_delivery_failures_total",
+    "Failed sends, by channel and the vendor's error code (429, 5xx, 131047, window_closed ...).",
+    ["channel", "code"],
+)
+DELIVERY_LATENCY = Histogram(
+    "flowdesk_delivery_seconds", "Time a channel took to send one reply (the vendor's answer).", ["channel"]
+)
+DELIVERY_STATUSES = Counter(
+    "flowdesk_delivery_statuses_total",
+    "Delivery statuses vendors reported (sent, delivered, read, failed).",
+    ["channel", "status"],
+)
+WEBHOOK_REJECTED = Counter(
+    "flowdesk_webhook_rejected_total",
+    "Webhook requests refused or not taken, by channel and reason (signature, payload, too_large, unavailable ...).",
+    ["channel", "reason"],
+)
+WEBHOOK_IGNORED = Counter(
+    "flowdesk_webhook_ignored_total",
+    "Webhook events received and deliberately not acted on (edited_message, unknown_event ...).",
+    ["channel", "reason"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "flowdesk_webhook_seconds",
+    "Time from a webhook request's body to its answer (messages durably accepted).",
+    ["channel"],
 )
 STEPS = Counter("flowdesk_step_executions_total", "Flow steps run, by flow and step kind.", ["flow", "kind"])
 STEP_DURATION = Histogram(

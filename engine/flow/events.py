@@ -30,9 +30,39 @@ class CallFailure(StrEnum):
 # -- events ------------------------------------------------------------------------
 
 
+def customer_message(
+    message_id: str,
+    text: str,
+    channel: str,
+    at: str,
+    *,
+    choice: str | None = None,
+    attachments: list[dict[str, str]] | None = None,
+    parts: list[dict[str, Any]] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A customer's message as flows see it (``message``): the one shape the workflow and ``flowdesk try`` build.
+
+    ``attachments`` are references (``{"kind": "image", "url"|"media_id", ...}``), ``parts``
+    typed contents such as a location that ``text`` stands in for; ``at`` is when the
+    customer wrote (reply windows count from it).
+    """
+    return {
+        "id": message_id,
+        "text": text,
+        "channel": channel,
+        "at": at,
+        "choice": choice,
+        "attachments": list(attachments or ()),
+        "parts": list(parts or ()),
+        "flags": {},
+        "meta": dict(meta or {}),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class MessageReceived:
-    """A customer's message. ``message``: {id, text, channel, flags, ...}."""
+    """A customer's message. ``message``: see :func:`customer_message`."""
 
     message: dict[str, Any]
     at: str

@@ -40,6 +40,7 @@ from engine.flow.events import (
     TimerFired,
     TraceEntry,
     TransferHandoff,
+    customer_message,
 )
 from engine.flow.interpret import advance, begin
 from engine.flow.model import CompiledFlow
@@ -110,7 +111,7 @@ class Simulator:
     def user(self, text: str) -> list[SendText]:
         """The customer sends ``text``; returns the messages sent in reply."""
         self._message_count += 1
-        message = {"id": f"msg-{self._message_count}", "text": text, "channel": self.state.conversation["channel"]}
+        message = customer_message(f"msg-{self._message_count}", text, self.state.conversation["channel"], self.at)
         flow = self.ctx.flows.get(self.state.flow, self.state.revision)
         if flow is not None and flow.inbound:
             result = self.pipelines.run(

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,9 +31,9 @@ from engine.errors import FlowdeskError
 from engine.flow import expr
 from engine.flow.events import CallAI, to_dict
 from engine.message_log import RecordInput
-from engine.metrics import DELIVERY_FAILURES, MESSAGES_OUT
+from engine.metrics import DELIVERY_FAILURES, DELIVERY_LATENCY, MESSAGES_OUT
 from engine.pipeline.runner import Pipelines
-from engine.runtime.deliveries import delivered, outbound_message, retry_policy_error
+from engine.runtime.deliveries import delivered, failure_code, outbound_message, retry_policy_error, within_window
 from engine.runtime.failures import Failure
 from engine.runtime.inbound import run_inbound, run_outbound
 from engine.runtime.ports import MessageLog
@@ -163,21 +164,39 @@ class ConversationActivities:
                 await self.log.write(self._reply_entry(data, status="blocked", detail=outbound.blocked))
                 return Delivered(data.key, "blocked")
             data = replace(data, text=outbound.message.text)
+        sent_before = await self._sent_before(data, channel)
+        if sent_before is not None:
+            # The vendor took this delivery before (a retry after the log write failed, a
+            # re-run after a crash): never send it again.
+            return Delivered(data.key, "duplicate", channel_message_id=sent_before)
+        started = time.perf_counter()
         try:
-            receipt = await channel.send(outbound_message(data))
+            ready = within_window(outbound_message(data), channel.capabilities, datetime.now(UTC))
+            receipt = await channel.send(ready)
         except ChannelError as exc:
-            DELIVERY_FAILURES.labels(data.channel).inc()
+            DELIVERY_FAILURES.labels(data.channel, failure_code(exc)).inc()
             error = retry_policy_error(exc)
             if error is None:
                 raise
             raise error from None
+        DELIVERY_LATENCY.labels(data.channel).observe(time.perf_counter() - started)
         MESSAGES_OUT.labels(data.channel).inc()
         result = delivered(data.key, receipt)
         if result.logged:
             return result
         # Logged here rather than by another activity: one round trip per reply.
-        await self.log.write(self._reply_entry(data, status="sent"))
+        await self.log.write(
+            replace(self._reply_entry(data, status="sent"), channel_message_id=receipt.channel_message_id or "")
+        )
         return result
+
+    async def _sent_before(self, data: DeliverInput, channel: Channel) -> str | None:
+        """The vendor's id of this delivery if a vendor took it before (the store records it)."""
+        lookup = getattr(self.log, "sent_reply", None)
+        if lookup is None or channel.capabilities.held_by_node:
+            return None  # a log that keeps no vendor ids; web chat logs and dedupes its replies itself
+        found = await asyncio.to_thread(lookup, data.conversation_id, data.key)
+        return str(found) if found else None
 
     @staticmethod
     def _reply_entry(data: DeliverInput, *, status: str, detail: str = "") -> RecordInput:

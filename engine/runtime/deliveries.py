@@ -9,12 +9,19 @@ Temporal's retry policy understands: ``DeliveryRejected`` is not retried,
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from engine.channels.errors import ChannelThrottled, ChannelUnavailable, DeliveryRejected
-from engine.channels.types import OutboundMessage, Receipt
+from engine.channels.errors import (
+    ChannelError,
+    ChannelThrottled,
+    ChannelUnavailable,
+    DeliveryRejected,
+    ReplyWindowClosed,
+)
+from engine.channels.types import Capabilities, OutboundMessage, Receipt
 from engine.runtime.failures import Failure
 from engine.runtime.types import Delivered, DeliverInput
 
@@ -34,7 +41,52 @@ def outbound_message(data: DeliverInput) -> OutboundMessage:
         meta=dict(data.meta),
         flow=data.flow,
         revision=data.revision,
+        customer_at=data.customer_at,
+        template=dict(data.template),
     )
+
+
+def within_window(message: OutboundMessage, capabilities: Capabilities, now: datetime) -> OutboundMessage:
+    """The message the channel may send now: free text inside its reply window, the flow's template after it.
+
+    Raises ReplyWindowClosed when the window has passed and the flow named no template
+    (the delivery is then logged ``failed: window closed``, not attempted). A message
+    with a template and no text always goes as the template.
+    """
+    window = capabilities.reply_window
+    closed = window is not None and _since(message.customer_at, now) > window
+    if message.template and (closed or not message.text):
+        return message
+    if closed:
+        hours = window.total_seconds() / 3600 if window else 0
+        raise ReplyWindowClosed(
+            f"window closed: the customer last wrote more than {hours:g} h ago, and the flow names no template"
+        )
+    return replace(message, template={}) if message.template else message
+
+
+def failure_code(exc: ChannelError) -> str:
+    """The label a failed send is counted by: the vendor's code, else what kind of failure it was."""
+    if isinstance(exc, DeliveryRejected) and exc.code:
+        return exc.code
+    if isinstance(exc, ChannelThrottled):
+        return "throttled"
+    if isinstance(exc, ChannelUnavailable):
+        return "unavailable"
+    return "rejected"
+
+
+def _since(at: str, now: datetime) -> timedelta:
+    """How long ago ``at`` (ISO 8601) was; zero when unknown (a window is never closed on a guess)."""
+    if not at:
+        return timedelta(0)
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return timedelta(0)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return now - moment
 
 
 def delivered(key: str, receipt: Receipt) -> Delivered:

@@ -61,7 +61,14 @@ class Outbox:
         """Whether a reply is queued or being sent."""
         return bool(self.items) or self.delivering
 
-    def queue(self, text: str, choices: tuple[str, ...], sender: str, meta: dict[str, Any] | None = None) -> None:
+    def queue(
+        self,
+        text: str,
+        choices: tuple[str, ...],
+        sender: str,
+        meta: dict[str, Any] | None = None,
+        template: dict[str, Any] | None = None,
+    ) -> None:
         """Queue one reply to the customer, on the channel of their latest message."""
         self.run.sent += 1
         state = self.run.state
@@ -83,6 +90,8 @@ class Outbox:
                 route=route,
                 meta=meta or {},
                 in_task=in_task and not route and self._reply_in_task(),
+                customer_at=str(self._latest_message().get("at") or ""),
+                template=dict(template or {}),
             )
         )
 

@@ -78,6 +78,12 @@ class InboundMessage:
     live: dict[str, str] = field(default_factory=dict)
     #: the live settings revision when it was sent (filled in by Conversations.send)
     settings: str = ""
+    #: what the customer tapped (a button press); the text is its label
+    choice: str | None = None
+    #: images and files as references (``{"kind", "url"|"media_id", "name", "mime_type"}``)
+    attachments: list[dict[str, str]] = field(default_factory=list)
+    #: typed parts the text is the fallback of (``{"type": "location", ...}``)
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -169,6 +175,10 @@ class DeliverInput:
     #: the channel is served by the conversation's own worker and answers at once (web chat on
     #: a single node): the reply may go out inside the workflow task that made it
     in_task: bool = False
+    #: when the customer last wrote (ISO 8601): a channel's reply window counts from it
+    customer_at: str = ""
+    #: the vendor template the flow named (``say: {template: ...}``): sent when free text cannot be
+    template: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

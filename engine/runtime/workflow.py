@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         StartTimer,
         TimerFired,
         TransferHandoff,
+        customer_message,
     )
     from engine.flow.interpret import advance, begin
     from engine.flow.public_settings import interpreter_context
@@ -290,13 +291,16 @@ class ConversationWorkflow:
         seen[message.id] = None
         while len(seen) > SEEN_LIMIT:
             del seen[next(iter(seen))]
-        body = {
-            "id": message.id,
-            "text": message.text,
-            "channel": message.channel,
-            "flags": {},
-            "meta": dict(message.meta),
-        }
+        body = customer_message(
+            message.id,
+            message.text,
+            message.channel,
+            message.at or self._now(),
+            choice=message.choice,
+            attachments=message.attachments,
+            parts=message.parts,
+            meta=message.meta,
+        )
         self.run_state.events.append(
             MessageReceived(message=body, at=self._now(), live=dict(message.live), settings=message.settings)
         )

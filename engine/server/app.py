@@ -26,6 +26,7 @@ from engine.server.demo_shop import demo_order, order_api_enabled
 from engine.server.problems import handle_http_exception, handle_unexpected, problem_response, problem_responses
 from engine.server.services import Services, ServicesDep
 from engine.server.static_paths import refuse_odd_static_path
+from engine.server.webhooks import WEBHOOK_ROUTES
 
 OPENAPI_PATH = "/schema"  # public: see engine.server.auth.PUBLIC_PREFIXES
 
@@ -105,7 +106,8 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
             readyz,
             metrics,
             demo_page,
-            # Routes the channels serve themselves (web chat's socket, vendors' handshakes).
+            # Vendors' webhooks (every WebhookChannel), and routes channels serve themselves (web chat's socket).
+            *WEBHOOK_ROUTES,
             *channel_routes(services),
             FlowsController,
             ConversationsController,

@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.channels.errors import NoFlowLive
 from engine.channels.host import Accepted, Contact, InboundText, LoggedMessage
-from engine.channels.types import OutboundMessage
+from engine.channels.types import Attachment, OutboundMessage
 from engine.message_log import RecordInput
 from engine.metrics import MESSAGES_IN, UPDATE_LATENCY
 from engine.runtime.client import ConversationEnded, Conversations, NoFlowError
@@ -28,6 +28,7 @@ from engine.runtime.types import IN_TASK_META, InboundMessage
 from engine.store import Contact as ContactRow
 from engine.store import Message as MessageRow
 from engine.store import Store
+from engine.store.channel_log import PAYLOAD_REF
 from engine.store.conversations import HANDOFF
 
 
@@ -113,9 +114,21 @@ class ServerChannelHost:
         if conversation_id is None:
             conversation_id = await self._open(message)
         entry = RecordInput(
-            conversation_id, "in", message.text, message.channel, message.message_id, message.at, status="received"
+            conversation_id,
+            "in",
+            message.text,
+            message.channel,
+            message.message_id,
+            message.at,
+            status="received",
+            meta=_inbound_meta(message),
         )
-        row = await store.in_write_thread(store.record_message, entry)
+        raw_ref = None
+        if message.raw is not None:
+            # Kept before the message is logged: a row never points at a payload that is not there.
+            await store.in_write_thread(store.keep_payload, message.channel, message.message_id, message.raw)
+            raw_ref = PAYLOAD_REF
+        row = await store.in_write_thread(store.record_message, entry, raw_ref=raw_ref)
         # Typing means "a reply is being produced": not while the conversation waits in an
         # agent's queue (the agent's own typing comes through the same frame).
         if typing is not None and not await self._with_agents(conversation_id):
@@ -132,6 +145,9 @@ class ServerChannelHost:
                 at=message.at,
                 contact=_contact_view(message.contact),
                 meta=self._meta(message),
+                choice=message.choice,
+                attachments=[attachment_view(a) for a in message.attachments],
+                parts=[dict(p) for p in message.parts],
             )
             started = time.perf_counter()
             try:
@@ -175,6 +191,30 @@ class ServerChannelHost:
             else:
                 meta[IN_TASK_META] = True  # a single node: its conversation worker holds the sockets
         return meta
+
+
+def attachment_view(attachment: Attachment) -> dict[str, str]:
+    """An attachment as flows (``message.attachments``) and the log see it: only the fields it has."""
+    fields = {
+        "kind": attachment.kind,
+        "url": attachment.url,
+        "media_id": attachment.media_id,
+        "name": attachment.name,
+        "mime_type": attachment.mime_type,
+    }
+    return {k: v for k, v in fields.items() if v}
+
+
+def _inbound_meta(message: InboundText) -> dict[str, Any]:
+    """What the log keeps of a message beside its text: what was tapped, attached or shared."""
+    meta: dict[str, Any] = {}
+    if message.choice is not None:
+        meta["choice"] = message.choice
+    if message.attachments:
+        meta["attachments"] = [attachment_view(a) for a in message.attachments]
+    if message.parts:
+        meta["parts"] = [dict(p) for p in message.parts]
+    return meta
 
 
 def _contact_view(contact: Contact) -> dict[str, Any]:

@@ -179,6 +179,7 @@ class Node:
             settings_reloader=settings_reloader,
             node_queue=node_queue,
             temporal_ui_url=self.embedded.ui_url if self.embedded else None,
+            channel_host=host,
         )
         self._workers = self._build_workers(client, catalog, store, channels, node_queue)
         self._tasks += [asyncio.create_task(w.run(), name=f"worker {w.task_queue}") for w in self._workers]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
+from engine.channels.host import ChannelHost
 from engine.channels.types import Channel
 from engine.runtime.client import Conversations
 from engine.runtime.revisions import FlowCatalog
@@ -34,6 +35,8 @@ class Services:
     node_queue: str
     #: shown by the root page and the start-up banner; None when not known
     temporal_ui_url: str | None = None
+    #: what webhooks hand customers' messages to; None where no runtime client is (some tests)
+    channel_host: ChannelHost | None = None
 
 
 #: How handlers ask for the services: provided by the app, never parsed from a request.

@@ -70,6 +70,7 @@ def entry_columns(entry: RecordInput, choices: list[str] | None, raw_ref: str | 
         "detail": entry.detail,
         "meta": entry.meta,
         "raw_ref": raw_ref,
+        "channel_message_id": entry.channel_message_id or None,
         "flow": entry.flow,
         "revision": entry.revision,
         "at": entry.at,

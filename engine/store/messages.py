@@ -142,6 +142,8 @@ def _advance(row: Message, entry: RecordInput, choices: list[str] | None, raw_re
         row.choices = list(choices)
     if raw_ref is not None:
         row.raw_ref = raw_ref
+    if entry.channel_message_id and not row.channel_message_id:
+        row.channel_message_id = entry.channel_message_id
     if entry.status == row.status:
         if entry.detail and entry.detail != row.detail:
             row.detail = entry.detail

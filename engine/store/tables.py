@@ -89,6 +89,8 @@ class Message(SQLModel, table=True):
             sqlite_where=text("direction = 'in'"),
             postgresql_where=text("direction = 'in'"),
         ),
+        # Vendors report delivery statuses by their own id of the message we sent.
+        Index("ix_message_channel_message_id", "channel", "channel_message_id"),
         # Without AUTOINCREMENT, SQLite may reuse the highest rowid after a delete: a cursor would skip rows.
         {"sqlite_autoincrement": True},
     )
@@ -107,13 +109,30 @@ class Message(SQLModel, table=True):
     choices: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
     status: str  # received | sent | stored | failed | blocked | handoff | ...
     detail: str = ""
-    raw_ref: str | None = None  # where the channel's raw payload is kept, if anywhere
+    raw_ref: str | None = None  # where the channel's raw payload is kept, if anywhere (channel_payload)
+    #: the vendor's id of a reply it took (a Telegram message id, a WhatsApp wamid): its
+    #: delivery statuses name it, and a delivery that has one is never sent again
+    channel_message_id: str | None = None
     #: what produced it: for an AI answer, the provider and every attempt (``{"ai": {...}}``)
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     flow: str = ""
     revision: str = ""
     at: str  # the event's own time, as the runtime gave it (workflow time)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ChannelPayload(SQLModel, table=True):
+    """A vendor's payload of one inbound message, kept as it came (for agents, audits, replays).
+
+    Keyed like the message it carried, so a redelivered webhook keeps one copy.
+    """
+
+    __tablename__: ClassVar[Any] = "channel_payload"
+
+    channel: str = Field(primary_key=True)
+    message_id: str = Field(primary_key=True)
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class FlowRevision(SQLModel, table=True):
@@ -186,6 +205,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     Identity,
     Conversation,
     Message,
+    ChannelPayload,
     FlowRevision,
     LiveFlow,
     SettingsRevision,

@@ -15,6 +15,7 @@ updates with growing ``update_id`` s and POSTs them with the secret-token header
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -175,6 +176,10 @@ class TelegramEmulator:
                     raise AssertionError(f"chat {chat_id} received {len(got)} of {count} messages in {timeout}s: {got}")
                 self._changed.wait(left)
             return list(self.chats[str(chat_id)])
+
+    async def wait_for_async(self, chat_id: str | int, count: int, timeout: float = 10.0) -> list[SentMessage]:
+        """:meth:`wait_for` without blocking the event loop (a node in the same process must keep serving)."""
+        return await asyncio.to_thread(self.wait_for, chat_id, count, timeout)
 
     # -- the API ---------------------------------------------------------------------------
 
@@ -431,3 +436,7 @@ class TelegramUpdates:
         started = time.perf_counter()
         response = httpx.post(url, content=json.dumps(update).encode(), headers=headers, timeout=timeout)
         return Posted(response.status_code, time.perf_counter() - started, update)
+
+    async def post_async(self, url: str, update: dict[str, Any], *, secret: str | None = None) -> Posted:
+        """:meth:`post` from a thread, for tests whose node runs on the test's event loop."""
+        return await asyncio.to_thread(self.post, url, update, secret=secret)
