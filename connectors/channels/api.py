@@ -38,7 +38,8 @@ reply: the receiver drops an id it has seen. Any 2xx acknowledges the reply (a J
 answer ``{"id": "..."}`` names the receiver's own id of it); 429 is retried after
 ``Retry-After``; 5xx, 408 and no answer within 30 s are retried with back-off until
 acknowledged; any other status (a 3xx redirect included: it is not an
-acknowledgement) fails the reply for good. A retry is signed afresh, with a new
+acknowledgement) fails the reply for good, as does a reply with no recipient (nothing is
+sent: the receiver could not route it). A retry is signed afresh, with a new
 timestamp. An acknowledged key is not sent again by this process (a bounded record);
 after a restart the receiver's own check of ``message.id`` is what keeps a reply single.
 """
@@ -172,6 +173,12 @@ class ApiChannel:
         known = self._acknowledged.get(message.key)
         if known is not None:
             return Receipt("duplicate", channel_message_id=known)
+        if not message.recipient:
+            # The receiver routes by contact.id: a reply without one could reach nobody, or the wrong person.
+            raise DeliveryRejected(
+                f"the reply has no recipient (the contact's id on api:{self.account}); nothing was sent",
+                code="no_recipient",
+            )
         body = json.dumps(callback_body(message, self.account), ensure_ascii=False, separators=(",", ":")).encode()
         # Signed at each attempt: a retry an hour later must not look like a replay.
         stamp = str(int(self._clock()))

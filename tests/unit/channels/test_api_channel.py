@@ -337,6 +337,13 @@ async def test_a_reply_whose_answer_was_lost_comes_again_and_the_receiver_drops_
             assert receiver.repeats == {"k-3": 1}
 
 
+async def test_a_reply_without_a_recipient_is_rejected_without_being_sent() -> None:
+    async with ScriptedVendor() as vendor:
+        with pytest.raises(DeliveryRejected, match="no recipient") as rejected:
+            await make_api(vendor.url + "/r").send(_reply(recipient=""))
+    assert rejected.value.code == "no_recipient" and vendor.requests == []
+
+
 async def test_the_record_of_acknowledged_keys_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(api, "ACKNOWLEDGED_KEYS_REMEMBERED", 2)
     async with ScriptedVendor() as vendor:
