@@ -131,6 +131,8 @@ class WhatsApp:
         # key -> {part index: wamid} while a delivery is partly sent; key -> last wamid once done
         self._parts: OrderedDict[str, dict[int, str]] = OrderedDict()
         self._done: OrderedDict[str, str] = OrderedDict()
+        # keys being sent right now: an attempt overlapping a slow one must not send its parts again
+        self._sending: set[str] = set()
 
     def __repr__(self) -> str:  # never the token or the secret
         return f"WhatsApp(account={self.account!r}, phone_number_id={self.phone_number_id!r})"
@@ -208,10 +210,16 @@ class WhatsApp:
         payloads = [_envelope(message.recipient, body) for body in self._bodies(message)]
         if not payloads:
             raise DeliveryRejected("the reply has no text, choice or attachment WhatsApp can show", code="empty")
-        sent = self._parts.setdefault(message.key, {})
-        for index, payload in enumerate(payloads):
-            if index not in sent:  # a retry: this part reached the vendor before the failure
-                sent[index] = await self._post(payload)
+        if message.key in self._sending:
+            raise ChannelUnavailable("this delivery is being sent by an earlier attempt; try again once it ends")
+        self._sending.add(message.key)
+        try:
+            sent = self._parts.setdefault(message.key, {})
+            for index, payload in enumerate(payloads):
+                if index not in sent:  # a retry: this part reached the vendor before the failure
+                    sent[index] = await self._post(payload)
+        finally:
+            self._sending.discard(message.key)
         last = sent.get(len(payloads) - 1, "")
         self._remember(message.key, last)
         return Receipt("sent", channel_message_id=last or None)

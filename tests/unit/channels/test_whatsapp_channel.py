@@ -11,6 +11,7 @@ app secret.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -345,6 +346,18 @@ async def test_a_retry_after_a_500_mid_split_sends_no_part_twice(fx_graph: Whats
     again = await channel.send(message)
     assert again.status == "duplicate" and again.channel_message_id == sent[-1].wamid
     assert len(fx_graph.sent_to(CUSTOMER)) == 3
+
+
+async def test_an_attempt_overlapping_a_slow_one_sends_nothing(fx_graph: WhatsAppEmulator) -> None:
+    channel = make(fx_graph.url)
+    fx_graph.slow(1.0)
+    first = asyncio.create_task(channel.send(outbound(key="slow")))
+    await asyncio.sleep(0.3)  # the first attempt is waiting for Graph
+    with pytest.raises(ChannelUnavailable):
+        await channel.send(outbound(key="slow"))
+    assert (await first).status == "sent"
+    assert (await channel.send(outbound(key="slow"))).status == "duplicate"
+    assert fx_graph.shown(CUSTOMER) == ["Your order has shipped."]
 
 
 async def test_a_wrong_token_is_rejected_without_the_token_in_the_error(
