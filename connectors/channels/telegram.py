@@ -120,7 +120,7 @@ class Telegram:
         if presented is None:
             raise SignatureInvalid(f"no {SECRET_HEADER} header")
         if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), self._secret):
-            raise SignatureInvalid(f"{SECRET_HEADER} does not match channels.telegram secret_token")
+            raise SignatureInvalid(f"{SECRET_HEADER} does not match this account's secret_token")
 
     def decode(self, request: WebhookRequest) -> Sequence[Decoded]:
         """The one event of a Telegram update."""
@@ -220,6 +220,10 @@ def _api_error(method: str, response: httpx.Response, answer: Mapping[str, Any])
 def plan(message: OutboundMessage) -> list[tuple[str, dict[str, Any]]]:
     """The Bot API calls one message takes: media first, then the text parts; buttons on the last call."""
     chat_id = message.recipient
+    if not chat_id:  # Telegram would answer "chat_id is empty": say what is missing instead
+        raise DeliveryRejected(
+            "the reply names no Telegram chat to send to (its recipient is empty)", code="no_recipient"
+        )
     media: list[tuple[str, dict[str, Any]]] = []
     links: list[str] = []
     for attachment in message.attachments:

@@ -38,6 +38,7 @@ from engine.channels.types import (
     Channel,
     Ignored,
     Incoming,
+    OutboundMessage,
     SetupChannel,
     WebhookChannel,
     WebhookRequest,
@@ -64,6 +65,11 @@ def _request(update: dict[str, Any], secret: str | None = SECRET) -> WebhookRequ
     headers = {"content-type": "application/json"} | ({SECRET_HEADER.lower(): secret} if secret else {})
     body = json.dumps(update).encode()
     return WebhookRequest("POST", "/webhooks/telegram", headers, {}, body, time.time())
+
+
+def _reply(key: str = "conv-1:1", **fields: Any) -> OutboundMessage:
+    """A reply to the test chat, as the runtime hands it to the channel."""
+    return ChannelContract().outbound(key=key, **({"recipient": str(CHAT), "contact": {"id": "c-1"}} | fields))
 
 
 def _decoded(channel: Telegram, update: dict[str, Any]) -> Incoming | Ignored:
@@ -150,7 +156,7 @@ async def test_a_tap_on_a_long_or_unicode_button_comes_back_as_its_choice(fx_tel
         "送货上门，周末也可以 🚚",
         "Nein — ich hole es selbst ab",
     )
-    await channel.send(OutboundMessageFactory.make(text="How should we deliver?", choices=choices))
+    await channel.send(_reply(text="How should we deliver?", choices=choices))
     (sent,) = fx_telegram.wait_for(CHAT, 1)
     assert sent.buttons == list(choices)  # the emulator refuses callback_data over 64 bytes: it took them
     updates = TelegramUpdates()
@@ -177,18 +183,12 @@ def test_a_tap_on_a_message_too_old_to_show_its_keyboard_is_ignored() -> None:
 # -- sending ----------------------------------------------------------------------------------
 
 
-class OutboundMessageFactory:
-    @staticmethod
-    def make(key: str = "conv-1:1", **fields: Any) -> Any:
-        return ChannelContract().outbound(key=key, recipient=str(CHAT), contact={"id": "c-1"}, **fields)
-
-
 async def test_a_long_answer_is_split_at_4096_with_the_buttons_under_the_last_part(
     fx_telegram: TelegramEmulator,
 ) -> None:
     channel = _channel(fx_telegram.api_base)
     text = " ".join(f"Step {n}: check the label on the parcel and compare it." for n in range(300))
-    receipt = await channel.send(OutboundMessageFactory.make(text=text, choices=("Done", "Help")))
+    receipt = await channel.send(_reply(text=text, choices=("Done", "Help")))
     sent = fx_telegram.messages(CHAT)
     assert len(sent) == len(text) // 4096 + 1 == 5
     assert all(len(m.text) <= 4096 for m in sent)
@@ -200,7 +200,7 @@ async def test_a_long_answer_is_split_at_4096_with_the_buttons_under_the_last_pa
 async def test_a_retry_after_a_500_half_way_sends_each_part_once(fx_telegram: TelegramEmulator) -> None:
     channel = _channel(fx_telegram.api_base)
     text = " ".join(f"Sentence number {n} of a long reply." for n in range(300))  # 3 parts
-    reply = OutboundMessageFactory.make(key="conv-1:7", text=text)
+    reply = _reply(key="conv-1:7", text=text)
     fx_telegram.fail_next(500, method="sendMessage", after=1)
     with pytest.raises(ChannelUnavailable):
         await channel.send(reply)
@@ -219,12 +219,24 @@ async def test_a_retry_after_a_500_half_way_sends_each_part_once(fx_telegram: Te
 async def test_an_image_goes_by_send_photo_before_the_text(fx_telegram: TelegramEmulator) -> None:
     channel = _channel(fx_telegram.api_base)
     photo = Attachment(kind="image", url="https://shop.example.com/label.png")
-    await channel.send(OutboundMessageFactory.make(text="Print this label.", attachments=(photo,), choices=("OK",)))
+    await channel.send(_reply(text="Print this label.", attachments=(photo,), choices=("OK",)))
     sent = fx_telegram.messages(CHAT)
     assert [(m.kind, m.media or m.text, m.buttons) for m in sent] == [
         ("photo", "https://shop.example.com/label.png", []),
         ("text", "Print this label.", ["OK"]),
     ]
+
+
+async def test_a_reply_with_no_chat_or_nothing_to_show_is_rejected_without_calling_telegram(
+    fx_telegram: TelegramEmulator,
+) -> None:
+    channel = _channel(fx_telegram.api_base)
+    with pytest.raises(DeliveryRejected, match="names no Telegram chat") as no_chat:
+        await channel.send(_reply(key="k-nochat", recipient=""))
+    with pytest.raises(DeliveryRejected, match="nothing to send") as empty:
+        await channel.send(_reply(key="k-empty", text="  "))
+    assert (no_chat.value.code, empty.value.code) == ("no_recipient", "empty")
+    assert fx_telegram.calls == []
 
 
 async def test_telegrams_429_is_waited_out_for_the_time_its_body_names() -> None:
@@ -233,7 +245,7 @@ async def test_telegrams_429_is_waited_out_for_the_time_its_body_names() -> None
         body = {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 17"}
         vendor.answer(429, body | {"parameters": {"retry_after": 17}}, {"Retry-After": "3"})
         with pytest.raises(ChannelThrottled) as caught:
-            await channel.send(OutboundMessageFactory.make(key="k-429"))
+            await channel.send(_reply(key="k-429"))
     assert caught.value.retry_after == 17  # the body's parameters win over the header
 
 
@@ -241,7 +253,7 @@ async def test_chat_not_found_is_rejected_for_good_with_telegrams_code(fx_telegr
     channel = _channel(fx_telegram.api_base)
     fx_telegram.fail_next(400, "Bad Request: chat not found")
     with pytest.raises(DeliveryRejected) as caught:
-        await channel.send(OutboundMessageFactory.make(key="k-400"))
+        await channel.send(_reply(key="k-400"))
     assert str(caught.value) == "telegram error 400: Bad Request: chat not found"
     assert caught.value.code == "400"
 
@@ -254,7 +266,7 @@ async def test_the_bot_token_is_in_no_error_and_no_log_line(
 
     async def failure(channel: Telegram, key: str) -> None:
         with pytest.raises((DeliveryRejected, ChannelUnavailable)) as caught:
-            await channel.send(OutboundMessageFactory.make(key=key))
+            await channel.send(_reply(key=key))
         raised.append(caught.value)
 
     await failure(_channel(fx_telegram.api_base, bot_token="999:wrong-token-of-another-bot"), "t-1")
@@ -288,7 +300,7 @@ async def test_the_bot_token_is_in_no_error_and_no_log_line(
 
 async def test_acknowledge_answers_each_button_press_and_never_raises(fx_telegram: TelegramEmulator) -> None:
     channel = _channel(fx_telegram.api_base)
-    await channel.send(OutboundMessageFactory.make(text="Rate us", choices=("Good", "Bad")))
+    await channel.send(_reply(text="Rate us", choices=("Good", "Bad")))
     (sent,) = fx_telegram.wait_for(CHAT, 1)
     updates = TelegramUpdates()
     press = updates.press(sent, "Good")
@@ -309,6 +321,8 @@ async def test_setup_registers_the_webhook_with_the_secret(fx_telegram: Telegram
         "allowed_updates": ["message", "edited_message", "callback_query"],
     }
     assert "https://support.example.com/webhooks/telegram" in said
+    status, info = fx_telegram.handle(f"/bot{TOKEN}/getWebhookInfo", {})
+    assert status == 200 and info["result"]["url"] == "https://support.example.com/webhooks/telegram"
     assert SECRET not in said and TOKEN not in said
     with pytest.raises(DeliveryRejected, match="HTTPS URL must be provided"):
         await channel.setup("support.example.com/webhooks/telegram")
