@@ -18,13 +18,15 @@ the ``httpx`` logger's request lines are redacted.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -110,6 +112,8 @@ class Telegram:
         self._secret = settings.secret_token.encode()
         #: key -> {part index: Telegram message_id}, oldest key first
         self._sent: OrderedDict[str, dict[int, str]] = OrderedDict()
+        #: key -> (its lock, how many attempts hold or wait for it)
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         _REDACTED_TOKENS.add(settings.bot_token)
 
     # -- inbound ---------------------------------------------------------------------------
@@ -143,16 +147,35 @@ class Telegram:
     async def send(self, message: OutboundMessage) -> Receipt:
         """Every part of the message not yet acknowledged by Telegram, in order."""
         calls = plan(message)
-        done = self._sent.get(message.key, {})
-        if calls and len(done) == len(calls):
+        # An attempt that outlived its timeout may still be sending when the retry starts:
+        # one key's parts go out one attempt at a time, so the retry sees what the first sent.
+        async with self._exclusive(message.key):
+            return await self._send_parts(message.key, calls)
+
+    async def _send_parts(self, key: str, calls: list[tuple[str, dict[str, Any]]]) -> Receipt:
+        done = self._sent.get(key, {})
+        if len(done) == len(calls):
             return Receipt("duplicate", channel_message_id=done[len(calls) - 1] or None)
         for index, (method, body) in enumerate(calls):
             if index in done:
                 continue  # acknowledged on an earlier attempt of this key
             result = await self._call(method, body)
             message_id = result.get("message_id") if isinstance(result, Mapping) else None
-            self._remember(message.key, index, "" if message_id is None else str(message_id))
-        return Receipt("sent", channel_message_id=self._sent[message.key][len(calls) - 1] or None)
+            self._remember(key, index, "" if message_id is None else str(message_id))
+        return Receipt("sent", channel_message_id=self._sent[key][len(calls) - 1] or None)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, key: str) -> AsyncIterator[None]:
+        """Hold ``key``'s lock; the lock is dropped when no attempt of the key waits for it."""
+        entry = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if entry[1][0] == 0:
+                del self._locks[key]
 
     def _remember(self, key: str, index: int, message_id: str) -> None:
         self._sent.setdefault(key, {})[index] = message_id

@@ -11,6 +11,7 @@ channel from starting, saying which setting to fix.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -214,6 +215,16 @@ async def test_a_retry_after_a_500_half_way_sends_each_part_once(fx_telegram: Te
     again = await channel.send(reply)
     assert again.status == "duplicate" and again.channel_message_id == str(sent[-1].message_id)
     assert len(fx_telegram.calls) == calls  # nothing was sent for the duplicate
+
+
+async def test_a_retry_that_overlaps_a_slow_first_attempt_sends_nothing_twice(fx_telegram: TelegramEmulator) -> None:
+    channel = _channel(fx_telegram.api_base)
+    reply = _reply(key="conv-1:9", text="Your refund is on its way.")
+    fx_telegram.slow_next(0.5, method="sendMessage")
+    first, retry = await asyncio.gather(channel.send(reply), channel.send(reply))
+    assert fx_telegram.texts(CHAT) == ["Your refund is on its way."]
+    assert {first.status, retry.status} == {"sent", "duplicate"}
+    assert first.channel_message_id == retry.channel_message_id
 
 
 async def test_an_image_goes_by_send_photo_before_the_text(fx_telegram: TelegramEmulator) -> None:
