@@ -245,8 +245,19 @@ class Settings:
             calendars=frozenset(self.get("business_hours", default={}) or {}),
             settings_names=frozenset(names),
             ai_profiles=frozenset(self.ai.profiles),
+            channel_accounts=self._channel_accounts(),
             source=str(self.file) if self.file is not None else "<settings>",
         )
+
+    def _channel_accounts(self) -> dict[str, frozenset[str]]:
+        """Accounts by channel kind as configured; a kind whose block is malformed names none."""
+        accounts: dict[str, frozenset[str]] = {}
+        for kind in self.channels.kinds:
+            try:
+                accounts[kind] = frozenset(self.channels.accounts(kind))
+            except ConfigError:
+                accounts[kind] = frozenset()
+        return accounts
 
 
 def _settings_wording(problem: Diagnostic) -> Diagnostic:

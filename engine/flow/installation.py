@@ -10,6 +10,7 @@ the flow layer stays independent of ``engine.settings``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -23,6 +24,9 @@ class Installation:
     settings_names: frozenset[str] = frozenset({"brand"})
     #: profiles under ``ai_profiles:``
     ai_profiles: frozenset[str] = frozenset()
+    #: configured channel accounts by kind (``{"whatsapp": {"default", "sales"}}``); None: not
+    #: known, so ``kind:account`` references are not checked
+    channel_accounts: Mapping[str, frozenset[str]] | None = None
     #: the settings file, for messages ("not defined in flowdesk.yaml")
     source: str = "<settings>"
 

@@ -247,5 +247,11 @@ class CompiledFlow:
         return self.revision[:12]
 
     def serves(self, channel: str) -> bool:
-        """Whether this flow may take conversations from ``channel``."""
-        return "*" in self.channels or channel in self.channels
+        """Whether this flow may take conversations from ``channel`` (an address: ``telegram``, ``whatsapp:sales``).
+
+        A kind in ``channels`` serves every account of it; ``kind:account`` just that one.
+        """
+        if "*" in self.channels or channel in self.channels:
+            return True
+        kind, _, account = channel.partition(":")
+        return bool(account) and kind in self.channels

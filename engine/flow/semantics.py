@@ -243,14 +243,38 @@ class SemanticChecker:
 
     def check_channels(self) -> None:
         for i, channel in enumerate(self.data.get("channels") or []):
-            if channel != "*" and channel not in self.vocabulary.channels:
+            if not isinstance(channel, str) or channel == "*":
+                continue
+            kind, _, account = channel.partition(":")
+            if kind not in self.vocabulary.channels:
                 self.report(
                     "FD205",
-                    f"channel {channel!r} is not known",
+                    f"channel {kind!r} is not known",
                     ("channels", i),
-                    hint=did_you_mean(channel, self.vocabulary.channels)
+                    hint=did_you_mean(kind, self.vocabulary.channels)
                     or "known channels: " + ", ".join(sorted(self.vocabulary.channels)),
                 )
+            elif account:
+                self.check_channel_account(kind, account, i)
+
+    def check_channel_account(self, kind: str, account: str, index: int) -> None:
+        """``kind:account`` names an account configured under ``channels.<kind>`` of the settings."""
+        configured = None if self.installation is None else self.installation.channel_accounts
+        if configured is None:
+            return
+        installation = self.installation
+        assert installation is not None
+        accounts = configured.get(kind, frozenset())
+        if account in accounts:
+            return
+        where = f"channels.{kind}.accounts" if accounts - {"default"} else f"channels.{kind}"
+        self.report(
+            "FD216",
+            f"channel account {kind}:{account} is not configured in {installation.source}"
+            f" (accounts of {kind}: {installation.known(accounts)})",
+            ("channels", index),
+            hint=did_you_mean(account, accounts) or f"add `{account}:` under `{where}` in {installation.source}",
+        )
 
     def check_flow_references(self) -> None:
         known = self.vocabulary.flows

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 BUILTIN_CHANNELS = frozenset(
-    {"webchat", "telegram", "whatsapp", "line", "wechat", "email", "slack", "sms", "webhook", "cli"}
+    {"webchat", "telegram", "whatsapp", "api", "line", "wechat", "email", "slack", "sms", "webhook", "cli"}
 )
 BUILTIN_PROVIDERS = frozenset({"openai", "anthropic", "dify", "fastgpt", "coze", "faq", "echo"})
 BUILTIN_PROCESSORS = frozenset({"sensitive_words", "pii_redact", "rate_limit", "normalize"})

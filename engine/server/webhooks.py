@@ -31,6 +31,7 @@ from typing import Any
 
 from litestar import Request, Response, route
 from litestar.enums import MediaType
+from litestar.params import FromPath
 
 from engine.channels.errors import NoFlowLive, PayloadInvalid, SignatureInvalid
 from engine.channels.host import ChannelHost, InboundText
@@ -48,7 +49,7 @@ from engine.channels.types import (
 )
 from engine.metrics import DELIVERY_STATUSES, WEBHOOK_IGNORED, WEBHOOK_LATENCY, WEBHOOK_REJECTED
 from engine.server.problems import problem_response
-from engine.server.services import Services
+from engine.server.services import Services, ServicesDep
 from engine.settings_sections import DEFAULT_ACCOUNT
 from engine.store import Store
 
@@ -83,14 +84,16 @@ _ROUTE: dict[str, Any] = {
 
 
 @route("/webhooks/{kind:str}", name="channel-webhook", **_ROUTE)
-async def default_account_webhook(request: Request[Any, Any, Any], services: Services, kind: str) -> Response[Any]:
+async def default_account_webhook(
+    request: Request[Any, Any, Any], services: ServicesDep, kind: FromPath[str]
+) -> Response[Any]:
     """The webhook of a channel's ``default`` account (its top-level settings keys)."""
     return await serve_webhook(request, services, kind, DEFAULT_ACCOUNT)
 
 
 @route("/webhooks/{kind:str}/{account:str}", name="channel-account-webhook", **_ROUTE)
 async def account_webhook(
-    request: Request[Any, Any, Any], services: Services, kind: str, account: str
+    request: Request[Any, Any, Any], services: ServicesDep, kind: FromPath[str], account: FromPath[str]
 ) -> Response[Any]:
     """The webhook of one named account (``channels.<kind>.accounts.<account>``)."""
     return await serve_webhook(request, services, kind, account)
