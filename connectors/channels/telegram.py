@@ -94,6 +94,8 @@ class TelegramSettings:
                 "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         api_base = str(params.get("api_base") or DEFAULT_API_BASE).rstrip("/")
+        if not api_base.startswith(("https://", "http://")):
+            raise ConfigError(f"{where}.api_base must be an http(s) URL like {DEFAULT_API_BASE}; it is {api_base!r}")
         return cls(bot_token=token, secret_token=secret, api_base=api_base)
 
 
@@ -205,7 +207,7 @@ class Telegram:
             response = await http_client().post(url, json=body)
         except httpx.TimeoutException:
             raise ChannelUnavailable(f"telegram did not answer {method} in time") from None
-        except httpx.TransportError as exc:  # its text would name the URL, and so the token
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # its text would name the URL, and so the token
             raise ChannelUnavailable(f"telegram could not be reached for {method}: {type(exc).__name__}") from None
         return self._result(method, response)
 

@@ -368,6 +368,11 @@ def test_a_malformed_secret_token_is_a_config_error_naming_the_setting(secret: s
         create(ChannelConfig("telegram", "sales", {"bot_token": TOKEN, "secret_token": secret}))
 
 
+def test_an_api_base_that_is_not_a_url_is_a_config_error_naming_the_setting() -> None:
+    with pytest.raises(ConfigError, match=r"channels\.telegram\.api_base must be an http\(s\) URL"):
+        create(ChannelConfig("telegram", "default", {"bot_token": TOKEN, "secret_token": SECRET, "api_base": "api.x"}))
+
+
 def test_the_registry_builds_each_account_and_leaves_out_one_without_its_secret(
     fx_telegram: TelegramEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
