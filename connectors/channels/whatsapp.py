@@ -270,7 +270,13 @@ class WhatsApp:
         status = response.status_code
         error = _graph_error(response)
         code = error.get("code") if isinstance(error.get("code"), int) else None
-        said = self._redact(str(error.get("message") or response.text[:200]).strip())
+        said = str(error.get("message") or response.text[:200]).strip()
+        details = _text(error.get("error_data"), "details")
+        if details and details not in said:  # Graph's longer reason (131047: since when the window is closed)
+            said = f"{said} ({details})"
+        if trace := _text(error, "fbtrace_id"):  # what Meta's support asks for
+            said = f"{said} [fbtrace_id {trace}]"
+        said = self._redact(said)
         detail = f"whatsapp error {code}: {said}" if code is not None else f"whatsapp answered {status}: {said}"
         if status == 429 or code in THROTTLE_CODES:
             header = response.headers.get("retry-after")
@@ -581,7 +587,10 @@ def _wamid(response: httpx.Response) -> str:
         return ""
     messages = data.get("messages") if isinstance(data, dict) else None
     first = messages[0] if isinstance(messages, list) and messages else None
-    return _text(first, "id")
+    wamid = _text(first, "id")
+    if not wamid:  # Graph always names the message; a gateway in between may not
+        log.warning("whatsapp took a message but its answer names no message id: statuses cannot be matched to it")
+    return wamid
 
 
 __all__ = ["CAPABILITIES", "WhatsApp", "create", "shorten"]

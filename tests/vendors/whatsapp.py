@@ -187,6 +187,12 @@ class WhatsAppEmulator(VendorServer):
         with self._lock:
             return list(self.messages.get(recipient, []))
 
+    @property
+    def message_count(self) -> int:
+        """Messages taken so far, for every recipient (a benchmark's throughput)."""
+        with self._lock:
+            return sum(len(sent) for sent in self.messages.values())
+
     def shown(self, recipient: str) -> list[str]:
         return [message.shown() for message in self.sent_to(recipient)]
 

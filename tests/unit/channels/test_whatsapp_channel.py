@@ -272,7 +272,7 @@ async def test_graph_131047_is_reply_window_closed(fx_graph: WhatsAppEmulator) -
     fx_graph.close_window(CUSTOMER)
     with pytest.raises(ReplyWindowClosed) as caught:
         await make(fx_graph.url).send(outbound())
-    assert caught.value.code == "131047"
+    assert caught.value.code == "131047" and "more than 24 hours" in str(caught.value)
     assert fx_graph.sent_to(CUSTOMER) == []
 
 
