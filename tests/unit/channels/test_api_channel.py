@@ -36,7 +36,7 @@ from engine.channels.registry import build_channels
 from engine.channels.testing import ChannelContract, HttpSendContract, ScriptedVendor, StaleSignatureContract
 from engine.channels.types import Attachment, Channel, Incoming, WebhookChannel, WebhookRequest
 from engine.errors import ConfigError
-from tests.vendors.api_receiver import ApiReceiver, fail, inbound_body, signed_headers, slow
+from tests.vendors.api_receiver import ApiReceiver, fail, inbound_body, post_inbound, signed_headers, slow
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "channels" / "api"
@@ -90,26 +90,26 @@ class TestApiChannelContract(ChannelContract, StaleSignatureContract, HttpSendCo
 # -- inbound: signatures ---------------------------------------------------------------------------
 
 BODY = inbound_body("c-42", "m-1001", "Where is my order #123456?")
+#: A fixed "now" for parametrized cases: they are built at collection, maybe minutes before they run.
+NOW = 1_764_669_600
 
 
 @pytest.mark.parametrize("offset", [-299, 0, 299])
 def test_a_timestamp_within_five_minutes_either_way_is_accepted(offset: int) -> None:
-    now = 1_764_669_600
     make_api("https://crm.example.com/r").verify(
-        webhook(BODY, signed_headers(SECRET, BODY, timestamp=now + offset), received_at=now)
+        webhook(BODY, signed_headers(SECRET, BODY, timestamp=NOW + offset), received_at=NOW)
     )
 
 
 @pytest.mark.parametrize(("offset", "said"), [(-301, "old"), (301, "ahead of this server's clock")])
 def test_a_stale_or_future_timestamp_is_refused(offset: int, said: str) -> None:
-    now = 1_764_669_600
-    request = webhook(BODY, signed_headers(SECRET, BODY, timestamp=now + offset), received_at=now)
+    request = webhook(BODY, signed_headers(SECRET, BODY, timestamp=NOW + offset), received_at=NOW)
     with pytest.raises(SignatureInvalid, match=said):
         make_api("https://crm.example.com/r").verify(request)
 
 
 def _good() -> dict[str, str]:
-    return signed_headers(SECRET, BODY)
+    return signed_headers(SECRET, BODY, timestamp=NOW)
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def test_a_malformed_or_wrong_signature_is_refused_without_revealing_the_secret(
 ) -> None:
     channel = make_api("https://crm.example.com/r")
     with pytest.raises(SignatureInvalid, match=re.escape(said)) as refused:
-        channel.verify(webhook(BODY, headers))
+        channel.verify(webhook(BODY, headers, received_at=NOW))
     expected = api.sign(SECRET, headers.get("x-flowdesk-timestamp", "0"), BODY).removeprefix("sha256=")
     assert SECRET not in str(refused.value) and expected not in str(refused.value)
     assert SECRET not in repr(channel)
@@ -146,7 +146,7 @@ def test_the_signature_is_checked_before_anything_is_parsed() -> None:
 def test_a_signature_in_upper_case_hex_is_the_same_signature() -> None:
     headers = _good()
     headers["x-flowdesk-signature"] = "sha256=" + headers["x-flowdesk-signature"].removeprefix("sha256=").upper()
-    make_api("https://crm.example.com/r").verify(webhook(BODY, headers))
+    make_api("https://crm.example.com/r").verify(webhook(BODY, headers, received_at=NOW))
 
 
 def test_a_body_signed_again_with_another_timestamp_is_the_same_message() -> None:
@@ -159,6 +159,17 @@ def test_a_body_signed_again_with_another_timestamp_is_the_same_message() -> Non
     channel.verify(again)
     ids = [[m.message_id for m in channel.decode(r) if isinstance(m, Incoming)] for r in (first, again)]
     assert ids == [["m-1001"], ["m-1001"]]
+
+
+async def test_the_sending_helper_posts_a_message_the_channel_accepts() -> None:
+    async with ScriptedVendor() as flowdesk:
+        body = inbound_body("c-7", "m-7", "hello", choice="yes")
+        posted = await asyncio.to_thread(post_inbound, flowdesk.url + "/webhooks/api/crm", SECRET, body)
+    assert posted.status == 200 and posted.seconds > 0
+    (seen,) = flowdesk.requests
+    request = webhook(seen.body, seen.headers)
+    make_api("https://crm.example.com/r").verify(request)
+    assert api.decode_message(request.body).choice == "yes"
 
 
 # -- inbound: the body ----------------------------------------------------------------------------
@@ -307,6 +318,17 @@ async def test_a_failed_attempt_is_retried_until_acknowledged_then_never_again()
         assert (await channel.send(_reply("k-2"))).status == "sent"
         assert (await channel.send(_reply("k-2"))).status == "duplicate"
         assert len(receiver.requests) == 3 and len(receiver.messages("customer-1")) == 1
+
+
+async def test_a_receiver_refusing_a_reply_fails_it_for_good_and_the_next_one_goes_through() -> None:
+    with ApiReceiver(SECRET) as receiver:
+        channel = make_api(receiver.url)
+        receiver.inject(fail(400))
+        with pytest.raises(DeliveryRejected) as rejected:
+            await channel.send(_reply("k-bad"))
+        assert rejected.value.code == "400"
+        assert (await channel.send(_reply("k-next", text="next"))).status == "sent"
+        assert receiver.texts("customer-1") == ["next"]
 
 
 @pytest.mark.parametrize(("status", "said"), [(400, "answered 400"), (404, "answered 404"), (301, "a redirect is not")])
