@@ -67,7 +67,15 @@ from engine.channels.errors import (
 )
 from engine.channels.host import ChannelConfig
 from engine.channels.http import http_client, retry_after
-from engine.channels.types import Capabilities, Decoded, Incoming, OutboundMessage, Receipt, WebhookRequest
+from engine.channels.types import (
+    Capabilities,
+    Decoded,
+    Incoming,
+    OutboundMessage,
+    Receipt,
+    WebhookRequest,
+    channel_address,
+)
 from engine.errors import ConfigError
 from engine.settings_sections import DEFAULT_ACCOUNT
 
@@ -144,6 +152,8 @@ class ApiChannel:
 
     def __init__(self, account: str, secret: str, callback_url: str, *, clock: Callable[[], float] = time.time) -> None:
         self.account = account
+        #: how logs and errors name this account: ``api:crm`` (``api`` for the default one)
+        self.address = channel_address(self.name, account)
         self.callback_url = callback_url
         self._secret = secret.encode()
         self._clock = clock
@@ -176,7 +186,7 @@ class ApiChannel:
         if not message.recipient:
             # The receiver routes by contact.id: a reply without one could reach nobody, or the wrong person.
             raise DeliveryRejected(
-                f"the reply has no recipient (the contact's id on api:{self.account}); nothing was sent",
+                f"the reply has no recipient (the contact's id on {self.address}); nothing was sent",
                 code="no_recipient",
             )
         body = json.dumps(callback_body(message, self.account), ensure_ascii=False, separators=(",", ":")).encode()
@@ -198,7 +208,7 @@ class ApiChannel:
         client = http_client()
         request = client.build_request("POST", self.callback_url, content=body, headers=dict(headers))
         # The URL stays out of the messages: it may carry a token of the receiver's.
-        who = f"the callback of api:{self.account}"
+        who = f"the callback of {self.address}"
         try:
             response = await client.send(request)
         except httpx.TimeoutException:
