@@ -57,6 +57,8 @@ class InboundText:
     at: str
     #: replies must come back through the node that holds the customer's connection
     held_by_node: bool = False
+    #: the customer's id on the channel (a chat id, a phone number): replies go there; "" for web chat
+    sender: str = ""
     #: what the customer tapped (a button press), when the text is its label
     choice: str | None = None
     #: images and files as references (flows see them as ``message.attachments``)

@@ -44,6 +44,9 @@ class Capabilities:
     max_text_length: int | None = None
     #: how long after the customer's last message a reply may be sent (WhatsApp: 24 h); None: always
     reply_window: timedelta | None = None
+    #: vendor-approved templates can be sent (``say: {template: ...}``; WhatsApp): outside the
+    #: reply window they are the only way to reach the customer
+    templates: bool = False
     #: replies reach the customer only through the node holding their connection (web chat
     #: sockets): in a cluster the node delivers them from its own task queue
     held_by_node: bool = False

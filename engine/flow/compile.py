@@ -38,6 +38,7 @@ from engine.flow.model import (
     StepKind,
     SwitchAction,
     SwitchCase,
+    VendorTemplate,
     WaitAction,
 )
 from engine.flow.steps import TERMINAL_KINDS, following, kinds_in
@@ -166,7 +167,8 @@ def _step(name: str, step: dict[str, Any], order: list[str]) -> Step:
         name=name,
         kind=kind,
         action=action,
-        say=step.get("say"),
+        say=_say_text(step.get("say")),
+        say_template=_say_template(step.get("say")),
         set=_set_ops(step.get("set")),
         next=next_step,
         on_error=step.get("on_error"),
@@ -241,4 +243,20 @@ def build_flow(
         file=file,
         source=source,
         knowledge=MappingProxyType(dict(knowledge or {})),
+    )
+
+
+def _say_text(say: Any) -> str | None:
+    """The free text of ``say``: the template itself, or ``text`` of a vendor template."""
+    if isinstance(say, dict):
+        text = say.get("text")
+        return text if isinstance(text, str) else None
+    return say if isinstance(say, str) else None
+
+
+def _say_template(say: Any) -> VendorTemplate | None:
+    if not isinstance(say, dict) or not isinstance(say.get("template"), str):
+        return None
+    return VendorTemplate(
+        name=say["template"], language=str(say.get("language") or ""), params=tuple(say.get("params") or ())
     )

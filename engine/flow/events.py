@@ -216,6 +216,8 @@ class SendText:
     sender: str = "bot"
     #: logged with the message: for an AI answer, its provider and attempts
     meta: dict[str, Any] = field(default_factory=dict)
+    #: a vendor template to send when free text cannot be (``{"name", "language", "params"}``)
+    template: dict[str, Any] = field(default_factory=dict)
     kind: ClassVar[str] = "send"
 
 

@@ -69,6 +69,13 @@ def sites(data: dict[str, Any]) -> Iterator[Site]:
         for key in ("say", "ask", "retry_prompt"):
             if isinstance(step.get(key), str):
                 yield Site((*base, key), step[key], True)
+        say = step.get("say")
+        if isinstance(say, dict):
+            if isinstance(say.get("text"), str):
+                yield Site((*base, "say", "text"), say["text"], True)
+            for i, param in enumerate(say.get("params") or []):
+                if isinstance(param, str):
+                    yield Site((*base, "say", "params", i), param, True)
         if isinstance(step.get("expect"), str):
             yield Site((*base, "expect"), step["expect"], False)
         if isinstance(step.get("set"), dict):

@@ -157,6 +157,17 @@ Action = (
 
 
 @dataclass(frozen=True, slots=True)
+class VendorTemplate:
+    """``say: {template: ...}``: a vendor-approved message for when free text cannot be sent."""
+
+    name: str
+    #: the template's language; "" = the contact's locale, else ``en``
+    language: str = ""
+    #: templates rendered into the body's {{1}}, {{2}} ...
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One compiled step. ``next`` already accounts for falling through to the next step."""
 
@@ -164,6 +175,8 @@ class Step:
     kind: StepKind
     action: Action
     say: str | None = None
+    #: a vendor template the say may be sent as (``say: {template: ..., text: ...}``)
+    say_template: VendorTemplate | None = None
     set: tuple[SetOp, ...] = ()
     next: str | None = None
     on_error: str | None = None

@@ -15,7 +15,7 @@ from engine.errors import ExpressionError, FlowRuntimeError
 from engine.flow import expr
 from engine.flow.context import NEVER_SILENT, InterpreterContext, build_scope
 from engine.flow.events import Command, EndConversation, Fault, SendText, StartTimer, TraceEntry
-from engine.flow.model import CompiledFlow, Step
+from engine.flow.model import CompiledFlow, Step, VendorTemplate
 from engine.flow.state import ConversationState
 
 Next = str | None
@@ -56,6 +56,15 @@ class RunnerBase:
     def render(self, template: str, *, secrets: bool = False) -> str:
         return expr.render(template, self.scope(secrets=secrets))
 
+    def vendor_template(self, template: VendorTemplate) -> dict[str, Any]:
+        """A ``say`` template as the channel sends it: params rendered, the language settled."""
+        locale = str((self.state.contact or {}).get("locale") or "")
+        return {
+            "name": template.name,
+            "language": template.language or locale.replace("-", "_") or "en",
+            "params": [self.render(param) for param in template.params],
+        }
+
     def send(
         self,
         text: str,
@@ -64,12 +73,15 @@ class RunnerBase:
         choices: tuple[str, ...] = (),
         sender: str = "bot",
         meta: dict[str, Any] | None = None,
+        template: dict[str, Any] | None = None,
     ) -> None:
         text = text.strip()
-        if not text:
+        if not text and not template:
             return  # a template that rendered empty sends nothing rather than a blank bubble
         text = text[: self.ctx.limits.max_text_chars]
-        self.emit(SendText(text=text, step=step, choices=choices, sender=sender, meta=meta or {}))
+        self.emit(
+            SendText(text=text, step=step, choices=choices, sender=sender, meta=meta or {}, template=template or {})
+        )
         self.state.record(sender.split(":", maxsplit=1)[0], text, self.state.clock, step=step)
 
     def go(self, name: Next) -> None:

@@ -67,7 +67,9 @@ class StepRunner(RunnerBase):
     # -- entering a step ----------------------------------------------------------------
 
     def enter(self, step: Step) -> Next:
-        if step.say:
+        if step.say_template is not None:
+            self.send(self.render(step.say or ""), step.name, template=self.vendor_template(step.say_template))
+        elif step.say:
             self.send(self.render(step.say), step.name)
         action = step.action
         if isinstance(action, AskAction):

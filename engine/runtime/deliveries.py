@@ -36,7 +36,7 @@ def outbound_message(data: DeliverInput) -> OutboundMessage:
         choices=tuple(data.choices),
         sender=data.sender,
         contact=contact,
-        recipient=str(contact.get("external_id") or ""),
+        recipient=data.recipient or str(contact.get("external_id") or ""),
         at=data.at,
         meta=dict(data.meta),
         flow=data.flow,
@@ -49,19 +49,24 @@ def outbound_message(data: DeliverInput) -> OutboundMessage:
 def within_window(message: OutboundMessage, capabilities: Capabilities, now: datetime) -> OutboundMessage:
     """The message the channel may send now: free text inside its reply window, the flow's template after it.
 
-    Raises ReplyWindowClosed when the window has passed and the flow named no template
-    (the delivery is then logged ``failed: window closed``, not attempted). A message
-    with a template and no text always goes as the template.
+    A template goes out when the window has passed or there is no text; a channel
+    without templates gets the text. Raises ReplyWindowClosed when the window has
+    passed and there is no template to send (the delivery is then logged ``failed:
+    window closed``, not attempted), DeliveryRejected for a template-only message on
+    a channel that has no templates.
     """
     window = capabilities.reply_window
     closed = window is not None and _since(message.customer_at, now) > window
-    if message.template and (closed or not message.text):
+    template = message.template if capabilities.templates else {}
+    if template and (closed or not message.text):
         return message
     if closed:
         hours = window.total_seconds() / 3600 if window else 0
         raise ReplyWindowClosed(
             f"window closed: the customer last wrote more than {hours:g} h ago, and the flow names no template"
         )
+    if not message.text:
+        raise DeliveryRejected(f"template {message.template.get('name')!r} has no text for a channel without templates")
     return replace(message, template={}) if message.template else message
 
 

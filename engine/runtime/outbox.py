@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.runtime.failures import ACTIVITY_FAILURES, cause, failure_text
     from engine.runtime.patches import DELIVER_IN_TASK
     from engine.runtime.run_state import RunState
-    from engine.runtime.types import IN_TASK_META, ConversationInput, DeliverInput
+    from engine.runtime.types import IN_TASK_META, SENDER_META, ConversationInput, DeliverInput
 
 #: A delivery is retried for about two minutes, then recorded as failed: a
 #: reply that arrives an hour late is worse than a visible failure.
@@ -91,6 +91,7 @@ class Outbox:
                 meta=meta or {},
                 in_task=in_task and not route and self._reply_in_task(),
                 customer_at=str(self._latest_message().get("at") or ""),
+                recipient=self._recipient(),
                 template=dict(template or {}),
             )
         )
@@ -136,6 +137,11 @@ class Outbox:
 
     def _reply_channel(self) -> str:
         return str(self._latest_message().get("channel") or self.data.channel)
+
+    def _recipient(self) -> str:
+        # Whoever wrote last, on the channel they wrote on (a Telegram chat id, a phone number).
+        meta = self._latest_message().get("meta") or {}
+        return str(meta.get(SENDER_META) or "")
 
     def _reply_route(self) -> str:
         # A socket channel names the node that holds the socket in each message.

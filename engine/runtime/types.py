@@ -19,6 +19,8 @@ TASK_QUEUE = "flowdesk"
 #: An inbound message's meta flag: this channel is served by the conversation's own
 #: worker and answers at once, so replies may go out inside the workflow task.
 IN_TASK_META = "reply_in_task"
+#: An inbound message's meta: the customer's id on its channel, where replies go.
+SENDER_META = "sender"
 
 
 def workflow_id(conversation_id: str) -> str:
@@ -177,6 +179,8 @@ class DeliverInput:
     in_task: bool = False
     #: when the customer last wrote (ISO 8601): a channel's reply window counts from it
     customer_at: str = ""
+    #: the customer's id on the channel (chat id, phone number): the sender of their latest message
+    recipient: str = ""
     #: the vendor template the flow named (``say: {template: ...}``): sent when free text cannot be
     template: dict[str, Any] = field(default_factory=dict)
 

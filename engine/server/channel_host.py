@@ -24,7 +24,7 @@ from engine.channels.types import Attachment, OutboundMessage
 from engine.message_log import RecordInput
 from engine.metrics import MESSAGES_IN, UPDATE_LATENCY
 from engine.runtime.client import ConversationEnded, Conversations, NoFlowError
-from engine.runtime.types import IN_TASK_META, InboundMessage
+from engine.runtime.types import IN_TASK_META, SENDER_META, InboundMessage
 from engine.store import Contact as ContactRow
 from engine.store import Message as MessageRow
 from engine.store import Store
@@ -185,6 +185,8 @@ class ServerChannelHost:
 
     def _meta(self, message: InboundText) -> dict[str, Any]:
         meta: dict[str, Any] = {"logged": True}  # this server logged the message: the workflow does not
+        if message.sender:
+            meta[SENDER_META] = message.sender  # replies go to whoever wrote last, on their channel
         if message.held_by_node:
             if self.node_queue:
                 meta["reply_queue"] = self.node_queue  # a cluster: replies come back to this node

@@ -183,6 +183,7 @@ async def _accept(host: ChannelHost, address: str, item: Incoming) -> Response[A
         text=text,
         contact=contact,
         at=item.at or _now_iso(),
+        sender=item.sender,
         choice=item.choice,
         attachments=item.attachments,
         parts=item.parts,

@@ -66,11 +66,6 @@ async def test_metas_url_check_passes_only_with_the_verify_token(
     assert wrong.status == 403 and "8675309" not in wrong.text
 
 
-@pytest.mark.xfail(
-    reason="the deliver activity reads the recipient from contact['external_id'], which the runtime does not fill yet",
-    raises=AssertionError,
-    strict=True,
-)
 async def test_a_customers_message_is_answered_on_their_phone_once(
     fx_node: RunningNode, fx_graph: WhatsAppEmulator
 ) -> None:

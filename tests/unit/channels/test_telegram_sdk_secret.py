@@ -18,15 +18,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import telegram
+import telegram.ext as telegram_ext
 
 from connectors.channels.telegram import SECRET_HEADER, Telegram, create
 from engine.channels.errors import SignatureInvalid
 from engine.channels.host import ChannelConfig
 from engine.channels.types import WebhookRequest
 from tests.vendors.telegram import SECRET, TOKEN, TelegramEmulator, TelegramUpdates
-
-telegram_ext = pytest.importorskip("telegram.ext")
-telegram = pytest.importorskip("telegram")
 
 #: What Telegram might send, and what an attacker might: exact, absent, empty, near misses.
 PRESENTED: list[str | None] = [

@@ -11,13 +11,12 @@ from __future__ import annotations
 import time
 
 import pytest
+import pywa.utils as pywa_utils
 
 from connectors.channels.whatsapp import WhatsApp
 from engine.channels.errors import SignatureInvalid
 from engine.channels.types import WebhookRequest
 from tests.vendors.whatsapp import APP_SECRET, PHONE_NUMBER_ID, WhatsAppEmulator, image_message, text_message
-
-pywa_utils = pytest.importorskip("pywa.utils")
 
 META = WhatsAppEmulator()
 CHANNEL = WhatsApp(
