@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.channels.host import ChannelConfig, ChannelHost
-from engine.channels.types import Channel, channel_address, required_settings
+from engine.channels.types import Channel, WebhookChannel, channel_address, required_settings
 from engine.errors import ConfigError, PluginError
 from engine.plugins import PluginRegistry
 from engine.settings_sections import DEFAULT_ACCOUNT, channel_accounts, resolve_env_ref
@@ -51,19 +51,26 @@ def register_channel(name: str) -> Callable[[ChannelFactory], ChannelFactory]:
     return CHANNELS.register(name)
 
 
-def resolve_params(params: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """``${env:NAME}`` references resolved, in nested blocks too (e-mail's ``imap: {...}``)."""
+def resolve_params(params: Mapping[str, Any], environ: Mapping[str, str], *, where: str = "") -> dict[str, Any]:
+    """``${env:NAME}`` references resolved, in nested blocks too (e-mail's ``imap: {...}``).
 
-    def resolve(value: Any) -> Any:
+    An unset variable is a ConfigError naming the setting that refers to it (``where``
+    is the block's path, ``channels.telegram``).
+    """
+
+    def resolve(value: Any, path: str) -> Any:
         if isinstance(value, str):
-            return resolve_env_ref(value, environ)
+            try:
+                return resolve_env_ref(value, environ)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
         if isinstance(value, Mapping):
-            return {k: resolve(v) for k, v in value.items()}
+            return {k: resolve(v, f"{path}.{k}") for k, v in value.items()}
         if isinstance(value, list):
-            return [resolve(v) for v in value]
+            return [resolve(v, f"{path}[{i}]") for i, v in enumerate(value)]
         return value
 
-    return {k: resolve(v) for k, v in params.items()}
+    return {k: resolve(v, f"{where}.{k}" if where else str(k)) for k, v in params.items()}
 
 
 def build_channels(
@@ -103,7 +110,7 @@ def _build(factory: ChannelFactory, config: ChannelConfig, environ: Mapping[str,
     if config.params.get("enabled") is False:
         return None
     try:
-        params = resolve_params(config.params, environ)
+        params = resolve_params(config.params, environ, where=f"channels.{config.kind}{_account_path(config.account)}")
         missing = missing_settings(factory, params)
         if missing:
             names = ", ".join(f"channels.{config.kind}{_account_path(config.account)}.{key}" for key in missing)
@@ -128,3 +135,71 @@ def missing_settings(factory: ChannelFactory, params: Mapping[str, Any]) -> list
 
 def _account_path(account: str) -> str:
     return "" if account == DEFAULT_ACCOUNT else f".accounts.{account}"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """One configured channel account as ``flowdesk channels list`` shows it."""
+
+    kind: str
+    account: str
+    #: ready | disabled | incomplete | broken
+    state: str
+    #: what keeps it from being served, in words (the settings to set, the error)
+    problems: tuple[str, ...] = ()
+    #: the vendor calls it (a webhook), so it has a webhook URL
+    webhook: bool = True
+
+    @property
+    def address(self) -> str:
+        return channel_address(self.kind, self.account)
+
+
+def describe_accounts(settings: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -> list[AccountStatus]:
+    """Every account the ``channels`` settings configure, and whether it can be served as written.
+
+    An account is built as ``flowdesk serve`` would build it (without a server:
+    channels that need one are described from their settings alone), so what this
+    says is what serve will do.
+    """
+    environ = os.environ if environ is None else environ
+    statuses: list[AccountStatus] = []
+    for kind in sorted(settings):
+        try:
+            factory = CHANNELS.resolve(kind)
+            accounts = channel_accounts(kind, settings.get(kind) or {})
+        except (PluginError, ConfigError) as exc:
+            statuses.append(AccountStatus(kind, DEFAULT_ACCOUNT, "broken", (str(exc),)))
+            continue
+        for account, params in sorted(accounts.items()):
+            statuses.append(_describe(factory, ChannelConfig(kind, account, params), environ))
+    return statuses
+
+
+def _describe(factory: ChannelFactory, config: ChannelConfig, environ: Mapping[str, str]) -> AccountStatus:
+    kind, account = config.kind, config.account
+    needs_host = bool(getattr(factory, "needs_host", False))
+    if config.params.get("enabled") is False:
+        return AccountStatus(kind, account, "disabled", ("enabled: false",), webhook=not needs_host)
+    path = f"channels.{kind}{_account_path(account)}"
+    unset = [
+        f"{path}.{key}: environment variable {ref[6:-1]} is not set"
+        for key, ref in config.params.items()
+        if isinstance(ref, str) and ref.startswith("${env:") and ref.endswith("}") and ref[6:-1] not in environ
+    ]
+    missing = [f"{path}.{key} is not set" for key in required_settings(factory) if key not in config.params]
+    if unset or missing:
+        return AccountStatus(kind, account, "incomplete", (*missing, *unset), webhook=not needs_host)
+    if needs_host:
+        return AccountStatus(kind, account, "ready", webhook=False)
+    try:
+        params = resolve_params(config.params, environ)
+        empty = missing_settings(factory, params)
+        if empty:
+            return AccountStatus(kind, account, "incomplete", tuple(f"{path}.{key} is empty" for key in empty))
+        channel = factory(replace(config, params=params))
+    except ConfigError as exc:
+        return AccountStatus(kind, account, "broken", (str(exc),))
+    except Exception as exc:
+        return AccountStatus(kind, account, "broken", (f"{type(exc).__name__}: {exc}",))
+    return AccountStatus(kind, account, "ready", webhook=isinstance(channel, WebhookChannel))

@@ -31,6 +31,11 @@ def channel_address(kind: str, account: str = DEFAULT_ACCOUNT) -> str:
     return kind if account == DEFAULT_ACCOUNT else f"{kind}:{account}"
 
 
+def webhook_path(kind: str, account: str = DEFAULT_ACCOUNT) -> str:
+    """The path a vendor calls for one account (``/webhooks/telegram``, ``/webhooks/whatsapp/sales``)."""
+    return f"/webhooks/{kind}" if account == DEFAULT_ACCOUNT else f"/webhooks/{kind}/{account}"
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a channel can show; the rest is degraded (:mod:`engine.channels.degrade`)."""

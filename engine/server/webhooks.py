@@ -46,6 +46,7 @@ from engine.channels.types import (
     WebhookChannel,
     WebhookRequest,
     channel_address,
+    webhook_path,
 )
 from engine.metrics import DELIVERY_STATUSES, WEBHOOK_IGNORED, WEBHOOK_LATENCY, WEBHOOK_REJECTED
 from engine.server.problems import problem_response
@@ -63,11 +64,6 @@ STATUS_RETRY_DELAYS = (0.5, 2.0, 10.0)
 
 _RETRY = {"Retry-After": "5"}
 _background: set[asyncio.Task[None]] = set()
-
-
-def webhook_path(kind: str, account: str = DEFAULT_ACCOUNT) -> str:
-    """The path a vendor calls for one account (``/webhooks/telegram``, ``/webhooks/whatsapp/sales``)."""
-    return f"/webhooks/{kind}" if account == DEFAULT_ACCOUNT else f"/webhooks/{kind}/{account}"
 
 
 def webhook_channels(channels: Mapping[str, Channel]) -> dict[str, WebhookChannel]:
