@@ -82,10 +82,10 @@ def load_average() -> float:
     return load
 
 
-def json_line(bench: str, params: Mapping[str, Any], engine: Any, baseline: Any, ratio: Any) -> str:
-    """The one-line JSON result of DESIGN.md section 6."""
+def json_line(bench: str, params: Mapping[str, Any], engine: Any, baseline: Any, ratio: Any, **extra: Any) -> str:
+    """The one-line JSON result of DESIGN.md section 6; ``extra`` keys (a bench's ``targets``) after those."""
     return json.dumps(
-        {"bench": bench, "params": dict(params), "engine": engine, "baseline": baseline, "ratio": ratio},
+        {"bench": bench, "params": dict(params), "engine": engine, "baseline": baseline, "ratio": ratio, **extra},
         ensure_ascii=False,
     )
 
