@@ -61,7 +61,13 @@ NAME = "whatsapp"
 API_BASE = "https://graph.facebook.com"
 API_VERSION = "v21.0"
 CAPABILITIES = Capabilities(
-    text=True, choices=True, images=True, files=True, max_text_length=4096, reply_window=timedelta(hours=24)
+    text=True,
+    choices=True,
+    images=True,
+    files=True,
+    max_text_length=4096,
+    reply_window=timedelta(hours=24),
+    templates=True,
 )
 
 # Meta's limits for interactive messages: past them Graph refuses the whole message (code 131009).
