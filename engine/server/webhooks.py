@@ -135,7 +135,7 @@ async def serve_webhook(request: Request[Any, Any, Any], services: Services, kin
         decoded = channel.decode(webhook)
     except PayloadInvalid as exc:
         WEBHOOK_REJECTED.labels(address, "payload").inc()
-        return problem_response(400, f"the body is not a {kind} webhook: {exc}")
+        return problem_response(400, f"the body is not a valid {kind} webhook: {exc}")
     except Exception as exc:  # a connector's bug must not become a 500 the vendor retries forever
         WEBHOOK_REJECTED.labels(address, "decode_error").inc()
         log.exception("webhook %s: the channel failed to decode a signed body", address, exc_info=exc)
