@@ -6,7 +6,7 @@ each pointing at its emulator, secrets as ``${env:NAME}``) and the flows, create
 an API token with ``flowdesk token create`` in the same data directory, starts
 ``python -m engine serve`` and waits for ``/readyz``. It yields a :class:`Served`:
 the base URL and an API client for the transcript and the metrics, as an operator
-reads them. On exit the server is stopped; its log must hold no ``Traceback``.
+reads them. On exit the server is stopped (its log is left for a test to read).
 """
 
 from __future__ import annotations
@@ -194,8 +194,6 @@ def serve_vendors(
     try:
         wait_until(ready, "flowdesk serve to be ready", timeout=60, interval=0.2)
         yield served
-        output = served.log_text()
-        assert "Traceback" not in output, output[-6000:]
     finally:
         process.terminate()
         try:
