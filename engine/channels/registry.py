@@ -180,7 +180,9 @@ def _describe(factory: ChannelFactory, config: ChannelConfig, environ: Mapping[s
     kind, account = config.kind, config.account
     needs_host = bool(getattr(factory, "needs_host", False))
     if config.params.get("enabled") is False:
-        return AccountStatus(kind, account, "disabled", ("enabled: false",), webhook=not needs_host)
+        return AccountStatus(
+            kind, account, "disabled", ("turned off: set enabled: true to serve it",), webhook=not needs_host
+        )
     path = f"channels.{kind}{_account_path(account)}"
     unset = [
         f"{path}.{key}: environment variable {ref[6:-1]} is not set"
