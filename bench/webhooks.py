@@ -31,6 +31,7 @@ the handler from body to answer, of which the Temporal update, and the
 ``sendMessage`` calls of the delivery activity.
 
     python bench/webhooks.py [--rate 50] [--conversations 50] [--seconds 10] [--warmup 2] [--rounds 1] [--json]
+    python bench/webhooks.py --only telegram --seconds 30     # one side only, e.g. to profile the serve process
 
 With ``--json`` the last line is one JSON object (DESIGN.md section 6):
 ``{"bench": "webhooks", "params": {...}, "engine": {"webhook_p50_ms", "webhook_p99_ms",
@@ -88,11 +89,12 @@ ROUND_TOKEN = re.compile(r"\bw(\d+)-tok-(\d+)\b")
 CHAT_BASE, CHATS_PER_ROUND = 700_000_000, 1_000_000
 TARGET_WEBHOOK_P99_MS = 50.0
 TARGET_REPLY_RATIO = 1.5
-#: The serve process's histograms read around each Telegram phase: (metric, label value).
+#: The serve process's histograms read around each phase, by the name reported, for the phase's channel: the
+#: webhook handler from body to answer (Telegram only), the Temporal update inside it, the channel's send.
 SERVER_HISTOGRAMS = {
-    "handler": ("flowdesk_webhook_seconds", "telegram"),
-    "update": ("flowdesk_update_roundtrip_seconds", "telegram"),
-    "send_message": ("flowdesk_delivery_seconds", "telegram"),
+    "handler": "flowdesk_webhook_seconds",
+    "update": "flowdesk_update_roundtrip_seconds",
+    "send": "flowdesk_delivery_seconds",
 }
 
 
@@ -171,8 +173,11 @@ async def api_token(settings: Path) -> str | None:
     return done.stdout.strip().splitlines()[0]
 
 
-async def histograms(http: httpx.AsyncClient, server: FlowdeskServer, token: str | None) -> dict[str, list[float]]:
-    """``[sum, count]`` of each of :data:`SERVER_HISTOGRAMS` in the serve process now (empty without a token)."""
+async def histograms(
+    http: httpx.AsyncClient, server: FlowdeskServer, token: str | None, channel: str
+) -> dict[str, list[float]]:
+    """``[sum, count]`` of each of :data:`SERVER_HISTOGRAMS` of ``channel`` in the serve process now (empty without
+    a token)."""
     if token is None:
         return {}
     from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
@@ -180,7 +185,7 @@ async def histograms(http: httpx.AsyncClient, server: FlowdeskServer, token: str
     response = await http.get(server.url + "/metrics", headers={"authorization": f"Bearer {token}"})
     response.raise_for_status()
     found: dict[str, list[float]] = {name: [0.0, 0.0] for name in SERVER_HISTOGRAMS}
-    wanted = {(metric, label): name for name, (metric, label) in SERVER_HISTOGRAMS.items()}
+    wanted = {(metric, channel): name for name, metric in SERVER_HISTOGRAMS.items()}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
             for suffix, slot in (("_sum", 0), ("_count", 1)):
@@ -198,15 +203,19 @@ def histogram_means(before: dict[str, list[float]], after: dict[str, list[float]
         if name not in before or name not in after:
             continue
         total, count = after[name][0] - before[name][0], after[name][1] - before[name][1]
-        out[f"server_{name}_mean_ms"] = round(total * 1000 / count, 2) if count else None
+        if count:
+            out[f"server_{name}_mean_ms"] = round(total * 1000 / count, 2)
     return out
 
 
 # -- the phases ---------------------------------------------------------------------------------------------
 
 
-async def webchat_phase(server: FlowdeskServer, args: argparse.Namespace, round_: int) -> dict[str, Any]:
+async def webchat_phase(
+    server: FlowdeskServer, args: argparse.Namespace, round_: int, *, http: httpx.AsyncClient, token: str | None
+) -> dict[str, Any]:
     """bench/roundtrip_ws.py's engine side, on new visitors: its report."""
+    before = await histograms(http, server, token, "webchat")
     url = server.ws_url("/ws/chat")
     sockets = await asyncio.gather(*(ws_open(url) for _ in range(args.conversations)))
     await asyncio.gather(*(chat_handshake(s) for s in sockets))
@@ -217,6 +226,7 @@ async def webchat_phase(server: FlowdeskServer, args: argparse.Namespace, round_
         chat.phase = None
     finally:
         await chat.close()
+    report |= histogram_means(before, await histograms(http, server, token, "webchat"))
     report["lost_replies"] = len(phase.missing())
     report["duplicate_replies"] = sum(n - 1 for n in chat.replies.values())
     report["replies_without_token"] = len(chat.untokened)
@@ -239,9 +249,9 @@ async def telegram_phase(
     telegram.begin(phase, round_)
     sender.round = round_
     sender.statuses = Counter()
-    before = await histograms(sender.http, server, token)
+    before = await histograms(sender.http, server, token, "telegram")
     report = await measure(phase, sender.send, server, args)
-    after = await histograms(sender.http, server, token)
+    after = await histograms(sender.http, server, token, "telegram")
     telegram.phase = None
     measured = list(phase.measured())
     webhook = [(phase.accepted[i] - phase.planned[i]) * 1000 for i in measured if i in phase.accepted]
@@ -290,11 +300,13 @@ async def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict
             async with httpx.AsyncClient(timeout=30, trust_env=False, limits=limits) as http:
                 sender = TelegramSender(http, server.url + "/webhooks/telegram", TelegramUpdates(), args.conversations)
                 for round_ in range(args.rounds):
-                    webchat.append(await webchat_phase(server, args, round_))
-                    await asyncio.sleep(0.5)  # let the last records settle before the next phase
-                    telegram_rounds.append(
-                        await telegram_phase(server, args, round_, telegram=telegram, sender=sender, token=token)
-                    )
+                    if args.only in (None, "webchat"):
+                        webchat.append(await webchat_phase(server, args, round_, http=http, token=token))
+                        await asyncio.sleep(0.5)  # let the last records settle before the next phase
+                    if args.only in (None, "telegram"):
+                        telegram_rounds.append(
+                            await telegram_phase(server, args, round_, telegram=telegram, sender=sender, token=token)
+                        )
                     await asyncio.sleep(0.5)
             problems = server.problems()
     return telegram_rounds, webchat, problems
@@ -328,22 +340,30 @@ def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def print_round(index: int, tg: dict[str, Any], wc: dict[str, Any]) -> None:
+def print_round(index: int, tg: dict[str, Any] | None, wc: dict[str, Any] | None) -> None:
+    if wc is not None:
+        print(
+            f"round {index + 1}: web chat  p50 {wc.get('p50_ms', 0):7.1f}  p99 {wc.get('p99_ms', 0):7.1f} ms  "
+            f"n={wc['count']} lost={wc['lost_replies']} {wc['per_s']:.1f}/s  "
+            f"serve CPU {wc['server_cpu_ms_per_msg']} ms/msg"
+        )
+        _print_split(wc)
+    if tg is None:
+        return
     print(
-        f"round {index + 1}: web chat  p50 {wc.get('p50_ms', 0):7.1f}  p99 {wc.get('p99_ms', 0):7.1f} ms  "
-        f"n={wc['count']} lost={wc['lost_replies']} {wc['per_s']:.1f}/s  "
-        f"serve CPU {wc['server_cpu_ms_per_msg']} ms/msg\n"
-        f"         telegram  webhook p50 {tg.get('webhook_p50_ms', 0):7.1f}  "
+        f"round {index + 1}: telegram  webhook p50 {tg.get('webhook_p50_ms', 0):7.1f}  "
         f"p99 {tg.get('webhook_p99_ms', 0):7.1f} ms  "
         f"reply p50 {tg.get('reply_p50_ms', 0):7.1f}  p99 {tg.get('reply_p99_ms', 0):7.1f} ms  n={tg['count']} "
         f"lost={tg['lost_replies']} webhook errors={tg['webhook_errors']} {tg['per_s']:.1f}/s  "
         f"serve CPU {tg['server_cpu_ms_per_msg']} ms/msg"
     )
-    split = [
-        f"{k.removeprefix('server_').removesuffix('_mean_ms')} {v} ms" for k, v in tg.items() if k.endswith("_mean_ms")
-    ]
+    _print_split(tg)
+
+
+def _print_split(report: dict[str, Any]) -> None:
+    split = [f"{k[len('server_') : -len('_mean_ms')]} {v} ms" for k, v in report.items() if k.endswith("_mean_ms")]
     if split:
-        print(f"         serve process, mean per message: {', '.join(split)}")
+        print(f"         serve process's histograms, mean per message: {', '.join(split)}")
 
 
 def _ratio(engine: Any, baseline: Any) -> float | None:
@@ -356,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_load_arguments(parser, "web-chat visitors and Telegram chats, each side")
     parser.add_argument("--rounds", type=int, default=1, help="web chat then Telegram, this many times (default 1)")
+    parser.add_argument("--only", choices=("webchat", "telegram"), help="run one side only (for profiling)")
     args = parser.parse_args(argv)
     check_load_arguments(parser, args)
     if args.rounds < 1:
@@ -368,8 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     load = load_average()
     telegram_rounds, webchat_rounds, problems = asyncio.run(run(args))
-    for index, (tg, wc) in enumerate(zip(telegram_rounds, webchat_rounds, strict=True)):
-        print_round(index, tg, wc)
+    for index in range(args.rounds):
+        print_round(
+            index,
+            telegram_rounds[index] if telegram_rounds else None,
+            webchat_rounds[index] if webchat_rounds else None,
+        )
     engine, baseline = medians(telegram_rounds), medians(webchat_rounds)
     if args.rounds > 1:
         engine["rounds"] = [{k: r.get(k) for k in ("webhook_p99_ms", "reply_p99_ms")} for r in telegram_rounds]
@@ -420,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json_line("webhooks", params, engine, baseline, ratio, targets=targets))
     # Errors and lost replies are figures, not a failure; a side without a single reply is.
     empty = any(not r.get("count") for r in [*telegram_rounds, *webchat_rounds])
-    return 1 if empty or not telegram_rounds else 0
+    return 1 if empty or not (telegram_rounds or webchat_rounds) else 0
 
 
 if __name__ == "__main__":
