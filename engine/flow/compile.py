@@ -169,6 +169,7 @@ def _step(name: str, step: dict[str, Any], order: list[str]) -> Step:
         action=action,
         say=_say_text(step.get("say")),
         say_template=_say_template(step.get("say")),
+        say_image=_say_image(step.get("say")),
         set=_set_ops(step.get("set")),
         next=next_step,
         on_error=step.get("on_error"),
@@ -252,6 +253,11 @@ def _say_text(say: Any) -> str | None:
         text = say.get("text")
         return text if isinstance(text, str) else None
     return say if isinstance(say, str) else None
+
+
+def _say_image(say: Any) -> str | None:
+    image = say.get("image") if isinstance(say, dict) else None
+    return image if isinstance(image, str) else None
 
 
 def _say_template(say: Any) -> VendorTemplate | None:

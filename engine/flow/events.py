@@ -218,6 +218,8 @@ class SendText:
     meta: dict[str, Any] = field(default_factory=dict)
     #: a vendor template to send when free text cannot be (``{"name", "language", "params"}``)
     template: dict[str, Any] = field(default_factory=dict)
+    #: images sent with the text (``{"kind": "image", "url": ...}``); channels without images send links
+    attachments: tuple[dict[str, str], ...] = ()
     kind: ClassVar[str] = "send"
 
 

@@ -71,8 +71,9 @@ def sites(data: dict[str, Any]) -> Iterator[Site]:
                 yield Site((*base, key), step[key], True)
         say = step.get("say")
         if isinstance(say, dict):
-            if isinstance(say.get("text"), str):
-                yield Site((*base, "say", "text"), say["text"], True)
+            for key in ("text", "image"):
+                if isinstance(say.get(key), str):
+                    yield Site((*base, "say", key), say[key], True)
             for i, param in enumerate(say.get("params") or []):
                 if isinstance(param, str):
                     yield Site((*base, "say", "params", i), param, True)

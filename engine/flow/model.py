@@ -177,6 +177,8 @@ class Step:
     say: str | None = None
     #: a vendor template the say may be sent as (``say: {template: ..., text: ...}``)
     say_template: VendorTemplate | None = None
+    #: the URL (a template) of an image sent with the say (``say: {text: ..., image: ...}``)
+    say_image: str | None = None
     set: tuple[SetOp, ...] = ()
     next: str | None = None
     on_error: str | None = None

@@ -74,14 +74,22 @@ class RunnerBase:
         sender: str = "bot",
         meta: dict[str, Any] | None = None,
         template: dict[str, Any] | None = None,
+        attachments: tuple[dict[str, str], ...] = (),
     ) -> None:
         text = text.strip()
-        if not text and not template:
+        if not text and not template and not attachments:
             return  # a template that rendered empty sends nothing rather than a blank bubble
         text = text[: self.ctx.limits.max_text_chars]
-        self.emit(
-            SendText(text=text, step=step, choices=choices, sender=sender, meta=meta or {}, template=template or {})
+        command = SendText(
+            text=text,
+            step=step,
+            choices=choices,
+            sender=sender,
+            meta=meta or {},
+            template=template or {},
+            attachments=attachments,
         )
+        self.emit(command)
         self.state.record(sender.split(":", maxsplit=1)[0], text, self.state.clock, step=step)
 
     def go(self, name: Next) -> None:

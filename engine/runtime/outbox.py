@@ -67,7 +67,9 @@ class Outbox:
         choices: tuple[str, ...],
         sender: str,
         meta: dict[str, Any] | None = None,
+        *,
         template: dict[str, Any] | None = None,
+        attachments: tuple[dict[str, str], ...] = (),
     ) -> None:
         """Queue one reply to the customer, on the channel of their latest message."""
         self.run.sent += 1
@@ -93,6 +95,7 @@ class Outbox:
                 customer_at=str(self._latest_message().get("at") or ""),
                 recipient=self._recipient(),
                 template=dict(template or {}),
+                attachments=[dict(a) for a in attachments],
             )
         )
 

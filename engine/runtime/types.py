@@ -181,6 +181,8 @@ class DeliverInput:
     customer_at: str = ""
     #: the customer's id on the channel (chat id, phone number): the sender of their latest message
     recipient: str = ""
+    #: images sent with the text (``{"kind": "image", "url": ...}``)
+    attachments: list[dict[str, str]] = field(default_factory=list)
     #: the vendor template the flow named (``say: {template: ...}``): sent when free text cannot be
     template: dict[str, Any] = field(default_factory=dict)
 

@@ -208,7 +208,14 @@ class ConversationWorkflow:
     def _execute(self, command: Command) -> None:
         sent = self.run_state.sent  # log entries' ids: unique, stable on replay
         if isinstance(command, SendText):
-            self.outbox.queue(command.text, command.choices, command.sender, command.meta, command.template)
+            self.outbox.queue(
+                command.text,
+                command.choices,
+                command.sender,
+                command.meta,
+                template=command.template,
+                attachments=command.attachments,
+            )
         elif isinstance(command, StartTimer):
             due = workflow.now() + timedelta(milliseconds=command.delay_ms)
             self.run_state.timers[command.timer_id] = due.isoformat()

@@ -27,6 +27,14 @@ channels: [telegram]
 steps:
   listen:
     wait: message
+  route:
+    switch:
+      - if: "message.text == 'picture please'"
+        goto: picture
+    default: tell
+  picture:
+    say: { text: "Here it is:", image: "https://shop.example.com/img/part-7.jpg" }
+    next: listen
   tell:
     say: >-
       {{ message.attachments | length }} attachment(s){% for a in message.attachments %}, a {{ a.kind }}{% endfor %};
@@ -102,3 +110,19 @@ async def test_a_location_is_a_typed_part_and_an_edit_is_counted_not_answered(
     await eventually(lambda: _ignored("edited_message") == before + 1, "the edit to be counted")
     await asyncio.sleep(0.5)
     assert len(fx_telegram.messages(7002)) == 1  # an edit is not a new message
+
+
+async def test_an_image_the_flow_sends_arrives_as_a_photo_then_its_text(
+    fx_node: RunningNode, fx_telegram: TelegramEmulator
+) -> None:
+    updates = TelegramUpdates(first_update_id=900)
+    assert (
+        await updates.post_async(fx_node.url + "/webhooks/telegram", updates.text(7003, "picture please"))
+    ).status == 200
+    sent = await asyncio.to_thread(fx_telegram.wait_for, 7003, 2)
+    assert [c.method for c in fx_telegram.calls if c.params.get("chat_id") in (7003, "7003")] == [
+        "sendPhoto",
+        "sendMessage",
+    ]
+    assert sent[0].media == "https://shop.example.com/img/part-7.jpg"
+    assert sent[1].text == "Here it is:"

@@ -10,6 +10,7 @@ conversation's own workflow task, a cluster's node from its own task queue.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from litestar import WebSocket, websocket
@@ -18,6 +19,7 @@ from litestar.handlers import WebsocketRouteHandler
 from connectors.channels.webchat.hub import WebChatHub
 from connectors.channels.webchat.socket import CHANNEL, message_frame, serve_socket
 from connectors.channels.webchat.visitors import VisitorTokens, load_or_create_secret
+from engine.channels.degrade import image_links
 from engine.channels.host import ChannelConfig, ChannelHost
 from engine.channels.types import Capabilities, OutboundMessage, Receipt
 from engine.errors import ConfigError
@@ -43,6 +45,10 @@ class WebChat:
         self.tokens = VisitorTokens(key)
 
     async def send(self, message: OutboundMessage) -> Receipt:
+        images = [a.url for a in message.attachments if a.url]
+        if images:
+            # The widget shows text: images go as links under it (engine.channels.degrade).
+            message = replace(message, text=image_links(message.text, images), attachments=())
         contact_id = str(message.contact.get("id") or "")
         online = bool(contact_id) and self.hub.online(contact_id)
         # "stored": kept for the visitor's next connection, which replays it

@@ -125,3 +125,31 @@ def test_a_message_carries_what_the_customer_sent_besides_text() -> None:
     assert flow is not None, found
     simulator = _simulator(flow)
     assert [s.text for s in simulator.user("look")] == ["0 file(s), choice none, at " + simulator.at[:4]]
+
+
+IMAGE = """
+flow: parts
+steps:
+  listen: { wait: message }
+  show:
+    say:
+      text: "Here is part {{ message.text }}:"
+      image: "https://shop.example.com/img/{{ message.text }}.jpg"
+    next: listen
+"""
+
+
+def test_a_say_can_send_an_image_with_its_text() -> None:
+    flow, found = _compile(IMAGE)
+    assert flow is not None, found
+    sent = _simulator(flow).user("sku-9")
+    assert [(s.text, s.attachments) for s in sent] == [
+        ("Here is part sku-9:", ({"kind": "image", "url": "https://shop.example.com/img/sku-9.jpg"},))
+    ]
+    _, empty = _compile(
+        IMAGE.replace(
+            '      text: "Here is part {{ message.text }}:"\n      image: "https://shop.example.com/img/{{ message.text }}.jpg"\n',
+            "      {}\n",
+        )
+    )
+    assert empty and empty[0].startswith("FD1"), empty
