@@ -24,10 +24,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
+
+from tests.vendors.base import LocalServer, write_answer
 
 #: The receiver's replay window, as the docs tell receivers to check it.
 WINDOW_SECONDS = 300
@@ -77,8 +79,10 @@ class _State:
     refused: int = 0
 
 
-class ApiReceiver:
+class ApiReceiver(LocalServer):
     """A user's callback endpoint; see the module docstring. ``with ApiReceiver(secret) as r:``."""
+
+    name = "api-receiver"
 
     def __init__(self, secret: str, *, path: str = "/flowdesk/replies", answer_ids: bool = False) -> None:
         self.secret = secret.encode()
@@ -88,7 +92,6 @@ class ApiReceiver:
         self._faults: deque[Fault] = deque()
         self._state = _State()
         self._changed = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
 
     # -- scripting and reading back --------------------------------------------------------
 
@@ -134,8 +137,7 @@ class ApiReceiver:
     @property
     def url(self) -> str:
         """The callback URL to configure (``callback_url``)."""
-        assert self._server is not None, "the receiver is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.path}"
+        return super().url + self.path
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class ApiReceiver:
             number = len(self._state.keys)
         return {"id": f"rcv-{number}"} if self.answer_ids else {}
 
-    def start(self) -> ApiReceiver:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -185,34 +187,9 @@ class ApiReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 status, headers, payload = receiver.handle({k.lower(): v for k, v in self.headers.items()}, body)
-                try:
-                    self.send_response(status)
-                    for key, value in {"content-type": "application/json", **headers}.items():
-                        self.send_header(key, value)
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the sender gave up waiting (a slow answer)
+                write_answer(self, status, headers, payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="api-receiver", daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> ApiReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
 
 
 # -- the sending side --------------------------------------------------------------------------

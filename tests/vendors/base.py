@@ -26,7 +26,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 MODES = ("ok", "unauthorized", "rate_limited", "server_error", "timeout", "malformed", "empty")
@@ -54,7 +54,59 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class VendorServer:
+class LocalServer:
+    """An HTTP server on a free port of 127.0.0.1, served from a daemon thread (so any loop can call it).
+
+    A subclass says how requests are handled (:meth:`handler`); ``with`` starts and stops it.
+    """
+
+    name = "local"
+    _server: ThreadingHTTPServer | None = None
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, f"the {self.name} emulator is not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> Self:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        self._server.daemon_threads = True
+        serve = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}-emulator", daemon=True
+        )
+        serve.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def write_answer(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes) -> None:
+    """Send one JSON answer; a client that gave up waiting (a timeout test) is not an error."""
+    try:
+        handler.send_response(status)
+        for key, value in {"content-type": "application/json", **headers}.items():
+            handler.send_header(key, value)
+        handler.send_header("content-length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+class VendorServer(LocalServer):
     """Base emulator; see the module docstring."""
 
     name = "vendor"
@@ -67,8 +119,6 @@ class VendorServer:
         self.retry_after = 1
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- what a vendor emulator defines --------------------------------------------
 
@@ -100,12 +150,7 @@ class VendorServer:
             self.modes.append(mode)
         return self
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the emulator is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> VendorServer:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -127,38 +172,11 @@ class VendorServer:
                 )
                 reply = emulator._respond(request)
                 payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-                try:
-                    self.send_response(reply.status)
-                    headers = {"content-type": "application/json", **reply.headers}
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout test)
+                write_answer(self, reply.status, reply.headers, payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}-emulator", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> VendorServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
 
     # -- dispatch ------------------------------------------------------------------
 

@@ -22,11 +22,13 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+
+from tests.vendors.base import LocalServer
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 SECRET = "flowdesk_webhook-secret_0123456789"
@@ -78,8 +80,10 @@ class Fault:
     after: int = 0
 
 
-class TelegramEmulator:
+class TelegramEmulator(LocalServer):
     """See the module docstring. ``with TelegramEmulator() as telegram: ... telegram.api_base``."""
+
+    name = "telegram"
 
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
@@ -90,35 +94,16 @@ class TelegramEmulator:
         self.faults: deque[Fault] = deque()
         self._ids = itertools.count(1000)
         self._changed = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
 
     # -- running ---------------------------------------------------------------------------
 
     @property
     def api_base(self) -> str:
         """What the connector's ``api_base`` setting should be."""
-        assert self._server is not None, "the emulator is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
 
-    def start(self) -> TelegramEmulator:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.name = "telegram-emulator"
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> TelegramEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     def reset(self) -> None:
         """Forget calls, chats and faults (for an emulator shared by several tests)."""
