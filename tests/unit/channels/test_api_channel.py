@@ -40,7 +40,7 @@ from tests.vendors.api_receiver import ApiReceiver, fail, inbound_body, post_inb
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "channels" / "api"
-DOC = REPO / "docs" / "channels-api.md"
+DOC = REPO / "docs" / "channels.md"
 SECRET = "crm-secret-0123456789abcdef"
 OTHER_SECRET = "not-the-crm-secret-at-all"
 
@@ -430,9 +430,11 @@ def test_an_account_without_its_secret_is_left_out_and_named_in_the_log(caplog: 
 
 
 def doc_snippet(name: str) -> str:
-    """The fenced block after ``<!-- tested: NAME -->`` in docs/channels-api.md."""
-    match = re.search(rf"<!-- tested: {name} -->\n```\w+\n(.*?)```", DOC.read_text("utf-8"), re.DOTALL)
-    assert match, f"docs/channels-api.md has no block marked <!-- tested: {name} -->"
+    """The fenced block after ``<!-- tested: NAME -->`` in the "The API channel" section of docs/channels.md."""
+    section = re.search(r"^## The API channel\n(.*?)(?=^## |\Z)", DOC.read_text("utf-8"), re.DOTALL | re.MULTILINE)
+    assert section, 'docs/channels.md has no "## The API channel" section'
+    match = re.search(rf"<!-- tested: {name} -->\n```\w+\n(.*?)```", section.group(1), re.DOTALL)
+    assert match, f'docs/channels.md, "The API channel", has no block marked <!-- tested: {name} -->'
     return match.group(1)
 
 
