@@ -59,14 +59,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from engine.channels.errors import (
-    ChannelThrottled,
     ChannelUnavailable,
     DeliveryRejected,
     PayloadInvalid,
     SignatureInvalid,
 )
 from engine.channels.host import ChannelConfig
-from engine.channels.http import http_client, retry_after
+from engine.channels.http import http_client, raise_for_status
 from engine.channels.types import (
     Capabilities,
     Decoded,
@@ -215,7 +214,7 @@ class ApiChannel:
             raise ChannelUnavailable(f"{who} did not answer in time") from None
         except httpx.TransportError as exc:
             raise ChannelUnavailable(f"{who} could not be reached: {type(exc).__name__}") from None
-        _raise_unless_acknowledged(response, who)
+        raise_for_status(response, vendor=who)
         return response
 
     def _remember(self, key: str, receipt_id: str) -> None:
@@ -330,22 +329,6 @@ def _optional(data: Mapping[str, Any], field: str, limit: int) -> str | None:
     if len(value) > limit:
         raise PayloadInvalid(f"{field} is {len(value)} characters long; at most {limit} are allowed")
     return value or None
-
-
-def _raise_unless_acknowledged(response: httpx.Response, who: str) -> None:
-    """Only a 2xx acknowledges a reply; every other answer is the error the deliver activity acts on."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    said = response.text[:200].strip()
-    detail = f"{who} answered {status}" + (f": {said}" if said else "")
-    if status == 429:
-        raise ChannelThrottled(detail, retry_after(response.headers.get("retry-after")))
-    if status >= 500 or status == 408:
-        raise ChannelUnavailable(detail)
-    if 300 <= status < 400:
-        detail += "; a redirect is not an acknowledgement: set callback_url to the final URL"
-    raise DeliveryRejected(detail, code=str(status))
 
 
 def _receiver_id(response: httpx.Response) -> str | None:

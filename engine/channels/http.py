@@ -73,9 +73,13 @@ async def send_request(request: httpx.Request, *, vendor: str) -> httpx.Response
 
 
 def raise_for_status(response: httpx.Response, *, vendor: str) -> None:
-    """The channel error a vendor's non-2xx answer stands for (the body's first 200 characters say why)."""
+    """The channel error a vendor's non-2xx answer stands for (the body's first 200 characters say why).
+
+    Redirects are not followed (a signed request must not be replayed elsewhere), so a
+    3xx is refused for good like any other answer that is not a success.
+    """
     status = response.status_code
-    if status < 400:
+    if 200 <= status < 300:
         return
     said = response.text[:200].strip()
     detail = f"{vendor} answered {status}" + (f": {said}" if said else "")
@@ -83,7 +87,9 @@ def raise_for_status(response: httpx.Response, *, vendor: str) -> None:
         raise ChannelThrottled(detail, retry_after(response.headers.get("retry-after")))
     if status >= 500 or status == 408:
         raise ChannelUnavailable(detail)
-    raise DeliveryRejected(detail)
+    if 300 <= status < 400:
+        detail += "; a redirect is not an answer: configure the final URL"
+    raise DeliveryRejected(detail, code=str(status))
 
 
 def retry_after(value: str | None, *, now: float | None = None) -> float:
