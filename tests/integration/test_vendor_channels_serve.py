@@ -384,6 +384,8 @@ def test_a_reply_through_429_and_500_arrives_exactly_once(fx_vendors: Vendors) -
     assert telegram.texts(chat) == [f"You said: {text}"]
     tries = [c for c in telegram.calls_of("sendMessage") if str(c.params.get("chat_id")) == str(chat)]
     assert len(tries) == 3  # the 429, the 500, the one that went through
+    # Telegram said "retry after 1": the next try waited that long (a lower bound, not a speed).
+    assert tries[1].at - tries[0].at >= 0.95
 
 
 def test_a_reply_the_vendor_refuses_is_failed_with_the_vendors_reason(fx_vendors: Vendors) -> None:
