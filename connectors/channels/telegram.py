@@ -217,7 +217,8 @@ class Telegram:
         except ValueError:
             answer = None
         answer = answer if isinstance(answer, Mapping) else {}
-        if response.status_code < 400 and answer.get("ok", True) is True:
+        # Redirects are not followed: a 3xx is no answer, refused like a 4xx.
+        if 200 <= response.status_code < 300 and answer.get("ok", True) is True:
             return answer.get("result")
         raise _api_error(method, response, answer)
 

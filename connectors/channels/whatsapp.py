@@ -43,6 +43,7 @@ from engine.channels.errors import (
 from engine.channels.host import ChannelConfig
 from engine.channels.http import DEFAULT_RETRY_AFTER, http_client, retry_after
 from engine.channels.types import (
+    OTHER_ACCOUNT,
     Attachment,
     Capabilities,
     Decoded,
@@ -193,7 +194,7 @@ class WhatsApp:
         if number is None:
             raise PayloadInvalid(f"{where}.value.metadata.phone_number_id is missing")
         if str(number) != self.phone_number_id:
-            return [Ignored("other_number")]
+            return [Ignored(OTHER_ACCOUNT)]  # the server offers it to the account of that number
         names = _contact_names(value.get("contacts"))
         decoded: list[Decoded] = []
         for m, message in enumerate(_list(value, "messages", f"{where}.value.messages", required=False)):
@@ -267,7 +268,7 @@ class WhatsApp:
             raise ChannelUnavailable("whatsapp did not answer in time") from None
         except httpx.TransportError as exc:
             raise ChannelUnavailable(f"whatsapp could not be reached: {type(exc).__name__}") from None
-        if response.status_code >= 400:
+        if not 200 <= response.status_code < 300:  # redirects are not followed: a 3xx is no answer either
             raise self._error(response)
         return _wamid(response)
 

@@ -1,7 +1,7 @@
 """Rich replies on plain channels: what a channel does with what it cannot show.
 
-Choices without buttons become a numbered list (and a reply of ``2`` is the second
-choice again, :func:`choice_from_reply`); images without image support become
+Choices without buttons become a numbered list (a reply of ``2`` is the second
+choice again: the flow's ask matches it, ``engine.flow.steps_run.match_choice``); images without image support become
 links; text longer than the channel's limit is split at sentence boundaries, then
 at spaces, and only as a last resort inside a word. Each function is pure, so
 every channel degrades the same way and tests can say exactly what a customer sees.
@@ -18,7 +18,6 @@ from engine.channels.types import Capabilities, OutboundMessage
 #: The end of a sentence: latin punctuation followed by a space (not a list's "1. "), CJK
 #: punctuation, or a line break.
 _SENTENCE_END = re.compile(r"(?<=[^\d\s][.!?])\s+|(?<=[。！？；])|\n+")
-_NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)、．]?\s*$")
 
 
 def numbered_choices(text: str, choices: Sequence[str]) -> str:
@@ -27,15 +26,6 @@ def numbered_choices(text: str, choices: Sequence[str]) -> str:
         return text
     listed = "\n".join(f"{number}. {choice}" for number, choice in enumerate(choices, start=1))
     return f"{text}\n\n{listed}" if text else listed
-
-
-def choice_from_reply(reply: str, choices: Sequence[str]) -> str | None:
-    """The choice a customer meant by answering a numbered list (``2``, ``2.``, ``2)``), if any."""
-    match = _NUMBER.match(reply)
-    if match is None:
-        return None
-    index = int(match.group(1)) - 1
-    return choices[index] if 0 <= index < len(choices) else None
 
 
 def image_links(text: str, urls: Sequence[str]) -> str:

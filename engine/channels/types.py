@@ -178,6 +178,11 @@ class Ignored:
     reason: str
 
 
+#: The reason of an event for another account of the same kind (one URL for several
+#: accounts: one Meta app, several WhatsApp numbers): the server offers the request to
+#: the kind's other accounts, and each takes what is its own.
+OTHER_ACCOUNT = "other_account"
+
 Decoded = Incoming | StatusUpdate | Ignored
 
 

@@ -9,6 +9,7 @@ The shared machinery (send, set, fail, end, timers) is in :mod:`engine.flow.step
 from __future__ import annotations
 
 import copy
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -50,14 +51,25 @@ def _classifier(intents: tuple[tuple[str, tuple[str, ...]], ...]) -> KeywordClas
     return KeywordClassifier(dict(intents))
 
 
-def match_choice(answer: str, choices: tuple[str, ...]) -> str | None:
-    """The choice an answer picks: its text (any case) or its 1-based number."""
+#: A numbered list's entry as a customer types it: ``2``, ``2.``, ``2)``, ``2、``.
+_CHOICE_NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)、．]?\s*$")
+
+
+def match_choice(answer: str, choices: tuple[str, ...], pressed: str | None = None) -> str | None:
+    """The choice an answer picks: the button pressed, its text (any case), or its number in the list.
+
+    Channels without buttons show choices as a numbered list (engine/channels/degrade.py),
+    so ``2`` or ``2.`` is the second choice.
+    """
+    if pressed is not None and pressed in choices:
+        return pressed
     text = answer.strip()
     for choice in choices:
         if text.casefold() == choice.casefold():
             return choice
-    if text.isdigit() and 1 <= int(text) <= len(choices):
-        return choices[int(text) - 1]
+    number = _CHOICE_NUMBER.match(text)
+    if number is not None and 1 <= int(number.group(1)) <= len(choices):
+        return choices[int(number.group(1)) - 1]
     return None
 
 
@@ -138,7 +150,8 @@ class StepRunner(RunnerBase):
         if action.expect is not None:
             value = answer if expr.is_truthy(expr.evaluate(action.expect, self.scope())) else None
         elif action.choices:
-            value = match_choice(answer, action.choices)
+            pressed = (self.state.message or {}).get("choice")
+            value = match_choice(answer, action.choices, pressed if isinstance(pressed, str) else None)
         if value is not None:
             if step.save_as:
                 self.state.vars[step.save_as] = value

@@ -36,6 +36,7 @@ from litestar.params import FromPath
 from engine.channels.errors import NoFlowLive, PayloadInvalid, SignatureInvalid
 from engine.channels.host import ChannelHost, InboundText
 from engine.channels.types import (
+    OTHER_ACCOUNT,
     AcknowledgingChannel,
     Channel,
     Decoded,
@@ -48,7 +49,7 @@ from engine.channels.types import (
     channel_address,
     webhook_path,
 )
-from engine.metrics import DELIVERY_STATUSES, WEBHOOK_IGNORED, WEBHOOK_LATENCY, WEBHOOK_REJECTED
+from engine.metrics import DELIVERY_FAILURES, DELIVERY_STATUSES, WEBHOOK_IGNORED, WEBHOOK_LATENCY, WEBHOOK_REJECTED
 from engine.server.problems import problem_response
 from engine.server.services import Services, ServicesDep
 from engine.settings_sections import DEFAULT_ACCOUNT
@@ -141,13 +142,40 @@ async def serve_webhook(request: Request[Any, Any, Any], services: Services, kin
         log.exception("webhook %s: the channel failed to decode a signed body", address, exc_info=exc)
         return problem_response(400, f"the {kind} channel could not read this body ({type(exc).__name__})")
     host = services.channel_host
-    answer = await _accept_all(decoded, address=address, host=host, store=services.store)
+    for taker, items in [(address, decoded), *_for_other_accounts(decoded, webhook, kind, address, services)]:
+        answer = await _accept_all(items, address=taker, host=host, store=services.store)
+        if answer is not None:
+            return answer
+        taker_channel = services.channels[taker]
+        if isinstance(taker_channel, AcknowledgingChannel):
+            _in_background(_acknowledge(taker_channel, items, taker))
     WEBHOOK_LATENCY.labels(address).observe(time.perf_counter() - started)
-    if answer is not None:
-        return answer
-    if isinstance(channel, AcknowledgingChannel):
-        _in_background(_acknowledge(channel, decoded, address))
     return Response({"ok": True}, status_code=200)
+
+
+def _for_other_accounts(
+    decoded: Sequence[Decoded], request: WebhookRequest, kind: str, address: str, services: Services
+) -> list[tuple[str, Sequence[Decoded]]]:
+    """Events for another account of this kind, decoded by that account: ``[(address, items)]``.
+
+    A vendor may send every account's events to one URL (one Meta app, several
+    WhatsApp numbers): the addressed channel marks those ``Ignored(OTHER_ACCOUNT)``,
+    and each other account of the kind whose signature check passes takes its own.
+    """
+    if not any(isinstance(item, Ignored) and item.reason == OTHER_ACCOUNT for item in decoded):
+        return []
+    taken: list[tuple[str, Sequence[Decoded]]] = []
+    for other, channel in webhook_channels(services.channels).items():
+        if other == address or _split(other)[0] != kind:
+            continue
+        try:
+            channel.verify(request)
+            items = [i for i in channel.decode(request) if not (isinstance(i, Ignored) and i.reason == OTHER_ACCOUNT)]
+        except Exception:  # signed with another secret, or unreadable to it: not this account's
+            continue
+        if items:
+            taken.append((other, items))
+    return taken
 
 
 async def _accept_all(
@@ -159,6 +187,8 @@ async def _accept_all(
             WEBHOOK_IGNORED.labels(address, item.reason).inc()
         elif isinstance(item, StatusUpdate):
             DELIVERY_STATUSES.labels(address, item.status).inc()
+            if item.status == "failed":  # the vendor took it, then could not deliver it
+                DELIVERY_FAILURES.labels(address, item.code or "failed_status").inc()
             if not await _apply_status(store, address, item):
                 _in_background(_apply_status_later(store, address, item))
         elif host is None:

@@ -93,3 +93,30 @@ async def test_a_forged_call_is_refused_and_answers_nobody(fx_node: RunningNode,
     assert forged.status == 401
     await asyncio.sleep(1.0)
     assert fx_graph.sent_to(customer) == []
+
+
+async def test_one_meta_callback_url_serves_every_number_of_the_app(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    # Meta sends all numbers' events of one app to the app's callback URL: whichever
+    # account's URL that is, each event is answered from the number it was sent to.
+    with WhatsAppEmulator(phone_number_id="2001") as sales, WhatsAppEmulator(phone_number_id="2002") as support:
+        shared = {"access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}
+        accounts = {
+            "sales": {"phone_number_id": "2001", "api_base": sales.url},
+            "support": {"phone_number_id": "2002", "api_base": support.url},
+        }
+        settings = {"channels": {"whatsapp": {**shared, "accounts": accounts}}}
+        async with running_node(fx_dev_env, tmp_path, flows={"echo.yaml": WHATSAPP_ECHO}, settings=settings) as node:
+            url = node.url + "/webhooks/whatsapp/sales"
+            to_support = support.webhook_body([text_message("for support", sender="16505550003")])
+            to_sales = sales.webhook_body([text_message("for sales", sender="16505550004")])
+            for body in (to_support, to_sales):
+                assert (await asyncio.to_thread(sales.post_webhook, url, body)).status == 200
+            assert [m.text for m in await support.wait_for_async("16505550003", 1, timeout=DEADLINE)] == [
+                "got for support"
+            ]
+            assert [m.text for m in await sales.wait_for_async("16505550004", 1, timeout=DEADLINE)] == ["got for sales"]
+            conversations = await asyncio.to_thread(node.services.store.list_conversations)
+            assert sorted(c.channel for c in conversations) == ["whatsapp:sales", "whatsapp:support"]
+            assert sales.sent_to("16505550003") == [] and support.sent_to("16505550004") == []

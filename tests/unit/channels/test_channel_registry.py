@@ -59,7 +59,8 @@ def test_a_missing_secret_or_a_failing_factory_is_logged_by_address_and_the_rest
     caplog.set_level(logging.ERROR, logger="engine.channels.registry")
     channels = build_channels({"recorder": {"token": "${env:NOT_SET_ANYWHERE}"}, "fragile": {}}, environ={})
     assert "recorder" not in channels and "fragile" not in channels
-    assert "channel 'recorder' not started: channels.recorder.token: environment variable NOT_SET_ANYWHERE is not set" in caplog.text
+    unset = "channels.recorder.token: environment variable NOT_SET_ANYWHERE is not set"
+    assert f"channel 'recorder' not started: {unset}" in caplog.text
     assert "channel 'fragile' failed to start: RuntimeError: vendor SDK missing" in caplog.text
 
 

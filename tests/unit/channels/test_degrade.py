@@ -5,18 +5,22 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.channels.degrade import choice_from_reply, degrade, image_links, numbered_choices, split_text
+from engine.channels.degrade import degrade, image_links, numbered_choices, split_text
 from engine.channels.types import Attachment, Capabilities, OutboundMessage
+from engine.flow.steps_run import match_choice
 
 
 def test_choices_without_buttons_become_a_numbered_list_and_a_number_picks_one_again() -> None:
     text = numbered_choices("Which order?", ["A-100", "B-200"])
     assert text == "Which order?\n\n1. A-100\n2. B-200"
-    assert choice_from_reply("2", ["A-100", "B-200"]) == "B-200"
-    assert choice_from_reply(" 1. ", ["A-100", "B-200"]) == "A-100"
-    assert choice_from_reply("1、", ["是", "否"]) == "是"
-    assert choice_from_reply("3", ["A-100", "B-200"]) is None
-    assert choice_from_reply("order 2", ["A-100", "B-200"]) is None
+    # The flow's ask reads a number back as the choice it stands for.
+    assert match_choice("2", ("A-100", "B-200")) == "B-200"
+    assert match_choice(" 1. ", ("A-100", "B-200")) == "A-100"
+    assert match_choice("1、", ("是", "否")) == "是"
+    assert match_choice("3", ("A-100", "B-200")) is None
+    assert match_choice("order 2", ("A-100", "B-200")) is None
+    # A button press is the choice it stands for, whatever its label says.
+    assert match_choice("B-200 (blue)", ("A-100", "B-200"), pressed="B-200") == "B-200"
 
 
 def test_images_without_image_support_become_links() -> None:
