@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from engine.channels.errors import (
     ChannelError,
@@ -112,12 +112,14 @@ def delivered(key: str, receipt: Receipt) -> Delivered:
 
 def retry_policy_error(exc: Exception) -> ApplicationError | None:
     """The ``ApplicationError`` a channel error stands for; None to let Temporal retry as usual."""
+    # BENIGN: a vendor's answer is an outcome, not a worker bug: no traceback in the log
+    # (the workflow logs a delivery that fails for good, once, with its reason).
+    benign = ApplicationErrorCategory.BENIGN
     if isinstance(exc, DeliveryRejected):
-        return ApplicationError(str(exc), type=Failure.DELIVERY_REJECTED, non_retryable=True)
+        return ApplicationError(str(exc), type=Failure.DELIVERY_REJECTED, non_retryable=True, category=benign)
     if isinstance(exc, ChannelThrottled):
-        return ApplicationError(
-            str(exc), type=Failure.CHANNEL_THROTTLED, next_retry_delay=timedelta(seconds=max(exc.retry_after, 0.1))
-        )
+        delay = timedelta(seconds=max(exc.retry_after, 0.1))
+        return ApplicationError(str(exc), type=Failure.CHANNEL_THROTTLED, next_retry_delay=delay, category=benign)
     if isinstance(exc, ChannelUnavailable):
-        return ApplicationError(str(exc), type=Failure.CHANNEL_UNAVAILABLE)
+        return ApplicationError(str(exc), type=Failure.CHANNEL_UNAVAILABLE, category=benign)
     return None

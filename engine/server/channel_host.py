@@ -128,7 +128,11 @@ class ServerChannelHost:
             # Kept before the message is logged: a row never points at a payload that is not there.
             await store.in_write_thread(store.keep_payload, message.channel, message.message_id, message.raw)
             raw_ref = PAYLOAD_REF
-        row = await store.in_write_thread(store.record_message, entry, raw_ref=raw_ref)
+        row, created = await store.in_write_thread(store.record_inbound, entry, raw_ref=raw_ref)
+        # Counted once: when first logged, or when a failed hand-over is set right by a retry
+        # (a redelivery of an accepted message reaches the workflow's update again, which
+        # answers with the first result, so the update cannot tell).
+        first_acceptance = created or row.status != "received"
         # Typing means "a reply is being produced": not while the conversation waits in an
         # agent's queue (the agent's own typing comes through the same frame).
         if typing is not None and not await self._with_agents(conversation_id):
@@ -167,7 +171,7 @@ class ServerChannelHost:
             # No second read to turn typing off when this message queued the conversation: a
             # hand-off always says something now (the flow's text or messages.handoff), and
             # the widget hides typing when a reply arrives. The read cost ~6 ms of CPU a message.
-            if not accepted.duplicate:
+            if first_acceptance and not accepted.duplicate:
                 MESSAGES_IN.labels(message.channel).inc()
             return Accepted(logged(row), conversation_id, accepted.duplicate)
         raise RuntimeError("the conversation ended twice while a message was sent")

@@ -52,6 +52,14 @@ class MessagesMixin(StoreBase):
         written = self._log(entry, choices, raw_ref)
         return written.row() if isinstance(written, Logged) else written
 
+    def record_inbound(self, entry: RecordInput, *, raw_ref: str | None = None) -> tuple[Message, bool]:
+        """``record_message`` for a customer's message, and whether it is new (not a redelivery)."""
+        if eligible(entry) and (logged := record_new(self._writer, entry, None, raw_ref)) is not None:
+            return logged.row(), True
+        created: list[bool] = []
+        row = self._write_retrying(lambda session: _record(session, entry, None, raw_ref, created))
+        return row, bool(created)
+
     def _log(self, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Logged | Message:
         """The fast path when the entry is a new message, else the full rules."""
         if eligible(entry) and (logged := record_new(self._writer, entry, choices, raw_ref)) is not None:
@@ -86,7 +94,13 @@ class MessagesMixin(StoreBase):
             return list(session.exec(query).all())
 
 
-def _record(session: Session, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Message:
+def _record(
+    session: Session,
+    entry: RecordInput,
+    choices: list[str] | None,
+    raw_ref: str | None,
+    created: list[bool] | None = None,
+) -> Message:
     # Writers of one conversation take turns from here on PostgreSQL (SQLite serialises every
     # writer): a repeated entry's read-then-update cannot undo a concurrent one ("sent" back to
     # "failed"), and a new entry's seq comes from the sequence in commit order, so a client's
@@ -106,6 +120,8 @@ def _record(session: Session, entry: RecordInput, choices: list[str] | None, raw
         session.add(row)
         session.flush()  # a concurrent twin fails here, inside the caller's retry
         changed = True
+        if created is not None:
+            created[:] = [True]
     else:
         changed = _advance(row, entry, choices, raw_ref)
         session.add(row)
