@@ -260,7 +260,7 @@ async def telegram_phase(
     out |= {f"reply_{k}": report.pop(k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms") if k in report}
     out["webhook_count"] = len(webhook)
     out["webhook_errors"] = sum(1 for i in measured if i in phase.errors)
-    # An update the webhook took (200) whose reply never reached the emulator.
+    # An update the webhook took (200) whose reply had not reached the emulator when the drain (--drain) ended.
     out["lost_replies"] = sum(1 for i in measured if i in phase.accepted and i not in phase.delivered)
     out["duplicate_replies"] = sum(n - 1 for n in telegram.replies.values())
     out["replies_without_token"] = len(telegram.untokened)
