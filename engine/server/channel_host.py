@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.channels.errors import NoFlowLive
 from engine.channels.host import Accepted, Contact, InboundText, LoggedMessage
@@ -28,8 +29,9 @@ from engine.runtime.types import IN_TASK_META, SENDER_META, InboundMessage
 from engine.store import Contact as ContactRow
 from engine.store import Message as MessageRow
 from engine.store import Store
-from engine.store.channel_log import PAYLOAD_REF
 from engine.store.conversations import HANDOFF
+
+T = TypeVar("T")
 
 
 def contact_of(row: ContactRow) -> Contact:
@@ -68,13 +70,29 @@ class ServerChannelHost:
         self.max_message_chars = max_message_chars
         #: this node's delivery queue in a cluster; "" for a single node
         self.node_queue = node_queue
+        #: who wrote from where, and their open conversation: a known chat costs no read per message
+        self._recent = RecentChats()
 
     async def find_contact(self, channel: str, external_id: str) -> Contact | None:
         row = await asyncio.to_thread(self.store.find_contact, channel, external_id)
         return None if row is None else contact_of(row)
 
     async def resolve_contact(self, channel: str, external_id: str, *, name: str | None, locale: str | None) -> Contact:
-        row = await asyncio.to_thread(self.store.resolve_contact, channel, external_id, name=name, locale=locale)
+        cached = self._recent.contact(channel, external_id)
+        if cached is not None and (not name or cached.name) and (not locale or cached.locale):
+            return cached
+        contact = await self._resolve_contact(channel, external_id, name=name, locale=locale)
+        self._recent.remember_contact(channel, external_id, contact)
+        return contact
+
+    async def _resolve_contact(
+        self, channel: str, external_id: str, *, name: str | None, locale: str | None
+    ) -> Contact:
+        store = self.store
+        known = await asyncio.to_thread(store.find_contact, channel, external_id)
+        if known is not None and (not name or known.name) and (not locale or known.locale):
+            return contact_of(known)  # the common case: a read, no write transaction
+        row = await store.in_write_thread(store.resolve_contact, channel, external_id, name=name, locale=locale)
         return contact_of(row)
 
     async def history(self, contact_id: str, *, after_seq: int) -> list[LoggedMessage]:
@@ -123,12 +141,7 @@ class ServerChannelHost:
             status="received",
             meta=_inbound_meta(message),
         )
-        raw_ref = None
-        if message.raw is not None:
-            # Kept before the message is logged: a row never points at a payload that is not there.
-            await store.in_write_thread(store.keep_payload, message.channel, message.message_id, message.raw)
-            raw_ref = PAYLOAD_REF
-        row, created = await store.in_write_thread(store.record_inbound, entry, raw_ref=raw_ref)
+        row, created = await store.in_write_thread(store.record_inbound, entry, payload=message.raw)
         # Counted once: when first logged, or when a failed hand-over is set right by a retry
         # (a redelivery of an accepted message reaches the workflow's update again, which
         # answers with the first result, so the update cannot tell).
@@ -158,7 +171,7 @@ class ServerChannelHost:
                 accepted = await self.conversations.send(conversation_id, inbound)
             except ConversationEnded:
                 await asyncio.to_thread(store.end_conversation, conversation_id)
-                conversation_id = await self._open(message)
+                conversation_id = await self._open(message, ended=conversation_id)
                 continue
             except NoFlowError:
                 await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "failed", "no flow live")
@@ -176,11 +189,20 @@ class ServerChannelHost:
             return Accepted(logged(row), conversation_id, accepted.duplicate)
         raise RuntimeError("the conversation ended twice while a message was sent")
 
-    async def _open(self, message: InboundText) -> str:
-        conversation, _created = await asyncio.to_thread(
-            self.store.open_conversation, message.contact.id, message.channel
-        )
-        return conversation.id
+    async def _open(self, message: InboundText, *, ended: str | None = None) -> str:
+        """The contact's open conversation on the channel (``ended``: the one that just ended is not)."""
+        recent = self._recent.conversation(message.contact.id, message.channel)
+        if recent is not None and recent != ended:
+            return recent  # a guess: an ended one answers ConversationEnded, and a new one is opened
+        store = self.store
+        current = await asyncio.to_thread(store.current_conversation, message.contact.id, message.channel)
+        if current is not None and current.id != ended:
+            conversation_id = current.id  # a read; only a new conversation takes the write thread
+        else:
+            opened, _created = await store.in_write_thread(store.open_conversation, message.contact.id, message.channel)
+            conversation_id = opened.id
+        self._recent.remember_conversation(message.contact.id, message.channel, conversation_id)
+        return conversation_id
 
     async def _with_agents(self, conversation_id: str) -> bool:
         """Whether the conversation is handed off (queued for or taken by an agent), per the log."""
@@ -197,6 +219,49 @@ class ServerChannelHost:
             else:
                 meta[IN_TASK_META] = True  # a single node: its conversation worker holds the sockets
         return meta
+
+
+class RecentChats:
+    """Contacts by channel identity and their open conversation by channel, for a while, bounded.
+
+    Vendor webhooks name the customer by their channel id on every message; looking
+    the contact and the conversation up each time was two reads a message. Entries
+    live ``ttl`` seconds (an agent's edit of a contact shows within that), and a
+    conversation that ended is found out by the workflow (ConversationEnded), which
+    opens the next one.
+    """
+
+    def __init__(self, *, size: int = 10_000, ttl: float = 300.0) -> None:
+        self.size, self.ttl = size, ttl
+        self._contacts: OrderedDict[tuple[str, str], tuple[float, Contact]] = OrderedDict()
+        self._conversations: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
+
+    def contact(self, channel: str, external_id: str) -> Contact | None:
+        return self._get(self._contacts, (channel, external_id))
+
+    def conversation(self, contact_id: str, channel: str) -> str | None:
+        return self._get(self._conversations, (contact_id, channel))
+
+    def remember_contact(self, channel: str, external_id: str, contact: Contact) -> None:
+        self._put(self._contacts, (channel, external_id), contact)
+
+    def remember_conversation(self, contact_id: str, channel: str, conversation_id: str) -> None:
+        self._put(self._conversations, (contact_id, channel), conversation_id)
+
+    def _get(self, entries: OrderedDict[tuple[str, str], tuple[float, T]], key: tuple[str, str]) -> T | None:
+        found = entries.get(key)
+        if found is None:
+            return None
+        if time.monotonic() - found[0] > self.ttl:
+            del entries[key]
+            return None
+        return found[1]
+
+    def _put(self, entries: OrderedDict[tuple[str, str], tuple[float, T]], key: tuple[str, str], value: T) -> None:
+        entries[key] = (time.monotonic(), value)
+        entries.move_to_end(key)
+        while len(entries) > self.size:
+            entries.popitem(last=False)
 
 
 def attachment_view(attachment: Attachment) -> dict[str, str]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
 from engine.store.base import StoreBase
@@ -22,6 +23,7 @@ from engine.store.tables import ChannelPayload, Message
 
 #: How far each vendor status moves a reply: a late "delivered" never undoes "read".
 _STATUS_ORDER = {"stored": 0, "sent": 1, "delivered": 2, "read": 3}
+PAYLOADS = ChannelPayload.__table__  # type: ignore[attr-defined]
 #: The raw_ref of a message whose payload is in channel_payload.
 PAYLOAD_REF = "channel_payload"
 
@@ -31,14 +33,13 @@ class ChannelLogMixin(StoreBase):
 
     def keep_payload(self, channel: str, message_id: str, body: Mapping[str, Any]) -> None:
         """Keep a message's raw payload; a redelivered one is already kept and stays as it was."""
-        try:
-            with self._write() as session:
-                if session.get(ChannelPayload, (channel, message_id)) is None:
-                    session.add(
-                        ChannelPayload(channel=channel, message_id=message_id, body=dict(body), received_at=utcnow())
-                    )
-        except IntegrityError:
-            pass  # a concurrent redelivery kept it first
+        dialect = self._writer.dialect.name
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        row = {"channel": channel, "message_id": message_id, "body": dict(body), "received_at": utcnow()}
+        statement = insert(PAYLOADS).values(**row)
+        # One statement, no ORM session: every vendor message pays it.
+        with self._writer.begin() as connection:
+            connection.execute(statement.on_conflict_do_nothing(index_elements=["channel", "message_id"]))
 
     def payload(self, channel: str, message_id: str) -> dict[str, Any] | None:
         """The raw payload of an inbound message, as the vendor sent it."""

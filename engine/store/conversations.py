@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from engine.store.base import ROW_LOCK, StoreBase
 from engine.store.columns import utcnow
@@ -40,13 +41,28 @@ def find_or_create_contact(
     return contact
 
 
+def _current_query(contact_id: str, channel: str) -> SelectOfScalar[Conversation]:
+    return (
+        select(Conversation)
+        .where(Conversation.contact_id == contact_id, Conversation.channel == channel, Conversation.status != ENDED)
+        .order_by(col(Conversation.updated_at).desc(), col(Conversation.id))
+    )
+
+
 class ConversationsMixin(StoreBase):
     """Contacts and conversations: who talks, on which channel, and where their conversation is."""
 
     def resolve_contact(
         self, channel: str, external_id: str, *, name: str | None = None, locale: str | None = None
     ) -> Contact:
-        """The contact a channel knows as ``external_id``; created on first contact (race-safe)."""
+        """The contact a channel knows as ``external_id``; created on first contact (race-safe).
+
+        Read first: a known contact with nothing to fill in costs no write transaction
+        (every message of a vendor channel asks, and SQLite has one writer at a time).
+        """
+        known = self.find_contact(channel, external_id)
+        if known is not None and (not name or known.name) and (not locale or known.locale):
+            return known
         return self._write_retrying(
             lambda session: find_or_create_contact(session, channel, external_id, name=name, locale=locale)
         )
@@ -64,22 +80,18 @@ class ConversationsMixin(StoreBase):
         """The contact's conversation on ``channel`` that has not ended, else a new one; True if new.
 
         Per channel, because replies go out on the conversation's channel: a
-        Telegram message must not continue a web-chat conversation.
+        Telegram message must not continue a web-chat conversation. Read first: only a
+        new conversation takes a write transaction.
         """
+        current = self.current_conversation(contact_id, channel)
+        if current is not None:
+            return current, False
 
         def work(session: Session) -> tuple[Conversation, bool]:
             # Opens for one contact wait for each other here (PostgreSQL), so that two at once
             # (two server processes, a visitor's two tabs) find one conversation, not make two.
             session.get(Contact, contact_id, with_for_update=ROW_LOCK)
-            current = session.exec(
-                select(Conversation)
-                .where(
-                    Conversation.contact_id == contact_id,
-                    Conversation.channel == channel,
-                    Conversation.status != ENDED,
-                )
-                .order_by(col(Conversation.updated_at).desc(), col(Conversation.id))
-            ).first()
+            current = session.exec(_current_query(contact_id, channel)).first()
             if current is not None:
                 return current, False
             conversation = Conversation(id=new_id(), contact_id=contact_id, channel=channel, status=OPEN)
@@ -88,6 +100,11 @@ class ConversationsMixin(StoreBase):
             return conversation, True
 
         return self._write_retrying(work)
+
+    def current_conversation(self, contact_id: str, channel: str) -> Conversation | None:
+        """The contact's conversation on ``channel`` that has not ended, if there is one."""
+        with self._read() as session:
+            return session.exec(_current_query(contact_id, channel)).first()
 
     def start_conversation_flow(self, conversation_id: str, flow: str, revision: str) -> bool:
         """Record the flow and revision a conversation runs; False if there is no such conversation."""

@@ -9,12 +9,15 @@ status (open, handoff, ended).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from engine.message_log import RecordInput
-from engine.store.base import ROW_LOCK, StoreBase, log
+from engine.store.base import ROW_LOCK, log
+from engine.store.channel_log import PAYLOAD_REF, ChannelLogMixin
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact
 from engine.store.fastlog import Logged, eligible, entry_columns, record_new
@@ -30,7 +33,7 @@ _FINAL = 2
 _BACK_TO_BOT = frozenset({"handoff_cancelled", "resolved", "handoff_resolved"})
 
 
-class MessagesMixin(StoreBase):
+class MessagesMixin(ChannelLogMixin):
     """The MessageLog of the runtime (``record``) and the transcripts the API serves."""
 
     def record(self, entry: RecordInput) -> None:
@@ -52,8 +55,16 @@ class MessagesMixin(StoreBase):
         written = self._log(entry, choices, raw_ref)
         return written.row() if isinstance(written, Logged) else written
 
-    def record_inbound(self, entry: RecordInput, *, raw_ref: str | None = None) -> tuple[Message, bool]:
-        """``record_message`` for a customer's message, and whether it is new (not a redelivery)."""
+    def record_inbound(self, entry: RecordInput, *, payload: Mapping[str, Any] | None = None) -> tuple[Message, bool]:
+        """``record_message`` for a customer's message, and whether it is new (not a redelivery).
+
+        ``payload`` is the vendor's raw payload of it: kept first (one call, for the
+        write thread), so a row never points at a payload that is not there.
+        """
+        raw_ref = None
+        if payload is not None:
+            self.keep_payload(entry.channel, entry.message_id, payload)
+            raw_ref = PAYLOAD_REF
         if eligible(entry) and (logged := record_new(self._writer, entry, None, raw_ref)) is not None:
             return logged.row(), True
         created: list[bool] = []

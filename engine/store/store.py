@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.store.channel_log import ChannelLogMixin
 from engine.store.conversations import ConversationsMixin
 from engine.store.db import DatabaseError, current_revision, describe, display_url, head_revision, upgrade
 from engine.store.messages import MessagesMixin
@@ -18,7 +17,7 @@ from engine.store.revisions import RevisionsMixin
 from engine.store.tokens import TokensMixin
 
 
-class Store(ConversationsMixin, MessagesMixin, ChannelLogMixin, RevisionsMixin, TokensMixin):
+class Store(ConversationsMixin, MessagesMixin, RevisionsMixin, TokensMixin):
     """Contacts, conversations, the message log (with channel payloads), flow revisions and API tokens."""
 
     def upgrade(self) -> None:
