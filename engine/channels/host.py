@@ -116,6 +116,15 @@ class ChannelHost(Protocol):
         """
         ...
 
+    async def enqueue(self, message: InboundText) -> Accepted:
+        """Log the message (durable from then on) and hand it to its conversation in the background.
+
+        For channels whose vendor waits for the answer (webhooks): the answer need not
+        wait for the conversation. Messages of one chat keep their order; a failed
+        hand-over is retried, and one a stop cut off is resumed at the next start.
+        """
+        ...
+
     async def log_reply(self, message: OutboundMessage, *, channel: str, status: str) -> LoggedMessage:
         """Write a reply to the log (a channel that logs itself: its ``seq`` is the cursor)."""
         ...

@@ -19,8 +19,9 @@ import httpx
 
 from engine.channels.errors import ChannelThrottled, ChannelUnavailable, DeliveryRejected
 
-#: One send; a vendor slower than this is treated as unavailable and retried.
-SEND_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+#: One send; a vendor slower than this is treated as unavailable and retried. Below the
+#: deliver activity's 10 s, so the channel says why rather than being cancelled mid-send.
+SEND_TIMEOUT = httpx.Timeout(8.0, connect=5.0)
 #: When a 429 names no time: wait this long before the next attempt.
 DEFAULT_RETRY_AFTER = 5.0
 #: Longest wait a vendor's Retry-After may ask for; beyond it the activity's back-off decides.

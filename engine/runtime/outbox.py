@@ -32,9 +32,13 @@ with workflow.unsafe.imports_passed_through():
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=8
 )
-#: A reply sent inside the workflow task holds that task open: a short bound, one
+#: The bound of one delivery attempt, in the task or as an activity. Vendors' sends
+#: time out before it (engine/channels/http.py, SEND_TIMEOUT), so a slow vendor is a
+#: ChannelUnavailable to retry, not a send cut off half-way and made again.
+DELIVERY_TIMEOUT = timedelta(seconds=10)
+#: A reply sent inside the workflow task holds that task open: the same bound, one
 #: quick retry, then the regular activity with DELIVERY_RETRY takes over.
-IN_TASK_TIMEOUT = timedelta(seconds=5)
+IN_TASK_TIMEOUT = DELIVERY_TIMEOUT
 IN_TASK_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=2)
 
 
@@ -192,7 +196,7 @@ class Outbox:
                 task_queue=item.route,
                 # Nobody polls the queue of a node that is gone: keep the reply instead.
                 schedule_to_start_timeout=timedelta(seconds=self.data.node_pickup_seconds),
-                start_to_close_timeout=timedelta(seconds=10),
+                start_to_close_timeout=DELIVERY_TIMEOUT,
                 retry_policy=DELIVERY_RETRY,
             )
             return
@@ -200,7 +204,7 @@ class Outbox:
             ConversationActivities.deliver,
             item,
             # Short: a delivery cut off by a crashed worker holds up the replies after it.
-            start_to_close_timeout=timedelta(seconds=10),
+            start_to_close_timeout=DELIVERY_TIMEOUT,
             retry_policy=DELIVERY_RETRY,
         )
 
@@ -214,7 +218,7 @@ class Outbox:
         makes the repeat a no-op. It is used only when no other event waits (a
         re-run that takes several messages at once falls back to the regular
         activity, scheduled from committed history) and only for a channel
-        served on this worker that answers at once.
+        served on this worker (a single node: web chat's sockets, vendors' clients).
         """
         try:
             await workflow.execute_local_activity_method(

@@ -13,9 +13,10 @@ the channel's retry of the same message id sets right.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ from engine.channels.errors import NoFlowLive
 from engine.channels.host import Accepted, Contact, InboundText, LoggedMessage
 from engine.channels.types import Attachment, OutboundMessage
 from engine.message_log import RecordInput
-from engine.metrics import MESSAGES_IN, UPDATE_LATENCY
+from engine.metrics import MESSAGES_IN, UPDATE_LATENCY, WEBHOOK_REJECTED
 from engine.runtime.client import ConversationEnded, Conversations, NoFlowError
 from engine.runtime.types import IN_TASK_META, SENDER_META, InboundMessage
 from engine.store import Contact as ContactRow
@@ -32,6 +33,7 @@ from engine.store import Store
 from engine.store.conversations import HANDOFF
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def contact_of(row: ContactRow) -> Contact:
@@ -72,6 +74,8 @@ class ServerChannelHost:
         self.node_queue = node_queue
         #: who wrote from where, and their open conversation: a known chat costs no read per message
         self._recent = RecentChats()
+        #: queued messages being handed over, one chat at a time
+        self._inbox = Inbox()
 
     async def find_contact(self, channel: str, external_id: str) -> Contact | None:
         row = await asyncio.to_thread(self.store.find_contact, channel, external_id)
@@ -126,8 +130,70 @@ class ServerChannelHost:
         conversation_id: str | None = None,
         typing: Callable[[], Awaitable[None]] | None = None,
     ) -> Accepted:
-        if self.conversations is None:
-            raise RuntimeError("this host cannot hand messages to conversations (no runtime client)")
+        self._runtime()
+        row, created, conversation_id = await self._log(message, conversation_id, RECEIVED)
+        # Typing means "a reply is being produced": not while the conversation waits in an
+        # agent's queue (the agent's own typing comes through the same frame).
+        if typing is not None and not await self._with_agents(conversation_id):
+            await typing()
+        return await self._hand_over(message, row, conversation_id, first=created or row.status != RECEIVED)
+
+    async def enqueue(self, message: InboundText) -> Accepted:
+        """Log the message as ``queued`` and hand it to its conversation in the background.
+
+        For webhooks: once the row is written the message is durable, and the vendor is
+        answered without waiting for the workflow (whose update returns only after the
+        task that made the reply). Messages of one chat are handed over in the order they
+        came; a hand-over that fails is retried (the row stays ``queued``), and one cut
+        off by a stop is resumed when the node starts again (:meth:`resume_queued`).
+        """
+        self._runtime()
+        row, created, conversation_id = await self._log(message, None, QUEUED)
+        # Handed over before: nothing new. Queued (still on its way) or failed (a retry sets it right): go.
+        duplicate = not created and row.status == RECEIVED
+        seq = int(row.seq or 0)
+        if not duplicate and seq not in self._inbox.pending:
+            self._inbox.start(seq, self._chat_key(message), self._deliver_queued(message, row, conversation_id))
+        return Accepted(logged(row), conversation_id, duplicate)
+
+    async def resume_queued(self) -> int:
+        """Hand over the messages a stopped node had accepted but not handed over; how many."""
+        rows = await asyncio.to_thread(self.store.queued_inbound)
+        for row in rows:
+            message = await self._queued_message(row)
+            seq = int(row.seq or 0)
+            if message is not None and seq not in self._inbox.pending:
+                self._inbox.start(seq, self._chat_key(message), self._deliver_queued(message, row, row.conversation_id))
+        return len(rows)
+
+    async def aclose(self) -> None:
+        """Stop handing over (what is left stays ``queued`` for the next start)."""
+        await self._inbox.cancel()
+
+    async def _deliver_queued(self, message: InboundText, row: MessageRow, conversation_id: str) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._hand_over(message, row, conversation_id, first=True)
+                return
+            except NoFlowLive as exc:  # logged failed: a redelivery cannot help, an operator can
+                WEBHOOK_REJECTED.labels(message.channel, "no_flow").inc()
+                log.error("%s message %s not answered: %s", message.channel, message.message_id, exc)
+                return
+            except Exception as exc:
+                log.warning(
+                    "%s message %s not handed over yet (%s); trying again in %.0f s",
+                    message.channel,
+                    message.message_id,
+                    type(exc).__name__,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _log(
+        self, message: InboundText, conversation_id: str | None, status: str
+    ) -> tuple[MessageRow, bool, str]:
         store = self.store
         if conversation_id is None:
             conversation_id = await self._open(message)
@@ -138,22 +204,24 @@ class ServerChannelHost:
             message.channel,
             message.message_id,
             message.at,
-            status="received",
+            status=status,
             meta=_inbound_meta(message),
         )
         row, created = await store.in_write_thread(store.record_inbound, entry, payload=message.raw)
-        # Counted once: when first logged, or when a failed hand-over is set right by a retry
-        # (a redelivery of an accepted message reaches the workflow's update again, which
-        # answers with the first result, so the update cannot tell).
-        first_acceptance = created or row.status != "received"
-        # Typing means "a reply is being produced": not while the conversation waits in an
-        # agent's queue (the agent's own typing comes through the same frame).
-        if typing is not None and not await self._with_agents(conversation_id):
-            await typing()
+        return row, created, conversation_id
+
+    async def _hand_over(self, message: InboundText, row: MessageRow, conversation_id: str, *, first: bool) -> Accepted:
+        """Send the logged message to its conversation (a new one if it ended), settling its row.
+
+        ``first``: this is the message's first acceptance (counted once; a redelivery of
+        an accepted message reaches the workflow's update again, which answers with the
+        first result, so the update cannot tell).
+        """
+        conversations, store = self._runtime(), self.store
         for _ in range(2):
-            if row.conversation_id != conversation_id or row.status != "received":
+            if row.conversation_id != conversation_id or row.status not in (RECEIVED, QUEUED):
                 # Logged in a conversation that has ended since, or failed before: now it is here.
-                settled = await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "received")
+                settled = await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, row.status)
                 row = settled or row
             inbound = InboundMessage(
                 id=message.message_id,
@@ -168,7 +236,7 @@ class ServerChannelHost:
             )
             started = time.perf_counter()
             try:
-                accepted = await self.conversations.send(conversation_id, inbound)
+                accepted = await conversations.send(conversation_id, inbound)
             except ConversationEnded:
                 await asyncio.to_thread(store.end_conversation, conversation_id)
                 conversation_id = await self._open(message, ended=conversation_id)
@@ -177,17 +245,52 @@ class ServerChannelHost:
                 await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "failed", "no flow live")
                 raise NoFlowLive(f"no flow is live for channel {message.channel!r}") from None
             except Exception as exc:
-                detail = f"not handed to the conversation: {type(exc).__name__}"
-                await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "failed", detail)
+                if row.status != QUEUED:  # a queued one stays queued: its hand-over is retried
+                    detail = f"not handed to the conversation: {type(exc).__name__}"
+                    await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "failed", detail)
                 raise
             UPDATE_LATENCY.labels(message.channel).observe(time.perf_counter() - started)
+            if row.status != RECEIVED:
+                settled = await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, RECEIVED)
+                row = settled or row
             # No second read to turn typing off when this message queued the conversation: a
             # hand-off always says something now (the flow's text or messages.handoff), and
             # the widget hides typing when a reply arrives. The read cost ~6 ms of CPU a message.
-            if first_acceptance and not accepted.duplicate:
+            if first and not accepted.duplicate:
                 MESSAGES_IN.labels(message.channel).inc()
             return Accepted(logged(row), conversation_id, accepted.duplicate)
         raise RuntimeError("the conversation ended twice while a message was sent")
+
+    def _runtime(self) -> Conversations:
+        if self.conversations is None:
+            raise RuntimeError("this host cannot hand messages to conversations (no runtime client)")
+        return self.conversations
+
+    @staticmethod
+    def _chat_key(message: InboundText) -> str:
+        return f"{message.channel}\x00{message.contact.id}"
+
+    async def _queued_message(self, row: MessageRow) -> InboundText | None:
+        """A queued row as the message it was (its contact from its conversation)."""
+        conversation = await asyncio.to_thread(self.store.get_conversation, row.conversation_id)
+        if conversation is None:
+            return None
+        contact = await asyncio.to_thread(self.store.get_contact, conversation.contact_id)
+        if contact is None:
+            return None
+        meta = row.meta or {}
+        attachments = tuple(Attachment(**a) for a in meta.get("attachments") or () if isinstance(a, dict))
+        return InboundText(
+            channel=row.channel,
+            message_id=row.message_id,
+            text=row.text,
+            contact=contact_of(contact),
+            at=row.at,
+            sender=str(meta.get("sender") or ""),
+            choice=meta.get("choice"),
+            attachments=attachments,
+            parts=tuple(meta.get("parts") or ()),
+        )
 
     async def _open(self, message: InboundText, *, ended: str | None = None) -> str:
         """The contact's open conversation on the channel (``ended``: the one that just ended is not)."""
@@ -213,12 +316,54 @@ class ServerChannelHost:
         meta: dict[str, Any] = {"logged": True}  # this server logged the message: the workflow does not
         if message.sender:
             meta[SENDER_META] = message.sender  # replies go to whoever wrote last, on their channel
-        if message.held_by_node:
-            if self.node_queue:
-                meta["reply_queue"] = self.node_queue  # a cluster: replies come back to this node
-            else:
-                meta[IN_TASK_META] = True  # a single node: its conversation worker holds the sockets
+        if message.held_by_node and self.node_queue:
+            meta["reply_queue"] = self.node_queue  # a cluster: replies come back to this node
+        elif not self.node_queue:
+            # A single node: its conversation worker holds every channel (web chat's sockets,
+            # vendors' clients), so a reply goes out inside the workflow task that made it,
+            # saving an activity task and a workflow task. Vendor messages are answered
+            # before their hand-over (enqueue), so the send does not hold the webhook up.
+            meta[IN_TASK_META] = True
         return meta
+
+
+#: A customer's message handed to its conversation.
+RECEIVED = "received"
+#: Logged (durable), its hand-over to the conversation still to come (webhooks).
+QUEUED = "queued"
+
+
+class Inbox:
+    """Background hand-overs, in arrival order per chat: one chat's messages never overtake each other."""
+
+    def __init__(self) -> None:
+        self.pending: set[int] = set()
+        self._tails: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, seq: int, chat: str, work: Coroutine[Any, Any, None]) -> None:
+        self.pending.add(seq)
+        previous = self._tails.get(chat)
+        task = asyncio.get_running_loop().create_task(self._after(previous, seq, work), name=f"hand over {seq}")
+        self._tails[chat] = task
+        task.add_done_callback(lambda done: self._finished(chat, done))
+
+    async def _after(self, previous: asyncio.Task[None] | None, seq: int, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])  # its outcome is its own; only the order matters here
+            await work
+        finally:
+            self.pending.discard(seq)
+
+    def _finished(self, chat: str, task: asyncio.Task[None]) -> None:
+        if self._tails.get(chat) is task:
+            del self._tails[chat]
+
+    async def cancel(self) -> None:
+        tasks = list(self._tails.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class RecentChats:
@@ -279,6 +424,8 @@ def attachment_view(attachment: Attachment) -> dict[str, str]:
 def _inbound_meta(message: InboundText) -> dict[str, Any]:
     """What the log keeps of a message beside its text: what was tapped, attached or shared."""
     meta: dict[str, Any] = {}
+    if message.sender:
+        meta["sender"] = message.sender  # whom replies go to; a resumed queued message needs it
     if message.choice is not None:
         meta["choice"] = message.choice
     if message.attachments:

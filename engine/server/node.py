@@ -189,6 +189,10 @@ class Node:
                 settings_reloader.watch(self._watch_stop, reloader.hup_settings), name="settings watcher"
             )
         )
+        # Messages a previous run took from vendors but had not handed over yet: first, in order.
+        resumed = await host.resume_queued()
+        if resumed:
+            log.info("handing over %d message(s) accepted before the last stop", resumed)
         await self._start_http(services)
 
     def _build_workers(
@@ -271,6 +275,8 @@ class Node:
         if self._server is not None:
             self._server.should_exit = True  # stops accepting, closes sockets, lets requests finish
         self._watch_stop.set()
+        if self.services is not None and isinstance(self.services.channel_host, ServerChannelHost):
+            await self.services.channel_host.aclose()  # what is not handed over yet stays queued
         for worker in self._workers:
             with contextlib.suppress(Exception):
                 await worker.shutdown()  # running activities finish; workflow tasks go back to Temporal

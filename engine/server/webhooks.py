@@ -33,7 +33,7 @@ from litestar import Request, Response, route
 from litestar.enums import MediaType
 from litestar.params import FromPath
 
-from engine.channels.errors import NoFlowLive, PayloadInvalid, SignatureInvalid
+from engine.channels.errors import PayloadInvalid, SignatureInvalid
 from engine.channels.host import ChannelHost, InboundText
 from engine.channels.types import (
     OTHER_ACCOUNT,
@@ -216,13 +216,10 @@ async def _accept(host: ChannelHost, address: str, item: Incoming) -> Response[A
         raw=item.raw or None,
     )
     try:
-        await host.accept(message)
-    except NoFlowLive as exc:
-        # Logged (failed: no flow live) and answered 200: a redelivery cannot help, an operator can.
-        WEBHOOK_REJECTED.labels(address, "no_flow").inc()
-        log.error("webhook %s: message %s not answered: %s", address, item.message_id, exc)
+        # Durable once logged: the hand-over to the conversation follows in the background.
+        await host.enqueue(message)
     except Exception as exc:
-        # Logged as failed by the host; the vendor's redelivery of the same id sets it right.
+        # Not even logged (the database failed): the vendor's redelivery of the same id tries again.
         WEBHOOK_REJECTED.labels(address, "unavailable").inc()
         log.warning("webhook %s: message %s not handed over yet: %s", address, item.message_id, type(exc).__name__)
         return problem_response(503, "the message could not be accepted now; deliver it again", headers=_RETRY)

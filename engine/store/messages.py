@@ -26,7 +26,8 @@ from engine.store.tables import Conversation, Message
 #: How far a status has come. A repeated write never moves an entry back: a local activity
 #: re-run with its workflow task writes "received" again after "blocked", a late failure
 #: report must not undo "sent". Unlisted statuses (sent, blocked, handoff, ...) are final.
-_PROGRESS = {"received": 0, "stored": 0, "failed": 1}
+#: queued (logged, not yet handed over) < received < failed ...: a redelivery never moves a row back.
+_PROGRESS = {"queued": -1, "received": 0, "stored": 0, "failed": 1}
 _FINAL = 2
 
 #: Events after which the bot has the conversation again.
@@ -92,6 +93,17 @@ class MessagesMixin(ChannelLogMixin):
             session.add(row)
             session.flush()
             return row
+
+    def queued_inbound(self, limit: int = 10_000) -> list[Message]:
+        """Customers' messages logged but not yet handed to their conversation, oldest first."""
+        query = (
+            select(Message)
+            .where(Message.direction == "in", Message.status == "queued")
+            .order_by(col(Message.seq))
+            .limit(limit)
+        )
+        with self._read() as session:
+            return list(session.exec(query).all())
 
     def transcript(self, conversation_id: str, *, after_seq: int = 0, limit: int = 500) -> list[Message]:
         """The conversation's log in order, from the entry after ``after_seq`` (a client's cursor)."""
