@@ -250,7 +250,9 @@ class ServerChannelHost:
                     await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, "failed", detail)
                 raise
             UPDATE_LATENCY.labels(message.channel).observe(time.perf_counter() - started)
-            if row.status != RECEIVED:
+            if row.status == QUEUED:
+                await store.in_write_thread(store.mark_handed_over, int(row.seq or 0))
+            elif row.status != RECEIVED:
                 settled = await store.in_write_thread(store.settle_inbound, row.seq, conversation_id, RECEIVED)
                 row = settled or row
             # No second read to turn typing off when this message queued the conversation: a

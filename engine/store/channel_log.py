@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
@@ -24,6 +25,7 @@ from engine.store.tables import ChannelPayload, Message
 #: How far each vendor status moves a reply: a late "delivered" never undoes "read".
 _STATUS_ORDER = {"stored": 0, "sent": 1, "delivered": 2, "read": 3}
 PAYLOADS = ChannelPayload.__table__  # type: ignore[attr-defined]
+MESSAGES_TABLE = Message.__table__  # type: ignore[attr-defined]
 #: The raw_ref of a message whose payload is in channel_payload.
 PAYLOAD_REF = "channel_payload"
 
@@ -49,11 +51,14 @@ class ChannelLogMixin(StoreBase):
 
     def sent_reply(self, conversation_id: str, key: str) -> str | None:
         """The vendor's id of the reply with delivery ``key``, if a vendor took it."""
-        query = select(Message.channel_message_id).where(
-            Message.conversation_id == conversation_id, Message.direction == "out", Message.message_id == key
+        columns = MESSAGES_TABLE.c
+        query = sa_select(columns.channel_message_id).where(
+            columns.conversation_id == conversation_id, columns.direction == "out", columns.message_id == key
         )
-        with self._read() as session:
-            return session.exec(query).first()
+        # Core, not the ORM: every vendor delivery asks, and the answer is one column.
+        with self.engine.connect() as connection:
+            found = connection.execute(query).scalar()
+        return str(found) if found else None
 
     def apply_delivery_status(self, channel: str, channel_message_id: str, status: str, detail: str = "") -> bool:
         """Move the reply the vendor names to ``status``; False when no reply has that id (yet).

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from engine.message_log import RecordInput
@@ -20,7 +21,7 @@ from engine.store.base import ROW_LOCK, log
 from engine.store.channel_log import PAYLOAD_REF, ChannelLogMixin
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact
-from engine.store.fastlog import Logged, eligible, entry_columns, record_new
+from engine.store.fastlog import MESSAGES, Logged, eligible, entry_columns, record_new
 from engine.store.tables import Conversation, Message
 
 #: How far a status has come. A repeated write never moves an entry back: a local activity
@@ -93,6 +94,16 @@ class MessagesMixin(ChannelLogMixin):
             session.add(row)
             session.flush()
             return row
+
+    def mark_handed_over(self, seq: int) -> None:
+        """A queued message reached its conversation: ``received`` (one statement; every webhook message pays it)."""
+        statement = (
+            update(MESSAGES)
+            .where(MESSAGES.c.seq == seq, MESSAGES.c.status == "queued")
+            .values(status="received", detail="")
+        )
+        with self._writer.begin() as connection:
+            connection.execute(statement)
 
     def queued_inbound(self, limit: int = 10_000) -> list[Message]:
         """Customers' messages logged but not yet handed to their conversation, oldest first."""
