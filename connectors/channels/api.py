@@ -59,13 +59,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from engine.channels.errors import (
-    ChannelUnavailable,
     DeliveryRejected,
     PayloadInvalid,
     SignatureInvalid,
 )
 from engine.channels.host import ChannelConfig
-from engine.channels.http import http_client, raise_for_status
+from engine.channels.http import http_client, send_request
 from engine.channels.types import (
     Capabilities,
     Decoded,
@@ -207,15 +206,7 @@ class ApiChannel:
         client = http_client()
         request = client.build_request("POST", self.callback_url, content=body, headers=dict(headers))
         # The URL stays out of the messages: it may carry a token of the receiver's.
-        who = f"the callback of {self.address}"
-        try:
-            response = await client.send(request)
-        except httpx.TimeoutException:
-            raise ChannelUnavailable(f"{who} did not answer in time") from None
-        except httpx.TransportError as exc:
-            raise ChannelUnavailable(f"{who} could not be reached: {type(exc).__name__}") from None
-        raise_for_status(response, vendor=who)
-        return response
+        return await send_request(request, vendor=f"the callback of {self.address}")
 
     def _remember(self, key: str, receipt_id: str) -> None:
         self._acknowledged[key] = receipt_id

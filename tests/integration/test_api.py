@@ -13,8 +13,17 @@ from engine.server.auth import is_public
 from tests.integration.runtime_support import eventually
 from tests.integration.server_support import WEBCHAT_ECHO, RunningNode, chat, running_node
 
-#: The demo order API is public too, where the settings turn it on (demo.order_api).
-PUBLIC = {"/", "/healthz", "/readyz", "/ws/chat", "/demo/api/orders/{number:str}"}
+#: The demo order API is public too, where the settings turn it on (demo.order_api). Vendors'
+#: webhooks carry no token: each channel checks the vendor's signature instead (401 unsigned).
+PUBLIC = {
+    "/",
+    "/healthz",
+    "/readyz",
+    "/ws/chat",
+    "/demo/api/orders/{number:str}",
+    "/webhooks/{kind:str}",
+    "/webhooks/{kind:str}/{account:str}",
+}
 
 
 def _routes(node: RunningNode) -> list[tuple[str, str, bool]]:
@@ -54,6 +63,8 @@ async def test_every_non_public_route_needs_a_valid_token(fx_dev_env: WorkflowEn
             ready = await anonymous.get("/readyz")
             assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
             assert (await anonymous.get("/schema/openapi.json")).json()["info"]["title"] == "Flowdesk API"
+            # No vendor channel is configured here: its webhook is not served, signed or not.
+            assert (await anonymous.post("/webhooks/telegram", json={"update_id": 1})).status_code == 404
 
 
 async def test_a_revoked_token_is_refused(fx_dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
