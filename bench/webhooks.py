@@ -4,7 +4,7 @@ End to end, in one invocation: this script starts ``python -m engine serve`` as 
 subprocess (embedded Temporal on SQLite, the SQLite store, on free ports of
 127.0.0.1) with web chat and Telegram configured (``channels.telegram``: the bot
 token and the webhook's secret token from environment variables, ``api_base`` the
-emulator of tests/vendors/telegram.py, which runs in a thread of this process) and
+sink of bench/telegram_sink.py, in its own process) and
 bench/_common.py's echo flow serving every channel: ``listen (wait: message) ->
 answer (ai: echo) -> listen``. Each message carries a unique token that its echoed
 reply carries back, which maps every reply to its message.
@@ -78,7 +78,7 @@ from bench._common import (  # noqa: E402 - after the path is set
 )
 from bench.roundtrip import Phase, add_load_arguments, check_load_arguments, load_params  # noqa: E402
 from bench.roundtrip_ws import ChatSockets, measure  # noqa: E402
-from tests.vendors.telegram import SECRET, TOKEN, TelegramEmulator, TelegramUpdates  # noqa: E402
+from tests.vendors.telegram import SECRET, TOKEN, TelegramUpdates  # noqa: E402
 
 #: The serve process reads the bot's secrets from its environment, as a deployment would.
 TOKEN_ENV, SECRET_ENV = "FLOWDESK_BENCH_TELEGRAM_TOKEN", "FLOWDESK_BENCH_TELEGRAM_SECRET"
@@ -98,21 +98,40 @@ SERVER_HISTOGRAMS = {
 }
 
 
-class StampingTelegram(TelegramEmulator):
-    """The Bot API emulator, noting when each ``sendMessage`` that carries a token of this round is recorded.
+class StampingTelegram:
+    """The Bot API as the bench's replies reach it: ``bench/telegram_sink.py`` in its own process.
 
-    Its handler threads call :meth:`_sendMessage`; the phase's dict takes the stamp (``setdefault``: a
-    redelivery keeps the first time), the counters are kept under a lock.
+    The sink prints each ``sendMessage`` with the system's monotonic time it arrived;
+    a reader thread here hands the line to the round's phase (``setdefault``: a
+    redelivery keeps the first time), the counters kept under a lock. In its own
+    process, the receiving side does not share the load generator's GIL.
     """
 
     def __init__(self) -> None:
-        super().__init__(TOKEN)
         self.phase: Phase | None = None
         self.round = -1
         self.replies: Counter[int] = Counter()
         self.untokened: list[str] = []
         self.stray = 0
         self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+        self.api_base = ""
+
+    def __enter__(self) -> StampingTelegram:
+        sink = Path(__file__).with_name("telegram_sink.py")
+        self._process = subprocess.Popen(
+            [sys.executable, str(sink), TOKEN], stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        assert self._process.stdout is not None
+        port = self._process.stdout.readline().split()[1]
+        self.api_base = f"http://127.0.0.1:{port}"
+        threading.Thread(target=self._read, name="telegram-sink-reader", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
 
     def begin(self, phase: Phase, round_: int) -> None:
         with self._lock:
@@ -121,11 +140,11 @@ class StampingTelegram(TelegramEmulator):
             self.untokened = []
             self.stray = 0
 
-    def _sendMessage(self, params: dict[str, Any]) -> tuple[int, Any]:
-        status, result = super()._sendMessage(params)
-        if status == 200:
-            self._stamp(str(params.get("text") or ""), time.monotonic())
-        return status, result
+    def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            at, _, text = line.rstrip("\n").partition("\t")
+            self._stamp(json.loads(text), float(at))
 
     def _stamp(self, text: str, at: float) -> None:
         match = ROUND_TOKEN.search(text)
@@ -437,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "order": "web chat then telegram, each round; medians over the rounds",
             "server": "python -m engine serve, embedded Temporal dev server on SQLite",
-            "telegram_api": "tests/vendors/telegram.py emulator, in the bench process",
+            "telegram_api": "bench/telegram_sink.py, its own process",
             "latency_to": "HTTP answer (webhook), sendMessage recorded (reply), reply frame (web chat)",
             "loadavg_1m_at_start": load,
             **machine(),
