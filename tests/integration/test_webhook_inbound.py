@@ -17,6 +17,8 @@ import pytest
 from prometheus_client import REGISTRY
 from temporalio.testing import WorkflowEnvironment
 
+from engine.message_log import RecordInput
+from engine.server.channel_host import ServerChannelHost
 from tests.integration.runtime_support import eventually
 from tests.integration.server_support import RunningNode, running_node
 from tests.vendors.telegram import SECRET, TOKEN, TelegramEmulator, TelegramUpdates
@@ -126,3 +128,31 @@ async def test_an_image_the_flow_sends_arrives_as_a_photo_then_its_text(
     ]
     assert sent[0].media == "https://shop.example.com/img/part-7.jpg"
     assert sent[1].text == "Here it is:"
+
+
+async def test_a_message_stored_before_a_stop_is_handed_over_at_the_next_start(
+    fx_node: RunningNode, fx_telegram: TelegramEmulator
+) -> None:
+    # What a stop between the webhook's 200 and the hand-over leaves: the message stored, queued.
+    store = fx_node.services.store
+    contact = await asyncio.to_thread(store.resolve_contact, "telegram", "7004", name="Ana")
+    conversation, _ = await asyncio.to_thread(store.open_conversation, contact.id, "telegram")
+    entry = RecordInput(
+        conversation.id,
+        "in",
+        "left in the queue",
+        "telegram",
+        "update-7004",
+        "2026-12-02T10:00:00+00:00",
+        status="queued",
+        meta={"sender": "7004"},
+    )
+    await asyncio.to_thread(store.record_inbound, entry)
+    host = fx_node.services.channel_host
+    assert isinstance(host, ServerChannelHost)
+    assert await host.resume_queued() == 1
+    sent = await asyncio.to_thread(fx_telegram.wait_for, 7004, 1)
+    assert sent[0].text == "0 attachment(s); text: left in the queue"
+    rows = await asyncio.to_thread(store.transcript, conversation.id)
+    assert [(m.direction, m.status) for m in rows if m.message_id == "update-7004"] == [("in", "received")]
+    assert await asyncio.to_thread(store.queued_inbound) == []
