@@ -83,7 +83,7 @@ class ServerChannelHost:
 
     async def resolve_contact(self, channel: str, external_id: str, *, name: str | None, locale: str | None) -> Contact:
         cached = self._recent.contact(channel, external_id)
-        if cached is not None and (not name or cached.name) and (not locale or cached.locale):
+        if cached is not None and _knows(cached, name, locale):
             return cached
         contact = await self._resolve_contact(channel, external_id, name=name, locale=locale)
         self._recent.remember_contact(channel, external_id, contact)
@@ -94,7 +94,7 @@ class ServerChannelHost:
     ) -> Contact:
         store = self.store
         known = await asyncio.to_thread(store.find_contact, channel, external_id)
-        if known is not None and (not name or known.name) and (not locale or known.locale):
+        if known is not None and _knows(known, name, locale):
             return contact_of(known)  # the common case: a read, no write transaction
         row = await store.in_write_thread(store.resolve_contact, channel, external_id, name=name, locale=locale)
         return contact_of(row)
@@ -409,6 +409,11 @@ class RecentChats:
         entries.move_to_end(key)
         while len(entries) > self.size:
             entries.popitem(last=False)
+
+
+def _knows(contact: Contact | ContactRow, name: str | None, locale: str | None) -> bool:
+    """Whether ``contact`` already has what a message says of its sender (else the store fills it in)."""
+    return (not name or bool(contact.name)) and (not locale or bool(contact.locale))
 
 
 def attachment_view(attachment: Attachment) -> dict[str, str]:

@@ -7,11 +7,11 @@ One path for every vendor channel (:class:`~engine.channels.types.WebhookChannel
    missing, wrong or stale one is 401 and nothing is stored or logged as a message.
 3. ``decode`` turns the body into messages, statuses and ignored events; a body it
    cannot read is 400 with the reason.
-4. Each message is logged and handed to its conversation (``ChannelHost.accept``):
-   once that returns it is durable, and the webhook answers 200 without waiting for
-   the reply. A redelivery has the same message id and changes nothing. When the
-   conversations cannot take it (Temporal down) the answer is 503, so the vendor
-   delivers it again later.
+4. Each message is stored (``ChannelHost.enqueue``): durable from then on, it is
+   answered 200 and handed to its conversation in the background, without the
+   answer waiting for the workflow or the reply. A redelivery has the same message
+   id and changes nothing. When even the store fails the answer is 503, so the
+   vendor delivers it again later.
 5. Delivery statuses move the reply they name (sent, delivered, read, failed).
 
 A ``GET`` is the vendor's check of the URL (WhatsApp's ``hub.challenge``) for a

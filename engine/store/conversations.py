@@ -57,12 +57,9 @@ class ConversationsMixin(StoreBase):
     ) -> Contact:
         """The contact a channel knows as ``external_id``; created on first contact (race-safe).
 
-        Read first: a known contact with nothing to fill in costs no write transaction
-        (every message of a vendor channel asks, and SQLite has one writer at a time).
+        A write transaction: callers on a hot path read first (:meth:`find_contact`)
+        and come here only to create a contact or fill in its name or locale.
         """
-        known = self.find_contact(channel, external_id)
-        if known is not None and (not name or known.name) and (not locale or known.locale):
-            return known
         return self._write_retrying(
             lambda session: find_or_create_contact(session, channel, external_id, name=name, locale=locale)
         )
@@ -80,12 +77,9 @@ class ConversationsMixin(StoreBase):
         """The contact's conversation on ``channel`` that has not ended, else a new one; True if new.
 
         Per channel, because replies go out on the conversation's channel: a
-        Telegram message must not continue a web-chat conversation. Read first: only a
-        new conversation takes a write transaction.
+        Telegram message must not continue a web-chat conversation. A write
+        transaction: callers on a hot path read first (:meth:`current_conversation`).
         """
-        current = self.current_conversation(contact_id, channel)
-        if current is not None:
-            return current, False
 
         def work(session: Session) -> tuple[Conversation, bool]:
             # Opens for one contact wait for each other here (PostgreSQL), so that two at once
