@@ -41,7 +41,7 @@ from engine.channels.errors import (
     SignatureInvalid,
 )
 from engine.channels.host import ChannelConfig
-from engine.channels.http import DEFAULT_RETRY_AFTER, http_client, retry_after
+from engine.channels.http import DEFAULT_RETRY_AFTER, http_client, retry_after, send_raw
 from engine.channels.types import (
     OTHER_ACCOUNT,
     Attachment,
@@ -262,12 +262,7 @@ class WhatsApp:
         client = http_client()
         headers = {"Authorization": f"Bearer {self._access_token}"}
         request = client.build_request("POST", self.messages_url, json=payload, headers=headers)
-        try:
-            response = await client.send(request)
-        except httpx.TimeoutException:
-            raise ChannelUnavailable("whatsapp did not answer in time") from None
-        except httpx.TransportError as exc:
-            raise ChannelUnavailable(f"whatsapp could not be reached: {type(exc).__name__}") from None
+        response = await send_raw(request, vendor="whatsapp")
         if not 200 <= response.status_code < 300:  # redirects are not followed: a 3xx is no answer either
             raise self._error(response)
         return _wamid(response)

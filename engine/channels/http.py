@@ -63,14 +63,24 @@ async def post_bytes(url: str, body: bytes, *, headers: Mapping[str, str], vendo
 
 
 async def send_request(request: httpx.Request, *, vendor: str) -> httpx.Response:
+    """Send ``request``; no answer, or a non-2xx one, is raised as the channel error it stands for."""
+    response = await send_raw(request, vendor=vendor)
+    raise_for_status(response, vendor=vendor)
+    return response
+
+
+async def send_raw(request: httpx.Request, *, vendor: str) -> httpx.Response:
+    """Send ``request`` and return whatever the vendor answered; only no answer is raised.
+
+    For a channel that reads the vendor's own error format before deciding what an
+    answer means. The messages never carry the URL (it may hold a token).
+    """
     try:
-        response = await http_client().send(request)
+        return await http_client().send(request)
     except httpx.TimeoutException:
         raise ChannelUnavailable(f"{vendor} did not answer in time") from None
     except httpx.TransportError as exc:
         raise ChannelUnavailable(f"{vendor} could not be reached: {type(exc).__name__}") from None
-    raise_for_status(response, vendor=vendor)
-    return response
 
 
 def raise_for_status(response: httpx.Response, *, vendor: str) -> None:

@@ -63,10 +63,15 @@ def _settings_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", metavar="FILE", default=None, help="the settings file (default: ./flowdesk.yaml)")
 
 
-def _load(args: argparse.Namespace) -> Settings:
+def _load(args: argparse.Namespace) -> Settings | None:
+    """The settings, or None when they cannot be read (the error is printed)."""
     from engine.settings import DEFAULT_FILE, Settings  # noqa: PLC0415 - `flowdesk --help` loads every command
 
-    return Settings.load(args.settings or DEFAULT_FILE)
+    try:
+        return Settings.load(args.settings or DEFAULT_FILE)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def _base_url(args: argparse.Namespace, settings: Settings) -> str:
@@ -80,10 +85,8 @@ def run_list(args: argparse.Namespace) -> int:
     from engine.channels.registry import describe_accounts  # noqa: PLC0415
     from engine.channels.types import webhook_path  # noqa: PLC0415
 
-    try:
-        settings = _load(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = _load(args)
+    if settings is None:
         return 2
     base = _base_url(args, settings)
     statuses = describe_accounts(settings.channels.kinds)
@@ -129,10 +132,8 @@ def run_setup(args: argparse.Namespace) -> int:
     from engine.channels.registry import build_channels, describe_accounts  # noqa: PLC0415
     from engine.channels.types import SetupChannel, channel_address, webhook_path  # noqa: PLC0415
 
-    try:
-        settings = _load(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = _load(args)
+    if settings is None:
         return 2
     address = channel_address(args.kind, args.account)
     if args.kind not in settings.channels.kinds:
