@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from tests.vendors.base import LocalServer
+from tests.vendors.base import LocalServer, write_answer
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 SECRET = "flowdesk_webhook-secret_0123456789"
@@ -304,15 +304,7 @@ def _handler(emulator: TelegramEmulator) -> type[BaseHTTPRequestHandler]:
                 status, answer = 400, _error(400, "Bad Request: can't parse JSON object")
             else:
                 status, answer = emulator.handle(parts.path, params)
-            payload = json.dumps(answer).encode()
-            try:
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up waiting (a slow-answer test)
+            write_answer(self, status, {}, json.dumps(answer).encode())
 
         do_GET = do_POST = _handle
 

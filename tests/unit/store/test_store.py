@@ -6,7 +6,7 @@ Every test here runs on both (``fx_db_url``, see conftest.py)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,14 +24,6 @@ from tests.net_support import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 T0 = "2026-01-01T10:00:00+00:00"
-
-
-@pytest.fixture(name="fx_store")
-def fixture_store(fx_db_url: str) -> Iterator[Store]:
-    store = Store(fx_db_url)
-    store.upgrade()
-    yield store
-    store.close()
 
 
 def entry(conversation_id: str, message_id: str, **fields: str) -> RecordInput:

@@ -8,7 +8,6 @@ after the channel's reply window is not attempted at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -38,14 +37,6 @@ class CountingVendor:
     async def send(self, message: OutboundMessage) -> Receipt:
         self.sent.append(message)
         return Receipt("sent", channel_message_id=f"wamid.{len(self.sent)}")
-
-
-@pytest.fixture(name="fx_store")
-def fixture_store(fx_db_url: str) -> Iterator[Store]:
-    store = Store(fx_db_url)
-    store.upgrade()
-    yield store
-    store.close()
 
 
 def _activities(store: Store, vendor: CountingVendor) -> ConversationActivities:

@@ -9,11 +9,8 @@ chat's messages came.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
-
-import pytest
 
 from engine.channels.host import Contact, InboundText
 from engine.runtime.client import Conversations
@@ -35,14 +32,6 @@ class FlakyConversations:
             raise ConnectionError("Temporal is restarting")
         self.taken.append(message.text)
         return Accepted(conversation_id, message.id)
-
-
-@pytest.fixture(name="fx_store")
-def fixture_store(fx_db_url: str) -> Iterator[Store]:
-    store = Store(fx_db_url)
-    store.upgrade()
-    yield store
-    store.close()
 
 
 def _message(store: Store, number: int) -> InboundText:
