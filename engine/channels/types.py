@@ -57,6 +57,9 @@ class Capabilities:
     held_by_node: bool = False
 
 
+_ATTACHMENT_KINDS = ("image", "file", "audio", "video", "sticker")
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     """An image or file, kept as a reference the channel can fetch (never the bytes)."""
@@ -67,6 +70,29 @@ class Attachment:
     media_id: str = ""
     name: str = ""
     mime_type: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """As flows (``message.attachments``), the log and workflow inputs carry it: only the fields it has."""
+        fields = {
+            "kind": self.kind,
+            "url": self.url,
+            "media_id": self.media_id,
+            "name": self.name,
+            "mime_type": self.mime_type,
+        }
+        return {k: v for k, v in fields.items() if v}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Attachment:
+        """The attachment :meth:`as_dict` gave; an unknown kind is a file."""
+        kind = str(data.get("kind") or "image")
+        return cls(
+            kind=kind if kind in _ATTACHMENT_KINDS else "file",  # type: ignore[arg-type]
+            url=str(data.get("url") or ""),
+            media_id=str(data.get("media_id") or ""),
+            name=str(data.get("name") or ""),
+            mime_type=str(data.get("mime_type") or ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,18 +43,7 @@ def outbound_message(data: DeliverInput) -> OutboundMessage:
         revision=data.revision,
         customer_at=data.customer_at,
         template=dict(data.template),
-        attachments=tuple(_attachment(a) for a in data.attachments),
-    )
-
-
-def _attachment(data: dict[str, str]) -> Attachment:
-    kind = data.get("kind", "image")
-    return Attachment(
-        kind=kind if kind in ("image", "file", "audio", "video", "sticker") else "file",  # type: ignore[arg-type]
-        url=data.get("url", ""),
-        media_id=data.get("media_id", ""),
-        name=data.get("name", ""),
-        mime_type=data.get("mime_type", ""),
+        attachments=tuple(Attachment.from_dict(a) for a in data.attachments),
     )
 
 

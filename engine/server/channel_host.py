@@ -231,7 +231,7 @@ class ServerChannelHost:
                 contact=_contact_view(message.contact),
                 meta=self._meta(message),
                 choice=message.choice,
-                attachments=[attachment_view(a) for a in message.attachments],
+                attachments=[a.as_dict() for a in message.attachments],
                 parts=[dict(p) for p in message.parts],
             )
             started = time.perf_counter()
@@ -281,7 +281,7 @@ class ServerChannelHost:
         if contact is None:
             return None
         meta = row.meta or {}
-        attachments = tuple(Attachment(**a) for a in meta.get("attachments") or () if isinstance(a, dict))
+        attachments = tuple(Attachment.from_dict(a) for a in meta.get("attachments") or () if isinstance(a, dict))
         return InboundText(
             channel=row.channel,
             message_id=row.message_id,
@@ -416,18 +416,6 @@ def _knows(contact: Contact | ContactRow, name: str | None, locale: str | None) 
     return (not name or bool(contact.name)) and (not locale or bool(contact.locale))
 
 
-def attachment_view(attachment: Attachment) -> dict[str, str]:
-    """An attachment as flows (``message.attachments``) and the log see it: only the fields it has."""
-    fields = {
-        "kind": attachment.kind,
-        "url": attachment.url,
-        "media_id": attachment.media_id,
-        "name": attachment.name,
-        "mime_type": attachment.mime_type,
-    }
-    return {k: v for k, v in fields.items() if v}
-
-
 def _inbound_meta(message: InboundText) -> dict[str, Any]:
     """What the log keeps of a message beside its text: what was tapped, attached or shared."""
     meta: dict[str, Any] = {}
@@ -436,7 +424,7 @@ def _inbound_meta(message: InboundText) -> dict[str, Any]:
     if message.choice is not None:
         meta["choice"] = message.choice
     if message.attachments:
-        meta["attachments"] = [attachment_view(a) for a in message.attachments]
+        meta["attachments"] = [a.as_dict() for a in message.attachments]
     if message.parts:
         meta["parts"] = [dict(p) for p in message.parts]
     return meta
