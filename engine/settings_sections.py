@@ -30,16 +30,21 @@ DEFAULT_ACCOUNT = "default"
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
+def env_ref_name(value: object) -> str | None:
+    """``NAME`` of a ``${env:NAME}`` value; None for any other value (only a whole value is a reference)."""
+    match = _ENV_REF.match(value) if isinstance(value, str) else None
+    return None if match is None else match.group(1)
+
+
 def resolve_env_ref(value: str, environ: Mapping[str, str]) -> str:
     """``${env:NAME}`` -> the value of ``NAME``; any other string is returned unchanged.
 
     Only a whole value is a reference, as the settings schema defines it. Raises
     :class:`ConfigError` naming the variable when it is not set.
     """
-    match = _ENV_REF.match(value)
-    if match is None:
+    name = env_ref_name(value)
+    if name is None:
         return value
-    name = match.group(1)
     if name not in environ:
         raise ConfigError(f"environment variable {name} is not set (the settings refer to it as {value})")
     return environ[name]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.channels.types import Attachment, OutboundMessage, channel_address
+from engine.settings_sections import DEFAULT_ACCOUNT
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +145,9 @@ class ChannelConfig:
     @property
     def address(self) -> str:
         return channel_address(self.kind, self.account)
+
+    @property
+    def settings_path(self) -> str:
+        """Where the account is written in the settings, for messages: ``channels.whatsapp.accounts.sales``."""
+        account = "" if self.account == DEFAULT_ACCOUNT else f".accounts.{self.account}"
+        return f"channels.{self.kind}{account}"

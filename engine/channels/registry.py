@@ -26,7 +26,7 @@ from engine.channels.host import ChannelConfig, ChannelHost
 from engine.channels.types import Channel, WebhookChannel, channel_address, required_settings
 from engine.errors import ConfigError, PluginError
 from engine.plugins import PluginRegistry
-from engine.settings_sections import DEFAULT_ACCOUNT, channel_accounts, resolve_env_ref
+from engine.settings_sections import DEFAULT_ACCOUNT, channel_accounts, env_ref_name, resolve_env_ref
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +110,10 @@ def _build(factory: ChannelFactory, config: ChannelConfig, environ: Mapping[str,
     if config.params.get("enabled") is False:
         return None
     try:
-        params = resolve_params(config.params, environ, where=f"channels.{config.kind}{_account_path(config.account)}")
+        params = resolve_params(config.params, environ, where=config.settings_path)
         missing = missing_settings(factory, params)
         if missing:
-            names = ", ".join(f"channels.{config.kind}{_account_path(config.account)}.{key}" for key in missing)
+            names = ", ".join(f"{config.settings_path}.{key}" for key in missing)
             raise ConfigError(f"{names} not set; its webhook is not served until it is")
         channel = factory(replace(config, params=params))
     except ConfigError as exc:
@@ -131,10 +131,6 @@ def _build(factory: ChannelFactory, config: ChannelConfig, environ: Mapping[str,
 def missing_settings(factory: ChannelFactory, params: Mapping[str, Any]) -> list[str]:
     """The factory's required keys that ``params`` leaves unset or empty."""
     return [key for key in required_settings(factory) if params.get(key) in (None, "")]
-
-
-def _account_path(account: str) -> str:
-    return "" if account == DEFAULT_ACCOUNT else f".accounts.{account}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +179,12 @@ def _describe(factory: ChannelFactory, config: ChannelConfig, environ: Mapping[s
         return AccountStatus(
             kind, account, "disabled", ("turned off: set enabled: true to serve it",), webhook=not needs_host
         )
-    path = f"channels.{kind}{_account_path(account)}"
+    path = config.settings_path
+    refs = {key: env_ref_name(value) for key, value in config.params.items()}
     unset = [
-        f"{path}.{key}: environment variable {ref[6:-1]} is not set"
-        for key, ref in config.params.items()
-        if isinstance(ref, str) and ref.startswith("${env:") and ref.endswith("}") and ref[6:-1] not in environ
+        f"{path}.{key}: environment variable {name} is not set"
+        for key, name in refs.items()
+        if name is not None and name not in environ
     ]
     missing = [f"{path}.{key} is not set" for key in required_settings(factory) if key not in config.params]
     if unset or missing:
