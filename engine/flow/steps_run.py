@@ -79,13 +79,11 @@ class StepRunner(RunnerBase):
     # -- entering a step ----------------------------------------------------------------
 
     def enter(self, step: Step) -> Next:
-        if step.say_template is not None or step.say_image is not None:
+        if step.say or step.say_template is not None or step.say_image is not None:
             template = self.vendor_template(step.say_template) if step.say_template is not None else None
             image = self.render(step.say_image).strip() if step.say_image is not None else ""
             images = ({"kind": "image", "url": image},) if image else ()
             self.send(self.render(step.say or ""), step.name, template=template, attachments=images)
-        elif step.say:
-            self.send(self.render(step.say), step.name)
         action = step.action
         if isinstance(action, AskAction):
             self.state.attempts = 0
