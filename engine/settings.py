@@ -26,6 +26,7 @@ from engine.flow.installation import Installation
 from engine.flow.load import LoadedDocument, load_document
 from engine.flow.public_settings import PublicSettings
 from engine.flow.schema_check import schema_diagnostics, settings_validator
+from engine.people.settings import PeopleSettings
 from engine.settings_sections import (
     AISettings,
     ChannelsSettings,
@@ -200,6 +201,10 @@ class Settings:
     @cached_property
     def ai(self) -> AISettings:
         return AISettings.from_data(self.data)
+
+    @cached_property
+    def people(self) -> PeopleSettings:
+        return PeopleSettings.from_data(self.data)
 
     @property
     def brand(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from engine.people.roles import Principal, parse_role
 from engine.server.problems import Problem
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="flowdesk"'}
@@ -42,5 +43,17 @@ async def require_token(connection: ASGIConnection[Any, Any, Any, Any], handler:
             headers=CHALLENGE,
         )
     store = connection.app.state.services.store
-    if await asyncio.to_thread(store.verify_token, token.strip()) is None:
+    row = await asyncio.to_thread(store.verify_token, token.strip())
+    if row is None:
         raise Problem(401, "the API token is unknown or revoked", headers=CHALLENGE)
+    connection.state.principal = Principal(
+        kind="token", agent_id=f"token:{row.name}", role=parse_role(row.role), display_name=row.name
+    )
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """Who makes this request (set by the guard); 401 on a public route that nobody signed in to."""
+    principal = connection.state.get("principal") if hasattr(connection.state, "get") else None
+    if not isinstance(principal, Principal):
+        raise Problem(401, "sign in or send an API token", headers=CHALLENGE)
+    return principal

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
@@ -12,6 +12,7 @@ from engine.channels.host import ChannelHost
 from engine.channels.types import Channel
 from engine.runtime.client import Conversations
 from engine.runtime.revisions import FlowCatalog
+from engine.server.agent_hub import AgentHub
 from engine.server.reload import FlowReloader
 from engine.server.settings_reload import SettingsReloader
 from engine.settings import Settings
@@ -37,6 +38,8 @@ class Services:
     temporal_ui_url: str | None = None
     #: what webhooks hand customers' messages to; None where no runtime client is (some tests)
     channel_host: ChannelHost | None = None
+    #: the agents' event stream of this node (``/ws/agent``, the dispatcher's wake-ups)
+    agent_hub: AgentHub = field(default_factory=AgentHub)
 
 
 #: How handlers ask for the services: provided by the app, never parsed from a request.

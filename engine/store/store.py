@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine.store.audit import AuditMixin
 from engine.store.conversations import ConversationsMixin
 from engine.store.db import DatabaseError, current_revision, describe, display_url, head_revision, upgrade
 from engine.store.messages import MessagesMixin
@@ -17,8 +18,8 @@ from engine.store.revisions import RevisionsMixin
 from engine.store.tokens import TokensMixin
 
 
-class Store(ConversationsMixin, MessagesMixin, RevisionsMixin, TokensMixin):
-    """Contacts, conversations, the message log (with channel payloads), flow revisions and API tokens."""
+class Store(ConversationsMixin, MessagesMixin, RevisionsMixin, TokensMixin, AuditMixin):
+    """Contacts, conversations, the message log (with channel payloads), flow revisions, API tokens, people."""
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (a no-op when it is there)."""

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import uuid4
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from engine.store.columns import UTCDateTime, utcnow
@@ -63,11 +63,23 @@ class Conversation(SQLModel, table=True):
     end_status: str | None = None
     flow: str = Field(default="", index=True)
     revision: str = ""
-    assigned_agent: str | None = None
+    #: the agent holding it: a user's id (as text) or ``token:<name>``; None while it waits
+    assigned_agent: str | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Indexed: lists are sorted by it, newest first.
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: the queue of its current (or latest) hand-off; None if it was never handed off
+    queue: str | None = Field(default=None, index=True)
+    #: since when it waits for an agent (entered a queue, unassigned); None once an agent holds it
+    waiting_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    #: hidden from the inbox until then (``snoozed_until_reply``: or until the customer writes)
+    snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    snoozed_until_reply: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    #: the latest customer, bot or agent message (not events or notes): the inbox shows it
+    last_message: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    last_message_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Message(SQLModel, table=True):
@@ -194,9 +206,130 @@ class ApiToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str
     token_hash: str
+    #: what the token may do (``engine.people.roles``); tokens made before roles existed are admin
+    role: str = Field(default="admin", sa_column=Column(String, nullable=False, server_default="admin"))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UserAccount(SQLModel, table=True):
+    """A person who signs in: agent, supervisor, editor or admin. Only an argon2 hash of the password is kept."""
+
+    __tablename__: ClassVar[Any] = "user_account"
+    __table_args__ = (UniqueConstraint("email", name="uq_user_account_email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: lower-cased at the door: one person, one address, whatever the case they type
+    email: str
+    display_name: str
+    #: ``en``, ``zh``, ...: the console's language for this person
+    language: str = "en"
+    role: str
+    password_hash: str
+    #: the most conversations held at once; None takes the queue's (then the settings') default
+    capacity: int | None = None
+    #: online | away | offline, as the agent set it (the socket hub drops it to offline)
+    presence: str = Field(default="offline", sa_column=Column(String, nullable=False, server_default="offline"))
+    presence_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in browser: the cookie carries a random id, the table its SHA-256 (as for API tokens)."""
+
+    __tablename__: ClassVar[Any] = "user_session"
+
+    id_hash: str = Field(primary_key=True)
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user_account.id", ondelete="CASCADE"), index=True))
+    #: sent back in ``X-CSRF-Token`` on unsafe requests (not a secret of the cookie's strength: it
+    #: only proves the request was made by a page that could read it)
+    csrf_token: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: absolute expiry, whatever the activity
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    address: str = ""
+    user_agent: str = ""
+
+
+class AgentQueue(SQLModel, table=True):
+    """A queue described by an admin through the API (queues in ``flowdesk.yaml`` are not stored)."""
+
+    __tablename__: ClassVar[Any] = "agent_queue"
+
+    name: str = Field(primary_key=True)
+    display_name: str = ""
+    description: str = ""
+    #: user ids of its members
+    members: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    capacity: int | None = None
+    #: a ``business_hours`` calendar name; None: always open
+    hours: str | None = None
+    #: wait | fall_through: what a hand-off does when nobody can take it
+    when_nobody: str = "wait"
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ReadMark(SQLModel, table=True):
+    """How far a person has read a conversation: its unread count is what came in after."""
+
+    __tablename__: ClassVar[Any] = "read_mark"
+
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True))
+    conversation_id: str = Field(foreign_key="conversation.id", primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), nullable=False))
+
+
+class CannedResponse(SQLModel, table=True):
+    """A saved reply: shared (``owner_id`` None) or one agent's own; ``shortcut`` is what `/` finds."""
+
+    __tablename__: ClassVar[Any] = "canned_response"
+    __table_args__ = (Index("uq_canned_response_owner_shortcut", "owner_id", "shortcut", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=True)
+    )
+    shortcut: str
+    title: str = ""
+    #: a template (``{{ contact.name }}``), rendered in the flows' sandbox; never customer text as source
+    text: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, when: every agent and admin action (never a password, a token or a message's text)."""
+
+    __tablename__: ClassVar[Any] = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    #: ``user:<id>`` or ``token:<name>``
+    actor: str = Field(index=True)
+    actor_role: str
+    action: str
+    conversation_id: str | None = Field(default=None, index=True)
+    #: what the action was on, when not a conversation (a user's e-mail, a queue's name)
+    target: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    address: str = ""
+
+
+class CsatRating(SQLModel, table=True):
+    """A customer's 1-5 rating of a conversation, with the agent who last held it."""
+
+    __tablename__: ClassVar[Any] = "csat_rating"
+
+    conversation_id: str = Field(foreign_key="conversation.id", primary_key=True)
+    rating: int
+    #: the agent it rates (their id as text); None when no agent took part
+    agent: str | None = Field(default=None, index=True)
+    queue: str | None = None
+    comment: str = Field(default="", sa_type=Text)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 
 #: Every table the store owns, in creation order (parents before children).
@@ -211,4 +344,11 @@ TABLES: tuple[type[SQLModel], ...] = (
     SettingsRevision,
     LiveSettings,
     ApiToken,
+    UserAccount,
+    UserSession,
+    AgentQueue,
+    ReadMark,
+    CannedResponse,
+    AuditEntry,
+    CsatRating,
 )
