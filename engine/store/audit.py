@@ -18,7 +18,7 @@ from engine.store.tables import AuditEntry
 class AuditMixin(StoreBase):
     """Append to and read the audit log."""
 
-    def audit(  # noqa: PLR0913 - each is one column of the entry
+    def audit(
         self,
         *,
         actor: str,
@@ -44,7 +44,7 @@ class AuditMixin(StoreBase):
             session.flush()
         return entry
 
-    def list_audit(  # noqa: PLR0913 - each is one filter
+    def list_audit(
         self,
         *,
         actor: str | None = None,
