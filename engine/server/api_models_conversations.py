@@ -18,10 +18,20 @@ class ConversationView(ApiModel):
     flow: str
     revision: Annotated[str, described("the flow revision it runs on")]
     outdated: Annotated[bool, described("still running, on a revision that is no longer its flow's live one")]
-    assigned_agent: Annotated[str | None, described("the agent it is handed off to; null if none")]
+    assigned_agent: Annotated[str | None, described("the agent holding it (their agent id); null if nobody")]
     created_at: Annotated[str, described("ISO 8601")]
     updated_at: Annotated[str, described("last activity (ISO 8601)")]
     ended_at: Annotated[str | None, described("ISO 8601; null while it runs")]
+    queue: Annotated[str | None, described("the queue of its current (or latest) hand-off; null if never handed off")]
+    waiting_since: Annotated[
+        str | None, described("since when it waits for an agent (ISO 8601); null if held or not waiting")
+    ]
+    labels: list[str]
+    snoozed_until: Annotated[str | None, described("hidden from the inbox until then (ISO 8601)")]
+    snoozed_until_reply: Annotated[bool, described("hidden from the inbox until the customer writes")]
+    last_message: Annotated[str, described("the latest customer, bot or agent message (not notes or events)")]
+    last_message_at: Annotated[str | None, described("when it was sent (ISO 8601)")]
+    unread: Annotated[int, described("customer messages after the caller's read mark (0 for API tokens)")] = 0
 
 
 class ConversationList(ApiModel):

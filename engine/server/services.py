@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
@@ -17,6 +18,12 @@ from engine.server.reload import FlowReloader
 from engine.server.settings_reload import SettingsReloader
 from engine.settings import Settings
 from engine.store import Store
+
+if TYPE_CHECKING:
+    # Built from the services (they read the store and send to conversations): typed here only.
+    from engine.server.dispatcher import Dispatcher
+    from engine.server.presence import Presence
+    from engine.server.queues import QueueDirectory
 
 
 @dataclass
@@ -40,6 +47,11 @@ class Services:
     channel_host: ChannelHost | None = None
     #: the agents' event stream of this node (``/ws/agent``, the dispatcher's wake-ups)
     agent_hub: AgentHub = field(default_factory=AgentHub)
+    #: the queues (settings' and admins'), agents' presence and the assignment loop of this node;
+    #: None until the node builds them (handlers that need one build a stand-in: see api_agent_actions)
+    queues: QueueDirectory | None = None
+    presence: Presence | None = None
+    dispatcher: Dispatcher | None = None
 
 
 #: How handlers ask for the services: provided by the app, never parsed from a request.

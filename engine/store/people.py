@@ -52,6 +52,8 @@ class InboxFilter:
     #: None: every conversation; else only those in these queues or held by ``viewer_agent``
     visible_queues: Collection[str] | None = None
     viewer_agent: str | None = None
+    #: with ``visible_queues``: the described queues; a conversation in any other (open) queue is visible too
+    described_queues: Collection[str] | None = None
 
 
 def snoozed_clause(now: datetime) -> ColumnElement[bool]:
@@ -62,11 +64,16 @@ def snoozed_clause(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def visible_clause(queues: Collection[str], agent: str | None) -> ColumnElement[bool]:
-    """What an agent sees: conversations of their queues and those they hold."""
+def visible_clause(
+    queues: Collection[str], agent: str | None, described: Collection[str] | None = None
+) -> ColumnElement[bool]:
+    """What an agent sees: conversations of their queues (and of queues nobody described) and those they hold."""
     parts: list[ColumnElement[bool]] = []
     if queues:
         parts.append(col(Conversation.queue).in_(sorted(queues)))
+    if described is not None:
+        open_queue = col(Conversation.queue).is_not(None)
+        parts.append(and_(open_queue, col(Conversation.queue).not_in(sorted(described))) if described else open_queue)
     if agent:
         parts.append(col(Conversation.assigned_agent) == agent)
     return or_(*parts) if parts else false()
@@ -291,7 +298,7 @@ class PeopleMixin(StoreBase):
         snoozed = and_(col(Conversation.status) != ENDED, snoozed_clause(now or utcnow()))
         query = query.where(snoozed if where.snoozed else ~snoozed)
         if where.visible_queues is not None:
-            query = query.where(visible_clause(where.visible_queues, where.viewer_agent))
+            query = query.where(visible_clause(where.visible_queues, where.viewer_agent, where.described_queues))
         query = query.order_by(col(Conversation.updated_at).desc(), col(Conversation.id)).offset(offset).limit(limit)
         with self._read() as session:
             return list(session.exec(query).all())

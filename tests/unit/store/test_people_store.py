@@ -153,5 +153,8 @@ def test_inbox_filters_and_visibility(fx_store: Store) -> None:
     # An agent of billing who holds d: billing's conversations and d, not c, f.
     assert ids(visible_queues={"billing"}, viewer_agent="7") == {a, b, d}
     assert ids(visible_queues=set(), viewer_agent="9") == set()
+    # tech was described by nobody: an open queue, every agent sees it (not f, never handed off).
+    assert ids(visible_queues={"billing"}, viewer_agent="9", described_queues={"billing"}) == {a, b, c, d}
+    assert ids(visible_queues=set(), viewer_agent="9", described_queues={"billing", "tech"}) == set()
     assert len(fx_store.inbox(InboxFilter(), limit=2)) == 2
     assert len(fx_store.inbox(InboxFilter(), limit=2, offset=4)) == 1
