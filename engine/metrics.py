@@ -68,6 +68,15 @@ SETTINGS_INVALID = Gauge(
     "1 while the settings file's last edit did not validate (last good settings live).",
 )
 ACTIVE_SOCKETS = Gauge("flowdesk_webchat_sockets", "Open web-chat WebSocket connections on this node.")
+AGENT_SOCKETS = Gauge("flowdesk_agent_sockets", "Open agents' /ws/agent connections on this node.")
+AGENT_EVENTS = Counter(
+    "flowdesk_agent_events_sent_total", "Frames sent on agents' sockets on this node, by kind.", ["kind"]
+)
+AGENT_SOCKETS_DROPPED = Counter(
+    "flowdesk_agent_sockets_dropped_total",
+    "Agents' sockets closed by the server, by reason (slow, stalled, disabled).",
+    ["reason"],
+)
 UPDATE_LATENCY = Histogram(
     "flowdesk_update_roundtrip_seconds",
     "Time from sending a message to its conversation until it was durably accepted.",

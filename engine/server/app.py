@@ -19,6 +19,7 @@ from engine.resources import bundled_dir
 from engine.server.api_conversations import ConversationsController
 from engine.server.api_flows import FlowsController
 from engine.server.api_models import DescribedModels, Health, Readiness
+from engine.server.agent_socket import ROUTES as AGENT_SOCKET_ROUTES
 from engine.server.api_settings import SettingsController
 from engine.server.apidocs import LocalRedocPlugin
 from engine.server.auth import require_token
@@ -109,6 +110,8 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
             # Vendors' webhooks (every WebhookChannel), and routes channels serve themselves (web chat's socket).
             *WEBHOOK_ROUTES,
             *channel_routes(services),
+            # The agents' real-time stream (authenticates itself: cookie + Origin, ticket or token).
+            *AGENT_SOCKET_ROUTES,
             FlowsController,
             ConversationsController,
             SettingsController,

@@ -193,6 +193,7 @@ class Node:
         resumed = await host.resume_queued()
         if resumed:
             log.info("handing over %d message(s) accepted before the last stop", resumed)
+        await services.agent_hub.start(store)  # the agents' stream: tails the log, LISTENs on PostgreSQL
         await self._start_http(services)
 
     def _build_workers(
@@ -275,6 +276,8 @@ class Node:
         if self._server is not None:
             self._server.should_exit = True  # stops accepting, closes sockets, lets requests finish
         self._watch_stop.set()
+        if self.services is not None:
+            await self.services.agent_hub.aclose()
         if self.services is not None and isinstance(self.services.channel_host, ServerChannelHost):
             await self.services.channel_host.aclose()  # what is not handed over yet stays queued
         for worker in self._workers:

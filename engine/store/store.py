@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine.store.agent_feed import AgentFeedMixin
 from engine.store.audit import AuditMixin
 from engine.store.conversations import ConversationsMixin
 from engine.store.db import DatabaseError, current_revision, describe, display_url, head_revision, upgrade
@@ -19,7 +20,7 @@ from engine.store.revisions import RevisionsMixin
 from engine.store.tokens import TokensMixin
 
 
-class Store(ConversationsMixin, MessagesMixin, RevisionsMixin, TokensMixin, AuditMixin, PeopleMixin):
+class Store(ConversationsMixin, MessagesMixin, RevisionsMixin, TokensMixin, AuditMixin, PeopleMixin, AgentFeedMixin):
     """Contacts, conversations, the message log (with channel payloads), flow revisions, API tokens, people."""
 
     def upgrade(self) -> None:
