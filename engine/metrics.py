@@ -8,7 +8,8 @@ server exposes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -150,3 +151,122 @@ REGISTRY.register(CONVERSATIONS)
 def watch_conversations(count: Callable[[], dict[str, int]]) -> None:
     """Count conversations by status with ``count`` (the store's) from now on."""
     CONVERSATIONS.count = count
+
+
+# -- people: queues, agents, CSAT -----------------------------------------------------------
+
+#: Human waits: seconds to hours.
+PEOPLE_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
+FIRST_AGENT_REPLY = Histogram(
+    "flowdesk_first_agent_reply_seconds",
+    "Time from an agent getting a conversation to their first reply, by queue.",
+    ["queue"],
+    buckets=PEOPLE_BUCKETS,
+)
+HANDLE_TIME = Histogram(
+    "flowdesk_handle_seconds",
+    "Time from an agent getting a conversation to resolving it, by queue.",
+    ["queue"],
+    buckets=PEOPLE_BUCKETS,
+)
+ASSIGNMENT_WAIT = Histogram(
+    "flowdesk_assignment_wait_seconds",
+    "Time a conversation waited in its queue until an agent got it, by queue.",
+    ["queue"],
+    buckets=PEOPLE_BUCKETS,
+)
+CSAT_RATINGS = Counter(
+    "flowdesk_csat_ratings_total", "Customers' CSAT ratings, by queue and rating (1-5).", ["queue", "rating"]
+)
+AGENT_REPLIES = Counter("flowdesk_agent_replies_total", "Agents' replies to customers, by channel.", ["channel"])
+
+
+def observe_assignment(queue: str, waited_s: float) -> None:
+    """A conversation that waited ``waited_s`` in ``queue`` got an agent (automatically or taken)."""
+    ASSIGNMENT_WAIT.labels(queue=queue or "").observe(max(0.0, waited_s))
+
+
+def observe_first_reply(queue: str, seconds: float) -> None:
+    """An agent's first reply in a conversation they got ``seconds`` ago."""
+    FIRST_AGENT_REPLY.labels(queue=queue or "").observe(max(0.0, seconds))
+
+
+def observe_handled(queue: str, seconds: float) -> None:
+    """An agent resolved a conversation they got ``seconds`` ago."""
+    HANDLE_TIME.labels(queue=queue or "").observe(max(0.0, seconds))
+
+
+def observe_csat(queue: str | None, rating: int) -> None:
+    """A customer rated a conversation ``rating`` (1-5)."""
+    CSAT_RATINGS.labels(queue=queue or "", rating=str(rating)).inc()
+
+
+def observe_agent_reply(channel: str) -> None:
+    """An agent's reply was handed to ``channel``."""
+    AGENT_REPLIES.labels(channel=channel).inc()
+
+
+class StoreGauge(Collector):
+    """A gauge family computed from the store when scraped (``read`` gives labels -> value).
+
+    ``_name`` and ``_labelnames`` are the attributes the metrics' documentation test reads,
+    as it does on prometheus_client's own metrics.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...]) -> None:
+        self._name = name
+        self._labelnames = labelnames
+        self.documentation = documentation
+        self.read: Callable[[], dict[tuple[str, ...], float]] = dict
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self._name, self.documentation, labels=list(self._labelnames))
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = self._family()
+        try:
+            values = self.read()
+        except Exception:  # a scrape must not fail because the database is briefly away
+            values = {}
+        for labels, value in sorted(values.items()):
+            family.add_metric(list(labels), value)
+        yield family
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        yield self._family()
+
+
+QUEUE_LENGTH = StoreGauge("flowdesk_queue_length", "Conversations waiting for an agent, by queue.", ("queue",))
+QUEUE_OLDEST_WAIT = StoreGauge(
+    "flowdesk_queue_oldest_wait_seconds", "How long the longest-waiting conversation has waited, by queue.", ("queue",)
+)
+AGENTS_ONLINE = StoreGauge(
+    "flowdesk_agents", "Enabled members of each queue, by presence (online, away, offline).", ("queue", "presence")
+)
+for _gauge in (QUEUE_LENGTH, QUEUE_OLDEST_WAIT, AGENTS_ONLINE):
+    REGISTRY.register(_gauge)
+
+
+def watch_people(
+    waiting: Callable[[], Mapping[str, tuple[int, datetime | None]]],
+    presence: Callable[[], Mapping[tuple[str, str], int]],
+) -> None:
+    """Compute the queue and presence gauges with these (the store's) from now on.
+
+    ``waiting``: queue -> (conversations waiting, since when the oldest waits);
+    ``presence``: (queue, presence) -> members. A later call (a test's second app) re-points them.
+    """
+
+    def lengths() -> dict[tuple[str, ...], float]:
+        return {(queue,): float(count) for queue, (count, _oldest) in waiting().items()}
+
+    def oldest() -> dict[tuple[str, ...], float]:
+        now = datetime.now(UTC)
+        return {
+            (queue,): max(0.0, (now - since).total_seconds()) if since is not None else 0.0
+            for queue, (_count, since) in waiting().items()
+        }
+
+    QUEUE_LENGTH.read = lengths
+    QUEUE_OLDEST_WAIT.read = oldest
+    AGENTS_ONLINE.read = lambda: {key: float(count) for key, count in presence().items()}

@@ -55,11 +55,17 @@ class AuditMixin(StoreBase):
         limit: int = 100,
         before_id: int | None = None,
     ) -> list[AuditEntry]:
-        """Entries newest first, filtered; ``before_id`` pages back from an entry."""
+        """Entries newest first, filtered; ``before_id`` pages back from an entry.
+
+        ``action`` ending in ``.*`` matches a family (``conversation.*``). The actor,
+        conversation and time filters are indexed; paging walks the primary key.
+        """
         query = select(AuditEntry)
         if actor is not None:
             query = query.where(AuditEntry.actor == actor)
-        if action is not None:
+        if action is not None and action.endswith(".*"):
+            query = query.where(col(AuditEntry.action).startswith(action[:-1], autoescape=True))
+        elif action is not None:
             query = query.where(AuditEntry.action == action)
         if conversation_id is not None:
             query = query.where(AuditEntry.conversation_id == conversation_id)

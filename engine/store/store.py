@@ -12,15 +12,27 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine.store.agent_feed import AgentFeedMixin
 from engine.store.audit import AuditMixin
+from engine.store.canned import CannedMixin
 from engine.store.conversations import ConversationsMixin
 from engine.store.db import DatabaseError, current_revision, describe, display_url, head_revision, upgrade
 from engine.store.messages import MessagesMixin
 from engine.store.people import PeopleMixin
+from engine.store.reports import ReportsMixin
 from engine.store.revisions import RevisionsMixin
 from engine.store.tokens import TokensMixin
 
 
-class Store(ConversationsMixin, MessagesMixin, RevisionsMixin, TokensMixin, AuditMixin, PeopleMixin, AgentFeedMixin):
+class Store(
+    ConversationsMixin,
+    MessagesMixin,
+    RevisionsMixin,
+    TokensMixin,
+    AuditMixin,
+    PeopleMixin,
+    AgentFeedMixin,
+    CannedMixin,
+    ReportsMixin,
+):
     """Contacts, conversations, the message log (with channel payloads), flow revisions, API tokens, people."""
 
     def upgrade(self) -> None:
