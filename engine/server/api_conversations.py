@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, KwargDefinition, QueryParameter, RequestBody
 from temporalio.service import RPCError
 
 from engine.runtime.client import ConversationEnded
+from engine.server.api_agent_actions import directory_of, visible_conversation
 from engine.server.api_models_conversations import (
     ClosingConversation,
     ConversationList,
@@ -22,9 +24,11 @@ from engine.server.api_models_conversations import (
     Transcript,
 )
 from engine.server.api_request import ApiRequest
+from engine.server.auth import principal_of
 from engine.server.problems import MAX_SAFE_INTEGER, Problem, problem_responses
 from engine.server.services import ServicesDep
 from engine.store import Conversation, Message
+from engine.store.people import InboxFilter
 
 #: The end statuses an operator can close a conversation with (docs/flows.md, `end`).
 CLOSE_STATUSES = ("closed", "resolved", "unresolved", "abandoned", "completed")
@@ -38,7 +42,11 @@ class CloseBody:
     status: Annotated[str, KwargDefinition(schema_extra={"enum": list(CLOSE_STATUSES)})] = "closed"
 
 
-def conversation_view(row: Conversation, live: dict[str, str]) -> ConversationView:
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def conversation_view(row: Conversation, live: dict[str, str], unread: int = 0) -> ConversationView:
     return ConversationView(
         id=row.id,
         status=row.status,
@@ -51,7 +59,15 @@ def conversation_view(row: Conversation, live: dict[str, str]) -> ConversationVi
         assigned_agent=row.assigned_agent,
         created_at=row.created_at.isoformat(),
         updated_at=row.updated_at.isoformat(),
-        ended_at=row.ended_at.isoformat() if row.ended_at else None,
+        ended_at=_iso(row.ended_at),
+        queue=row.queue,
+        waiting_since=_iso(row.waiting_since),
+        labels=list(row.labels or []),
+        snoozed_until=_iso(row.snoozed_until),
+        snoozed_until_reply=bool(row.snoozed_until_reply),
+        last_message=row.last_message or "",
+        last_message_at=_iso(row.last_message_at),
+        unread=unread,
     )
 
 
@@ -81,31 +97,53 @@ class ConversationsController(Controller):
 
     @get(
         "/",
-        summary="Conversations, newest activity first, filtered by status, channel, flow or outdated revision",
+        summary="Conversations, newest activity first: by status, channel, flow, queue, assignee, label, snooze",
+        description="Agents see the conversations of their queues and those they hold; supervisors and admins all. "
+        "Snoozed conversations are left out unless `snoozed=true` (then only they are listed).",
         operation_id="listConversations",
-        responses=problem_responses(400),
+        responses=problem_responses(400, 403),
     )
     async def list_conversations(  # noqa: PLR0917 - each query parameter is one argument to Litestar
         self,
+        request: Request[Any, Any, Any],
         services: ServicesDep,
         status: FromQuery[str | None] = None,
         channel: FromQuery[str | None] = None,
         flow: FromQuery[str | None] = None,
         outdated: Annotated[bool, QueryParameter(description="only those not on their flow's live revision")] = False,
+        queue: Annotated[str | None, QueryParameter(description="only those of this queue")] = None,
+        assignee: Annotated[
+            str | None, QueryParameter(description="only those this agent holds: an agent id, or `me`")
+        ] = None,
+        unassigned: Annotated[bool, QueryParameter(description="only those waiting for an agent")] = False,
+        label: Annotated[str | None, QueryParameter(description="only those with this label")] = None,
+        snoozed: Annotated[bool, QueryParameter(description="only snoozed ones (otherwise they are left out)")] = False,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
         offset: Annotated[int, QueryParameter(ge=0, le=MAX_SAFE_INTEGER)] = 0,
     ) -> ConversationList:
+        principal = principal_of(request)
         live = services.catalog.live_map()
-        rows = await asyncio.to_thread(
-            services.store.list_conversations,
+        if assignee is not None and assignee.strip().lower() == "me":
+            assignee = principal.agent_id
+        where = InboxFilter(
             status=status,
             channel=channel,
             flow=flow,
             outdated=live if outdated else None,
-            limit=limit,
-            offset=offset,
+            queue=queue,
+            assignee=assignee,
+            unassigned=unassigned,
+            label=label,
+            snoozed=snoozed,
         )
-        return ConversationList(conversations=[conversation_view(r, live) for r in rows], limit=limit, offset=offset)
+        where = (await directory_of(services).visibility(principal)).narrow(where)
+        rows = await asyncio.to_thread(services.store.inbox, where, limit=limit, offset=offset)
+        unread: dict[str, int] = {}
+        if principal.user_id is not None and rows:
+            unread = await asyncio.to_thread(services.store.unread_counts, principal.user_id, [r.id for r in rows])
+        return ConversationList(
+            conversations=[conversation_view(r, live, unread.get(r.id, 0)) for r in rows], limit=limit, offset=offset
+        )
 
     @get(
         "/{conversation_id:str}",
@@ -113,8 +151,14 @@ class ConversationsController(Controller):
         operation_id="getConversation",
         responses=problem_responses(404),
     )
-    async def get_conversation(self, services: ServicesDep, conversation_id: FromPath[str]) -> ConversationView:
-        return conversation_view(await _find(services, conversation_id), services.catalog.live_map())
+    async def get_conversation(
+        self, request: Request[Any, Any, Any], services: ServicesDep, conversation_id: FromPath[str]
+    ) -> ConversationView:
+        row = await _find(services, conversation_id, request)
+        unread: dict[str, int] = {}
+        if (user_id := principal_of(request).user_id) is not None:
+            unread = await asyncio.to_thread(services.store.unread_counts, user_id, [row.id])
+        return conversation_view(row, services.catalog.live_map(), unread.get(row.id, 0))
 
     @get(
         "/{conversation_id:str}/messages",
@@ -124,6 +168,7 @@ class ConversationsController(Controller):
     )
     async def transcript(
         self,
+        request: Request[Any, Any, Any],
         services: ServicesDep,
         conversation_id: FromPath[str],
         after: Annotated[
@@ -131,7 +176,7 @@ class ConversationsController(Controller):
         ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=2000)] = 500,
     ) -> Transcript:
-        await _find(services, conversation_id)
+        await _find(services, conversation_id, request)
         rows = await asyncio.to_thread(services.store.transcript, conversation_id, after_seq=after, limit=limit)
         return Transcript(conversation_id=conversation_id, messages=[message_view(r) for r in rows])
 
@@ -141,8 +186,10 @@ class ConversationsController(Controller):
         operation_id="getConversationState",
         responses=problem_responses(404, 503),
     )
-    async def state(self, services: ServicesDep, conversation_id: FromPath[str]) -> ConversationState:
-        await _find(services, conversation_id)
+    async def state(
+        self, request: Request[Any, Any, Any], services: ServicesDep, conversation_id: FromPath[str]
+    ) -> ConversationState:
+        await _find(services, conversation_id, request)
         try:
             view = await services.conversations.state(conversation_id)
         except RPCError as exc:
@@ -166,12 +213,16 @@ class ConversationsController(Controller):
         responses=problem_responses(400, 404, 409, 413, 415, 422, 503),
     )
     async def close(
-        self, services: ServicesDep, conversation_id: FromPath[str], data: RequestBody[CloseBody | None] = None
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        conversation_id: FromPath[str],
+        data: RequestBody[CloseBody | None] = None,
     ) -> ClosingConversation:
         status = (data or CloseBody()).status
         if status not in CLOSE_STATUSES:
             raise Problem(422, f"`status` {status!r} is not a close status; use one of {', '.join(CLOSE_STATUSES)}")
-        row = await _find(services, conversation_id)
+        row = await _find(services, conversation_id, request)
         if row.status == "ended":
             raise Problem(409, f"conversation {conversation_id} has already ended")
         try:
@@ -183,8 +234,6 @@ class ConversationsController(Controller):
         return ClosingConversation(conversation_id=conversation_id, closing=True)
 
 
-async def _find(services: ServicesDep, conversation_id: str) -> Conversation:
-    row = await asyncio.to_thread(services.store.get_conversation, conversation_id)
-    if row is None:
-        raise Problem(404, f"there is no conversation {conversation_id!r}")
-    return row
+async def _find(services: ServicesDep, conversation_id: str, request: Request[Any, Any, Any]) -> Conversation:
+    """The conversation if the caller may see it (agents: their queues' and their own); 404 alike otherwise."""
+    return await visible_conversation(services, principal_of(request), conversation_id)
