@@ -21,6 +21,9 @@ server answers each with an HTTP status is one table: ``engine/server/problems.p
     ├── PluginError             a connector/processor plugin failed to load
     ├── NoFlowError             no live flow takes this channel's conversations [runtime.client]
     ├── ConversationEnded       the workflow has finished: a new message needs a new conversation [runtime.client]
+    ├── ConversationTaken       an agent action lost the claim: another agent holds it (409) [runtime.client]
+    ├── AgentActionRefused      the conversation cannot take the agent action now (409) [runtime.client]
+    │   └── AgentActionInvalid  the agent action's fields are wrong (422)
     ├── MissingSecret           a flow's secret('NAME') has no value on this worker [runtime.activities]
     ├── DatabaseError           the database cannot be reached or refused an operation [store.db]
     ├── NotTheCommonCase        rolls a fast message write back; the full path takes it [store.fastlog]

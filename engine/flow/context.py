@@ -77,6 +77,26 @@ SYSTEM_MESSAGES: Mapping[str, Mapping[str, str]] = {
         "en": "You're in the queue for {queue}. A colleague will be with you as soon as possible.",
         "zh": "您已进入{queue}的排队，客服会尽快为您服务。",
     },
+    "agent_joined": {
+        "en": "{name} joined the conversation.",
+        "zh": "{name} 已加入对话。",
+    },
+    "queue_position": {
+        "en": "You are number {position} in the queue.",
+        "zh": "您当前排在第 {position} 位。",
+    },
+    "nobody_available": {
+        "en": "Sorry, nobody is available to help you right now.",
+        "zh": "抱歉，目前没有客服可以为您服务。",
+    },
+    "csat_question": {
+        "en": "How would you rate this conversation, from 1 (poor) to 5 (excellent)?",
+        "zh": "请为本次服务打分：1（很差）到 5（很好）。",
+    },
+    "csat_thanks": {
+        "en": "Thank you for your rating!",
+        "zh": "感谢您的评价！",
+    },
 }
 
 
@@ -96,10 +116,15 @@ AI_CONTEXT_IN_WORKFLOW = "fd-2026-11-ai-context-in-workflow"
 #: Interpreter changes released since the first version, oldest first. A conversation
 #: that started before one replays without it (``engine.runtime.patches``); everything
 #: else (new conversations, ``flowdesk try``, ``test`` and ``chat``) runs with all of them.
-INTERPRETER_FEATURES: tuple[str, ...] = (AI_CONTEXT_IN_WORKFLOW, "fd-2026-12-never-silent")
+INTERPRETER_FEATURES: tuple[str, ...] = (AI_CONTEXT_IN_WORKFLOW, "fd-2026-12-never-silent", "fd-2026-12-people")
 #: A conversation that fails says so (``messages.failure``), and a hand-off in a turn where
 #: the flow said nothing tells the customer they are queued (``messages.handoff``).
 NEVER_SILENT = INTERPRETER_FEATURES[1]
+#: People work hand-offs: an agent who takes one is announced (``messages.agent_joined``) and
+#: logged (``assigned``), a reply from nobody's hand-off claims it and carries the agent's name,
+#: a transfer to a queue releases the claim and waits again, a resolve is logged and resumes a
+#: reopened flow where it waited; notes, labels, snoozes, queue positions, "nobody available".
+PEOPLE = INTERPRETER_FEATURES[2]
 
 
 @dataclass(frozen=True)

@@ -132,8 +132,14 @@ class TimerFired:
 
 @dataclass(frozen=True, slots=True)
 class AgentAccepted:
+    """An agent holds the hand-off now: took it, was assigned it, or got it by a transfer."""
+
     agent: str
     at: str
+    #: their display name, for the customer ("<name> joined the conversation")
+    name: str = ""
+    #: who decided: the agent themselves (""), "system" (the dispatcher) or a supervisor's id
+    by: str = ""
     kind: ClassVar[str] = "agent_accepted"
 
 
@@ -142,6 +148,8 @@ class AgentMessage:
     agent: str
     text: str
     at: str
+    #: the agent's display name: the customer's channel shows it with the reply
+    name: str = ""
     kind: ClassVar[str] = "agent_message"
 
 
@@ -160,7 +168,71 @@ class AgentTransferred:
     agent: str
     at: str
     reason: str = ""
+    #: to this agent instead of a queue (then ``queue`` is the hand-off's own); their display name
+    to_agent: str = ""
+    to_name: str = ""
     kind: ClassVar[str] = "agent_transferred"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentNoted:
+    """A private note for colleagues: logged, never sent to the customer."""
+
+    agent: str
+    text: str
+    at: str
+    name: str = ""
+    kind: ClassVar[str] = "agent_note"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLabelled:
+    """The conversation's labels are now ``labels`` (the full set)."""
+
+    agent: str
+    labels: tuple[str, ...]
+    at: str
+    kind: ClassVar[str] = "agent_labels"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnoozed:
+    """The hand-off is out of the inbox until ``until`` or the customer's reply; neither = back now."""
+
+    agent: str
+    at: str
+    until: str = ""
+    until_reply: bool = False
+    kind: ClassVar[str] = "agent_snoozed"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReopened:
+    """A resolved (not ended) conversation goes back to a queue; resolving it resumes the flow."""
+
+    agent: str
+    at: str
+    #: the queue; "" = the last hand-off's
+    queue: str = ""
+    kind: ClassVar[str] = "agent_reopened"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePosition:
+    """The dispatcher tells the waiting customer their place in the queue (1 = next)."""
+
+    position: int
+    at: str
+    kind: ClassVar[str] = "queue_position"
+
+
+@dataclass(frozen=True, slots=True)
+class NobodyAvailable:
+    """Nobody can take the hand-off now; with ``fall_through`` it takes its timeout path at once."""
+
+    at: str
+    fall_through: bool = False
+    kind: ClassVar[str] = "nobody_available"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +255,27 @@ Event = (
     | AgentMessage
     | AgentResolved
     | AgentTransferred
+    | AgentNoted
+    | AgentLabelled
+    | AgentSnoozed
+    | AgentReopened
+    | QueuePosition
+    | NobodyAvailable
     | CloseRequested
+)
+
+#: The events of people working a hand-off (and the dispatcher speaking for them).
+AgentEvent = (
+    AgentAccepted
+    | AgentMessage
+    | AgentResolved
+    | AgentTransferred
+    | AgentNoted
+    | AgentLabelled
+    | AgentSnoozed
+    | AgentReopened
+    | QueuePosition
+    | NobodyAvailable
 )
 
 EVENT_TYPES: dict[str, type[Any]] = {
@@ -199,6 +291,12 @@ EVENT_TYPES: dict[str, type[Any]] = {
         AgentMessage,
         AgentResolved,
         AgentTransferred,
+        AgentNoted,
+        AgentLabelled,
+        AgentSnoozed,
+        AgentReopened,
+        QueuePosition,
+        NobodyAvailable,
         CloseRequested,
     )
 }
@@ -310,6 +408,23 @@ class TransferHandoff:
 
 
 @dataclass(frozen=True, slots=True)
+class LogEvent:
+    """Write a conversation event to the log (direction ``event``): people's actions, ratings.
+
+    ``status`` names the event (``assigned``, ``note``, ``labels``, ``snoozed``, ``csat``...);
+    the store derives the conversation's inbox columns from it. Never sent to a channel.
+    """
+
+    status: str
+    text: str
+    sender: str = "bot"
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: the entry's id in the log, unique in the conversation (``state.next_id``)
+    id: str = ""
+    kind: ClassVar[str] = "log_event"
+
+
+@dataclass(frozen=True, slots=True)
 class EndConversation:
     status: str
     kind: ClassVar[str] = "end"
@@ -335,6 +450,7 @@ Command = (
     | StartHandoff
     | CancelHandoff
     | TransferHandoff
+    | LogEvent
     | EndConversation
     | Fault
 )

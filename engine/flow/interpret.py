@@ -17,8 +17,12 @@ from typing import Any
 from engine.flow.context import InterpreterContext
 from engine.flow.events import (
     AgentAccepted,
+    AgentLabelled,
     AgentMessage,
+    AgentNoted,
+    AgentReopened,
     AgentResolved,
+    AgentSnoozed,
     AgentTransferred,
     AIFailed,
     AIResult,
@@ -29,13 +33,27 @@ from engine.flow.events import (
     HttpFailed,
     HttpResult,
     MessageReceived,
+    NobodyAvailable,
     Outcome,
+    QueuePosition,
     TimerFired,
-    TransferHandoff,
 )
 from engine.flow.model import CompiledFlow, StepKind
 from engine.flow.state import ConversationState
-from engine.flow.steps_run import StepRunner
+from engine.flow.steps_people import PeopleRunner
+
+AGENT_EVENTS = (
+    AgentAccepted,
+    AgentMessage,
+    AgentResolved,
+    AgentTransferred,
+    AgentNoted,
+    AgentLabelled,
+    AgentSnoozed,
+    AgentReopened,
+    QueuePosition,
+    NobodyAvailable,
+)
 
 
 def begin(
@@ -86,7 +104,7 @@ def adopt_revision(state: ConversationState, flow: CompiledFlow) -> Conversation
     return moved
 
 
-class _Run(StepRunner):
+class _Run(PeopleRunner):
     """One interpreter call: dispatches an event, then runs steps until a wait."""
 
     def handle(self, event: Event) -> None:
@@ -103,7 +121,7 @@ class _Run(StepRunner):
             self.on_http(event)
         elif isinstance(event, TimerFired):
             self.on_timer(event)
-        elif isinstance(event, (AgentAccepted, AgentMessage, AgentResolved, AgentTransferred)):
+        elif isinstance(event, AGENT_EVENTS):
             self.on_agent(event)
         elif isinstance(event, CloseRequested):
             self.on_close(event)
@@ -170,41 +188,6 @@ class _Run(StepRunner):
             self.state.handoff = None
         self.note(step.name, "timed out")
         self.go(self.timed_out(step, "timeout", f"step {step.name!r} timed out"))
-
-    # -- agents -----------------------------------------------------------------------
-
-    def on_agent(self, event: AgentAccepted | AgentMessage | AgentResolved | AgentTransferred) -> None:
-        if self.state.status != "handoff" or self.state.handoff is None:
-            self.note("agent", f"{event.kind} while not handed off; ignored")
-            return
-        handoff = self.state.handoff
-        self.state.steps_since_input = 0
-        if isinstance(event, AgentAccepted):
-            handoff["agent"] = event.agent
-            handoff["held"] = []
-            pending = self.state.pending
-            if pending is not None and pending.timer_id is not None:
-                self.emit(CancelTimer(pending.timer_id))
-                pending.timer_id = None
-            self.state.record("system", f"{event.agent} joined", event.at)
-        elif isinstance(event, AgentMessage):
-            handoff.setdefault("agent", event.agent)
-            self.send(event.text, None, sender=f"agent:{event.agent}")
-        elif isinstance(event, AgentTransferred):
-            # The hand-off stays open, on the other queue: its timeout, its held messages
-            # and the agent who took it are kept, as they were before transfers were events.
-            previous, handoff["queue"] = handoff.get("queue", ""), event.queue
-            self.emit(TransferHandoff(event.queue, previous, self.state.step or "", event.agent, event.reason))
-        else:
-            pending = self.state.pending
-            if pending is not None and pending.timer_id is not None:
-                self.emit(CancelTimer(pending.timer_id))
-            self.state.record("system", f"{event.agent} resolved the hand-off", event.at)
-            self.state.status = "active"
-            self.state.handoff = None
-            self.state.pending = None
-            step = self.flow.steps[self.state.step or self.flow.start]
-            self.go(self.attempt(step, lambda: self.complete(step)))
 
     def on_close(self, event: CloseRequested) -> None:
         pending = self.state.pending

@@ -62,6 +62,9 @@ class ConversationState:
     stack: list[Frame] = field(default_factory=list)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     handoff: dict[str, Any] | None = None
+    #: the latest hand-off once it is over: ``{"queue", "agent"}`` (reopen goes back to the
+    #: queue, a rating names the agent); None if the conversation was never handed off
+    last_handoff: dict[str, Any] | None = None
     seq: int = 0
     steps_since_input: int = 0
     end_status: str | None = None

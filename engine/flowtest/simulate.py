@@ -33,6 +33,7 @@ from engine.flow.events import (
     Fault,
     HttpFailed,
     HttpResult,
+    LogEvent,
     MessageReceived,
     SendText,
     StartHandoff,
@@ -65,6 +66,8 @@ class Transcript:
     blocked: list[str] = field(default_factory=list)
     #: processors that failed and were passed (on_error: pass)
     pipeline_notes: list[str] = field(default_factory=list)
+    #: conversation events the workflow would log (assigned, note, labels, csat...), in order
+    events: list[LogEvent] = field(default_factory=list)
 
 
 class Simulator:
@@ -160,6 +163,10 @@ class Simulator:
         """An agent moves the open hand-off to ``queue``, as the agent console's transfer does."""
         return self._run(AgentTransferred(queue=queue, agent=agent, at=self.at, reason=reason))
 
+    def act(self, event: Event) -> list[SendText]:
+        """Any event, as the workflow would queue it (the agent console's other actions)."""
+        return self._run(event)
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _run(self, event: Event) -> list[SendText]:
@@ -190,6 +197,8 @@ class Simulator:
             self.log.transfers.append(command.queue)
         elif isinstance(command, CancelHandoff):
             pass  # the state already says the hand-off is over
+        elif isinstance(command, LogEvent):
+            self.log.events.append(command)
         elif isinstance(command, EndConversation):
             self.log.ended = command.status
             self.timers.clear()

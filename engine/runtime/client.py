@@ -16,7 +16,7 @@ from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.errors import FlowdeskError
@@ -33,6 +33,7 @@ from engine.runtime.types import (
     ConversationInput,
     InboundMessage,
     StateView,
+    agent_action_problem,
     workflow_id,
 )
 from engine.runtime.workflow import ConversationWorkflow
@@ -53,6 +54,26 @@ class NoFlowError(FlowdeskError):
 
 class ConversationEnded(FlowdeskError):
     """The conversation's workflow has finished: a new message needs a new conversation."""
+
+
+class ConversationTaken(FlowdeskError):
+    """An agent action lost the claim: ``holder`` (an agent id) holds the conversation."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        super().__init__(f"agent {holder} holds the conversation")
+
+
+class AgentActionRefused(FlowdeskError):
+    """The conversation cannot take this agent action now (not handed off, not resolved, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class AgentActionInvalid(AgentActionRefused):
+    """The action's fields are wrong (no text, no queue, an unknown action, a bad time)."""
 
 
 class Conversations:
@@ -157,8 +178,26 @@ class Conversations:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def agent(self, conversation_id: str, action: AgentAction) -> ActionAccepted:
-        """An agent's action on a handed-off conversation; a refused one raises WorkflowUpdateFailedError."""
-        accepted: ActionAccepted = await self.handle(conversation_id).execute_update(ConversationWorkflow.agent, action)
+        """An agent's action on a conversation, decided by its workflow.
+
+        Raises :class:`ConversationTaken` when another agent holds it (of two agents taking
+        it at once, exactly one gets this), :class:`AgentActionInvalid` for wrong fields,
+        :class:`AgentActionRefused` when the conversation cannot take the action now, and
+        :class:`ConversationEnded` when it has ended (or its workflow is gone).
+        """
+        problem = agent_action_problem(action)
+        if problem:
+            raise AgentActionInvalid(problem)
+        try:
+            accepted: ActionAccepted = await self.handle(conversation_id).execute_update(
+                ConversationWorkflow.agent, action
+            )
+        except WorkflowUpdateFailedError as exc:
+            raise agent_refusal(conversation_id, exc.cause) from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ConversationEnded(f"conversation {conversation_id} has ended") from None
+            raise
         return accepted
 
     async def close(self, conversation_id: str, status: str = "closed") -> ActionAccepted:
@@ -170,6 +209,21 @@ class Conversations:
     async def state(self, conversation_id: str) -> StateView:
         view: StateView = await self.handle(conversation_id).query(ConversationWorkflow.query_state)
         return view
+
+
+def agent_refusal(conversation_id: str, cause: BaseException | None) -> FlowdeskError:
+    """The error a refused ``agent`` update means, from the workflow's ApplicationError type."""
+    if is_failure(cause, Failure.CONVERSATION_ENDED):
+        return ConversationEnded(f"conversation {conversation_id} has ended")
+    message = str(getattr(cause, "message", "") or cause or "the action was refused")
+    if is_failure(cause, Failure.CONVERSATION_TAKEN):
+        details = getattr(cause, "details", ()) or ()
+        return ConversationTaken(str(details[0]) if details else "")
+    if is_failure(cause, Failure.AGENT_ACTION_INVALID) or (
+        isinstance(cause, ApplicationError) and cause.type == "ValueError"
+    ):
+        return AgentActionInvalid(message)
+    return AgentActionRefused(message)
 
 
 class KeyedLimit:

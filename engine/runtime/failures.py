@@ -40,6 +40,12 @@ class Failure(StrEnum):
     CONVERSATION_ENDED = "ConversationEnded"
     #: ``flowdesk test --live``: a call of a conversation that has no test mocks
     NO_TEST_MOCKS = "NoTestMocks"
+    #: an agent action lost the claim: another agent holds the conversation (details: the holder)
+    CONVERSATION_TAKEN = "ConversationTaken"
+    #: an agent action the conversation cannot take now (not handed off, not resolved, ...)
+    AGENT_ACTION_REFUSED = "AgentActionRefused"
+    #: an agent action whose fields are wrong (no text, no queue, an unknown action)
+    AGENT_ACTION_INVALID = "AgentActionInvalid"
 
 
 #: What awaiting an activity can raise when it failed: a regular activity fails with

@@ -47,3 +47,7 @@ DELIVER_IN_TASK = "deliver-in-task"
 #: An agent's transfer is an interpreter event (``AgentTransferred``) handled in turn
 #: by the loop; before, the update handler moved the hand-off and logged it itself.
 AGENT_TRANSFER_EVENT = "agent-transfer-event"
+#: People work hand-offs: the ``agent`` update decides the claim in its handler (the run's
+#: holder, checked by the validator: one of two concurrent takes wins) and queues the newer
+#: actions (assign, note, labels, snooze, reopen, position, unavailable) as interpreter events.
+AGENT_CLAIMS = "agent-claims"

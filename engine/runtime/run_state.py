@@ -34,6 +34,10 @@ class RunState:
     live: dict[str, str]
     #: the settings revision the conversation runs on ("" = the defaults)
     settings: str
+    #: the agent holding the hand-off ("" = nobody): set by the ``agent`` update's handler the
+    #: moment a claim is granted, so that the next update's validator sees it even before the
+    #: interpreter has run the claim (two takes in one workflow task: one wins)
+    holder: str = ""
 
     @classmethod
     def of(cls, data: ConversationInput) -> RunState:
@@ -46,6 +50,7 @@ class RunState:
             sent=data.sent,
             live=dict(data.live),
             settings=data.settings,
+            holder=data.holder,
         )
 
     def carry_over(self, data: ConversationInput) -> ConversationInput:
@@ -63,5 +68,6 @@ class RunState:
             sent=self.sent,
             live=dict(self.live),
             settings=self.settings,
+            holder=self.holder,
             vars={},  # only for beginning the conversation, which is done
         )

@@ -10,6 +10,7 @@ read than strings it has to evaluate.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from engine.message_log import RecordInput
@@ -62,6 +63,8 @@ class ConversationInput:
     #: the settings revision (engine.flow.public_settings) the conversation runs on; "" = the
     #: defaults (conversations started before settings revisions existed)
     settings: str = ""
+    #: the agent holding the conversation's hand-off when the run continued as new ("" = nobody)
+    holder: str = ""
 
 
 @dataclass
@@ -99,14 +102,115 @@ class Accepted:
 
 @dataclass
 class AgentAction:
-    """An agent's action: ``accept``, ``reply`` (with ``text``), ``resolve``, ``transfer`` (to ``queue``)."""
+    """An agent's (or the dispatcher's) action on a handed-off conversation: the ``agent`` update.
+
+    ``action`` is one of :data:`AGENT_ACTION_NAMES`; which fields it reads:
+
+    - ``accept``: the agent takes it (refused if someone else holds it).
+    - ``assign``: ``agent`` gets it, decided by ``by`` ("system" for the dispatcher, else the
+      supervisor's id); refused if someone holds it unless ``force``.
+    - ``reply``: ``text`` to the customer; claims it if nobody holds it, refused if another does.
+    - ``note``: ``text`` for colleagues only, never sent to the customer; allowed whenever the
+      conversation has not ended.
+    - ``transfer``: to ``queue`` (the claim is released, it waits there) or to ``to_agent``
+      (``to_name`` their display name): they hold it. ``reason`` is optional.
+    - ``resolve``: the flow goes on at the hand-off's ``next``.
+    - ``reopen``: a resolved, not-ended conversation is handed off again to its last queue
+      (or ``queue``); resolving it again resumes the flow where it was waiting.
+    - ``snooze``: ``until`` (ISO time) or ``until_reply``; neither = unsnooze.
+    - ``labels``: ``labels`` is the full set.
+    - ``position``: the customer is told they are number ``position`` in the queue.
+    - ``unavailable``: the customer is told nobody is available; with ``fall_through`` the
+      hand-off takes its ``on_timeout`` path at once.
+
+    ``agent`` is ``Principal.agent_id`` (a user id as text or ``token:<name>``); ``name`` is
+    the display name the customer sees. ``position``/``unavailable`` need no agent.
+    """
 
     action: str
-    agent: str
+    agent: str = ""
     text: str = ""
     queue: str = ""
     #: why the agent transferred the conversation (``transfer`` only); may be empty
     reason: str = ""
+    #: the agent's display name (what the customer sees: "<name> joined the conversation")
+    name: str = ""
+    #: who decided an ``assign``: "system" (the dispatcher) or a supervisor's agent id
+    by: str = ""
+    #: ``assign`` over whoever holds it (a supervisor's reassign)
+    force: bool = False
+    #: ``transfer`` to this agent (their agent id) instead of a queue
+    to_agent: str = ""
+    #: the display name of ``to_agent``
+    to_name: str = ""
+    #: ``snooze`` until this ISO 8601 time
+    until: str = ""
+    #: ``snooze`` until the customer writes
+    until_reply: bool = False
+    #: ``labels``: the conversation's labels, the full set
+    labels: list[str] = field(default_factory=list)
+    #: ``position``: the customer's place in the queue (1 = next)
+    position: int = 0
+    #: ``unavailable``: take the hand-off's on_timeout path at once
+    fall_through: bool = False
+
+
+#: Every action the ``agent`` update takes.
+AGENT_ACTION_NAMES = frozenset(
+    {
+        "accept",
+        "assign",
+        "reply",
+        "note",
+        "transfer",
+        "resolve",
+        "reopen",
+        "snooze",
+        "labels",
+        "position",
+        "unavailable",
+    }
+)
+
+
+#: Bounds of an agent action's fields (they end up in workflow history).
+AGENT_TEXT_CHARS = 20_000
+MAX_LABELS = 50
+LABEL_CHARS = 64
+
+
+def agent_action_problem(action: AgentAction) -> str:
+    """What is wrong with an action's fields ("" = nothing): the same answer in the client and the workflow."""
+    kind = action.action
+    if kind not in AGENT_ACTION_NAMES:
+        return f"unknown agent action {kind!r}; use one of {sorted(AGENT_ACTION_NAMES)}"
+    if kind not in ("position", "unavailable") and not action.agent:
+        return "the agent is missing"
+    if kind in ("reply", "note"):
+        if not action.text.strip():
+            return f"a {kind} needs text"
+        if len(action.text) > AGENT_TEXT_CHARS:
+            return f"a {kind} is longer than {AGENT_TEXT_CHARS} characters"
+    if kind == "transfer" and not action.queue and not action.to_agent:
+        return "a transfer needs a queue or an agent"
+    if kind == "assign" and not action.agent:
+        return "an assignment needs the agent"
+    if kind == "snooze" and action.until:
+        try:
+            until = datetime.fromisoformat(action.until)
+        except ValueError:
+            return f"snooze until {action.until!r}: not an ISO 8601 time"
+        if until.tzinfo is None:
+            return f"snooze until {action.until!r}: the time needs its UTC offset"
+    if kind == "labels":
+        if len(action.labels) > MAX_LABELS:
+            return f"at most {MAX_LABELS} labels"
+        for label in action.labels:
+            if not isinstance(label, str) or not label.strip() or len(label) > LABEL_CHARS:
+                return f"a label is a text of 1 to {LABEL_CHARS} characters (got {label!r})"
+    if kind == "position" and action.position < 1:
+        return "a queue position is 1 or more"
+    return ""
 
 
 @dataclass

@@ -25,8 +25,12 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from engine.flow.events import (
         AgentAccepted,
+        AgentLabelled,
         AgentMessage,
+        AgentNoted,
+        AgentReopened,
         AgentResolved,
+        AgentSnoozed,
         AgentTransferred,
         CallAI,
         CallHttp,
@@ -37,7 +41,10 @@ with workflow.unsafe.imports_passed_through():
         EndConversation,
         Event,
         Fault,
+        LogEvent,
         MessageReceived,
+        NobodyAvailable,
+        QueuePosition,
         SendText,
         StartHandoff,
         StartTimer,
@@ -45,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         TransferHandoff,
         customer_message,
     )
-    from engine.flow.interpret import advance, begin
+    from engine.flow.interpret import AGENT_EVENTS, advance, begin
     from engine.flow.public_settings import interpreter_context
     from engine.flow.state import ConversationState
     from engine.runtime import effects
@@ -54,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.runtime.failures import ACTIVITY_FAILURES, Failure, failure_text
     from engine.runtime.observe import count_steps
     from engine.runtime.outbox import Outbox
-    from engine.runtime.patches import AGENT_TRANSFER_EVENT, INTERPRETER_PATCHES, RECORD_END
+    from engine.runtime.patches import AGENT_CLAIMS, AGENT_TRANSFER_EVENT, INTERPRETER_PATCHES, RECORD_END
     from engine.runtime.pinned import Revisions
     from engine.runtime.run_state import RunState
     from engine.runtime.types import (
@@ -66,6 +73,7 @@ with workflow.unsafe.imports_passed_through():
         InboundMessage,
         PrepareInput,
         StateView,
+        agent_action_problem,
     )
 
 #: The inbound pipeline is local and fast; a few quick attempts.
@@ -73,7 +81,16 @@ PREPARE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximu
 
 MAX_MESSAGE_CHARS = 20_000
 SEEN_LIMIT = 1000
-AGENT_ACTIONS = frozenset({"accept", "reply", "resolve", "transfer"})
+
+
+def _ends_handoff(event: Event) -> bool:
+    """An agent event that gives the conversation back to the bot."""
+    return isinstance(event, AgentResolved) or (isinstance(event, NobodyAvailable) and event.fall_through)
+
+
+def _refused(reason: str) -> ApplicationError:
+    """An agent action the conversation cannot take now (the client raises AgentActionRefused)."""
+    return ApplicationError(reason, type=Failure.AGENT_ACTION_REFUSED, non_retryable=True)
 
 
 @workflow.defn(name="Conversation")
@@ -125,6 +142,7 @@ class ConversationWorkflow:
                 break
             self.handling = True
             await self._handle(run.events.popleft())
+            self._settle_holder()
             self.handling = False
             handled += 1
             if self._should_continue_as_new(handled):
@@ -237,6 +255,15 @@ class ConversationWorkflow:
         elif isinstance(command, TransferHandoff):
             # The agent console reads a transfer as the hand-off waiting on its new queue.
             self._log_event(f"transfer-{sent}", command.queue, status="handoff")
+        elif isinstance(command, LogEvent):
+            # People's actions and ratings: the store derives the inbox row from them.
+            self._log_event(
+                command.id or f"{command.status}-{sent}",
+                command.text,
+                status=command.status,
+                sender=command.sender,
+                meta=command.meta,
+            )
         elif isinstance(command, Fault):
             workflow.logger.warning(
                 "flow %s step %s: %s (%s)", command.flow, command.step, command.message, command.code
@@ -266,9 +293,29 @@ class ConversationWorkflow:
             self.timer_tasks.pop(timer_id, None)
             self.run_state.events.append(TimerFired(timer_id=timer_id, at=self._now()))
 
-    def _log_event(self, message_id: str, text: str, *, status: str, detail: str = "", at: str | None = None) -> None:
-        """Log a hand-off or the end in the background (a local activity)."""
-        item = effects.entry(self._scope(), message_id, "event", text, at or self._now(), status=status, detail=detail)
+    def _log_event(
+        self,
+        message_id: str,
+        text: str,
+        *,
+        status: str,
+        detail: str = "",
+        at: str | None = None,
+        sender: str = "customer",
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Log a hand-off, a person's action or the end in the background (a local activity)."""
+        item = effects.entry(
+            self._scope(),
+            message_id,
+            "event",
+            text,
+            at or self._now(),
+            status=status,
+            detail=detail,
+            sender=sender,
+            meta=meta,
+        )
         self._spawn(effects.record(item))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -325,8 +372,52 @@ class ConversationWorkflow:
 
     @workflow.update(name="agent")
     def agent(self, action: AgentAction) -> ActionAccepted:
-        """An agent accepts, replies to, resolves or transfers a handed-off conversation."""
+        """An agent's (or the dispatcher's) action on a handed-off conversation.
+
+        Synchronous on purpose: the claim is granted here, in ``run_state.holder``, before
+        any other update of the same workflow task is validated, so of two takes at the
+        same moment the second one's validator sees the first one's holder and refuses.
+        """
         now = self._now()
+        if not workflow.patched(AGENT_CLAIMS):
+            self._agent_before_claims(action, now)
+            return ActionAccepted()
+        run = self.run_state
+        kind = action.action
+        event: Event
+        if kind in ("accept", "assign"):
+            if run.holder == action.agent:
+                return ActionAccepted()  # theirs already: taking it twice changes nothing
+            run.holder = action.agent
+            by = (action.by or "system") if kind == "assign" else ""
+            event = AgentAccepted(action.agent, now, action.name, by)
+        elif kind == "reply":
+            run.holder = run.holder or action.agent
+            event = AgentMessage(action.agent, action.text, now, action.name)
+        elif kind == "note":
+            event = AgentNoted(action.agent, action.text, now, action.name)
+        elif kind == "transfer":
+            run.holder = action.to_agent
+            event = AgentTransferred(action.queue, action.agent, now, action.reason, action.to_agent, action.to_name)
+        elif kind == "resolve":
+            run.holder = ""
+            event = AgentResolved(action.agent, now)
+        elif kind == "reopen":
+            run.holder = ""
+            event = AgentReopened(action.agent, now, action.queue)
+        elif kind == "snooze":
+            event = AgentSnoozed(action.agent, now, action.until, action.until_reply)
+        elif kind == "labels":
+            event = AgentLabelled(action.agent, tuple(action.labels), now)
+        elif kind == "position":
+            event = QueuePosition(action.position, now)
+        else:
+            event = NobodyAvailable(now, action.fall_through)
+        run.events.append(event)
+        return ActionAccepted()
+
+    def _agent_before_claims(self, action: AgentAction, now: str) -> None:
+        """The update as runs started before AGENT_CLAIMS took it (their histories replay so)."""
         events = self.run_state.events
         if action.action == "accept":
             events.append(AgentAccepted(action.agent, now))
@@ -339,7 +430,6 @@ class ConversationWorkflow:
             events.append(AgentTransferred(action.queue, action.agent, now, action.reason))
         else:
             self._transfer_in_handler(action, now)
-        return ActionAccepted()
 
     def _transfer_in_handler(self, action: AgentAction, now: str) -> None:
         """A transfer as runs started before AGENT_TRANSFER_EVENT made it: at once, beside the interpreter."""
@@ -350,17 +440,69 @@ class ConversationWorkflow:
 
     @agent.validator
     def _check_agent(self, action: AgentAction) -> None:
-        if action.action not in AGENT_ACTIONS:
-            raise ValueError(f"unknown agent action {action.action!r}; use one of {sorted(AGENT_ACTIONS)}")
-        if not action.agent:
-            raise ValueError("the agent is missing")
-        state = self.run_state.state
-        if state is None or state.status != "handoff":
-            raise ValueError("the conversation is not handed off to an agent")
-        if action.action == "reply" and not action.text.strip():
-            raise ValueError("a reply needs text")
-        if action.action == "transfer" and not action.queue:
-            raise ValueError("a transfer needs a queue")
+        kind = action.action
+        problem = agent_action_problem(action)
+        if problem:
+            raise ApplicationError(problem, type=Failure.AGENT_ACTION_INVALID, non_retryable=True)
+        run = self.run_state
+        state = run.state
+        if state is None:
+            raise _refused("the conversation has not started")
+        status = self._status_after_queue(state)
+        if status == "ended":
+            raise ApplicationError("the conversation has ended", type=Failure.CONVERSATION_ENDED)
+        if kind in ("note", "labels"):
+            return  # the bot's conversation or a person's, as long as it goes on
+        if kind == "reopen":
+            if status != "active":
+                raise _refused("only a resolved conversation can be reopened (this one is handed off)")
+            if not action.queue and not (state.last_handoff or {}).get("queue"):
+                raise _refused("the conversation was never handed off: name the queue to reopen it on")
+            if state.pending is None or state.pending.wait not in ("message", "timer"):
+                raise _refused("the flow is busy (waiting for a call); reopen it once it waits for the customer")
+            return
+        if status != "handoff":
+            raise _refused("the conversation is not handed off to an agent")
+        holder = run.holder
+        if kind in ("position", "unavailable"):
+            if holder:
+                raise _refused(f"agent {holder} holds the conversation")
+            return
+        mine = not holder or holder == action.agent
+        if kind == "assign":
+            mine = not holder or holder == action.agent or action.force
+        elif kind != "accept":
+            mine = mine or action.force
+        if not mine:
+            raise ApplicationError(
+                f"agent {holder} holds the conversation", holder, type=Failure.CONVERSATION_TAKEN, non_retryable=True
+            )
+
+    def _status_after_queue(self, state: ConversationState) -> str:
+        """The hand-off status once the agent actions and closes already queued have been interpreted."""
+        status = state.status
+        for event in self.run_state.events:
+            if isinstance(event, CloseRequested):
+                return "ended"
+            if isinstance(event, AgentReopened) and status == "active":
+                status = "handoff"
+            elif status == "handoff" and _ends_handoff(event):
+                status = "active"
+        return status
+
+    def _settle_holder(self) -> None:
+        """After an event: a hand-off that is over has no holder; one the interpreter gave out has one.
+
+        Only when no agent action is still queued: those were decided by the handler already.
+        """
+        run = self.run_state
+        state = run.state
+        if state is None or any(isinstance(e, AGENT_EVENTS) for e in run.events):
+            return
+        if state.status != "handoff" or state.handoff is None:
+            run.holder = ""
+        elif not run.holder:
+            run.holder = str(state.handoff.get("agent") or "")
 
     @workflow.update(name="close")
     def close(self, request: CloseRequest) -> ActionAccepted:

@@ -22,7 +22,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from engine.channels.errors import PayloadInvalid, SignatureInvalid
 from engine.errors import ExpressionError, FlowdeskError, FlowError
 from engine.flow.knowledge import KnowledgeUnusable
-from engine.runtime.client import ConversationEnded
+from engine.runtime.client import AgentActionInvalid, AgentActionRefused, ConversationEnded, ConversationTaken
 from engine.store.tokens import TokenNameTaken
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,9 @@ DOMAIN_STATUSES: dict[type[FlowdeskError], int] = {
     ExpressionError: 422,
     KnowledgeUnusable: 422,
     ConversationEnded: 409,
+    ConversationTaken: 409,
+    AgentActionRefused: 409,
+    AgentActionInvalid: 422,
     TokenNameTaken: 409,
     SignatureInvalid: 401,
     PayloadInvalid: 400,

@@ -12,6 +12,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from engine.runtime.client import AgentActionInvalid, AgentActionRefused
 from engine.runtime.types import AgentAction, ConversationInput, InboundMessage, workflow_id
 from engine.runtime.workflow import ConversationWorkflow
 from tests.integration.runtime_support import (
@@ -231,31 +232,32 @@ async def test_an_agent_takes_over_replies_and_resolves(
         assert await rt.channel.wait_texts(conv, 1) == ["bot: hello"]
 
         # not handed off: the agent console's action is refused, and says why
-        with pytest.raises(WorkflowUpdateFailedError) as caught:
+        with pytest.raises(AgentActionRefused) as refused:
             await rt.conversations.agent(conv, AgentAction("accept", "anna"))
-        assert "not handed off" in str(caught.value.cause)
+        assert "not handed off" in str(refused.value)
 
         await rt.send(conv, "I want a human")
         assert (await rt.channel.wait_texts(conv, 2))[1] == "Connecting you with a colleague..."
         await rt.wait_step(conv, "human", waiting_for="agent")
-        await rt.conversations.agent(conv, AgentAction("accept", "anna"))
+        await rt.conversations.agent(conv, AgentAction("accept", "anna", name="Anna"))
         await rt.send(conv, "are you there?")  # goes to the agent: the bot stays quiet
-        await rt.conversations.agent(conv, AgentAction("reply", "anna", text="Hi, Anna here."))
-        assert (await rt.channel.wait_texts(conv, 3))[2] == "Hi, Anna here."
+        await rt.conversations.agent(conv, AgentAction("reply", "anna", text="Hi, Anna here.", name="Anna"))
+        assert (await rt.channel.wait_texts(conv, 4))[3] == "Hi, Anna here."
         await rt.conversations.agent(conv, AgentAction("resolve", "anna"))
-        assert (await rt.channel.wait_texts(conv, 4))[3] == "Thanks for your patience!"
+        assert (await rt.channel.wait_texts(conv, 5))[4] == "Thanks for your patience!"
         await rt.wait_step(conv, "listen")
         assert rt.channel.texts(conv) == [
             "bot: hello",
             "Connecting you with a colleague...",
+            "Anna joined the conversation.",
             "Hi, Anna here.",
             "Thanks for your patience!",
         ]
         senders = [m.sender for m in rt.channel.sent if m.conversation_id == conv]
-        assert senders == ["bot", "bot", "agent:anna", "bot"]
-        with pytest.raises(WorkflowUpdateFailedError) as caught:
+        assert senders == ["bot", "bot", "system", "agent:anna", "bot"]
+        with pytest.raises(AgentActionRefused) as refused:
             await rt.conversations.agent(conv, AgentAction("reply", "anna", text="one more"))
-        assert "not handed off" in str(caught.value.cause)
+        assert "not handed off" in str(refused.value)
 
 
 async def test_an_agent_transfers_a_hand_off_to_another_queue_where_it_is_taken(
@@ -265,9 +267,9 @@ async def test_an_agent_transfers_a_hand_off_to_another_queue_where_it_is_taken(
         conv = _conversation()
         await rt.send(conv, "I want a human")
         await rt.wait_step(conv, "human", waiting_for="agent")
-        with pytest.raises(WorkflowUpdateFailedError) as caught:
+        with pytest.raises(AgentActionInvalid) as invalid:
             await rt.conversations.agent(conv, AgentAction("transfer", "anna"))
-        assert "needs a queue" in str(caught.value.cause)
+        assert "needs a queue" in str(invalid.value)
 
         accepted = await rt.conversations.agent(conv, AgentAction("transfer", "anna", queue="billing", reason="refund"))
         assert accepted.accepted
@@ -279,10 +281,14 @@ async def test_an_agent_transfers_a_hand_off_to_another_queue_where_it_is_taken(
         await rt.conversations.agent(conv, AgentAction("accept", "ben"))
         await rt.conversations.agent(conv, AgentAction("reply", "ben", text="Ben from billing here."))
         await rt.conversations.agent(conv, AgentAction("resolve", "ben"))
-        assert (await rt.channel.wait_texts(conv, 3))[1:] == ["Ben from billing here.", "Thanks for your patience!"]
+        assert (await rt.channel.wait_texts(conv, 4))[1:] == [
+            "ben joined the conversation.",
+            "Ben from billing here.",
+            "Thanks for your patience!",
+        ]
         await rt.wait_step(conv, "listen")
-        # a new conversation takes the transfer through the interpreter (the patch marker says so)
-        assert "agent-transfer-event" in await history_text(rt.handle(conv))
+        # a new conversation takes agent actions as interpreter events, the claim decided by the handler
+        assert "agent-claims" in await history_text(rt.handle(conv))
 
 
 async def test_closing_a_handed_off_conversation_withdraws_it_from_the_queue(

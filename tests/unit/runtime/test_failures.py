@@ -35,6 +35,9 @@ def test_the_names_written_to_histories_are_the_ones_recorded() -> None:
         "HTTP_STATUS": "HttpStatus",
         "CONVERSATION_ENDED": "ConversationEnded",
         "NO_TEST_MOCKS": "NoTestMocks",
+        "CONVERSATION_TAKEN": "ConversationTaken",
+        "AGENT_ACTION_REFUSED": "AgentActionRefused",
+        "AGENT_ACTION_INVALID": "AgentActionInvalid",
     }
 
 
