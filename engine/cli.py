@@ -22,6 +22,7 @@ COMMANDS = {
     "serve": "engine.commands.serve",
     "db": "engine.commands.db",
     "token": "engine.commands.token",
+    "user": "engine.commands.user",
     "channels": "engine.commands.channels",
 }
 

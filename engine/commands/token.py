@@ -1,4 +1,4 @@
-"""``flowdesk token create|list|revoke``: API tokens for the admin and agent API.
+"""``flowdesk token create|list|revoke``: API tokens for the admin and agent API, each with a role.
 
 A token's plaintext is printed once, by ``create``; the database keeps only its
 SHA-256, so a lost token is revoked and replaced, never recovered.
@@ -28,6 +28,12 @@ def register(sub: Any) -> None:
     actions = parser.add_subparsers(dest="token_action", metavar="ACTION")
     create = actions.add_parser("create", help="create a token and print it (once)", description="Create a token.")
     create.add_argument("name", metavar="NAME", help="what the token is for, e.g. 'ci' or 'crm-sync' (unique)")
+    create.add_argument(
+        "--role",
+        default="admin",
+        choices=["admin", "supervisor", "agent", "editor"],
+        help="what the token may do, as a user of that role (default: admin)",
+    )
     add_database_options(create)
     create.set_defaults(func=guarded(run_create))
     listing = actions.add_parser("list", help="list tokens (never their values)", description="List tokens.")
@@ -41,7 +47,7 @@ def register(sub: Any) -> None:
 
 
 @contextmanager
-def _opened(args: argparse.Namespace, *, upgrade: bool) -> Iterator[Store]:
+def opened(args: argparse.Namespace, *, upgrade: bool) -> Iterator[Store]:
     """The store, closed after use; upgraded first when creating, else required to be at the newest schema."""
     # Imported here, not at the top: `flowdesk --help` loads every command module.
     from engine.store import DatabaseError, Store, head_revision  # noqa: PLC0415
@@ -64,31 +70,31 @@ def _opened(args: argparse.Namespace, *, upgrade: bool) -> Iterator[Store]:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    with _opened(args, upgrade=True) as store:
-        plaintext = store.create_token(args.name)
+    with opened(args, upgrade=True) as store:
+        plaintext = store.create_token(args.name, role=args.role)
     print(plaintext)
-    print(f"token {args.name!r} created; copy it now: it is not shown again", file=sys.stderr)
+    print(f"token {args.name!r} ({args.role}) created; copy it now: it is not shown again", file=sys.stderr)
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with _opened(args, upgrade=False) as store:
+    with opened(args, upgrade=False) as store:
         tokens = store.list_tokens()
     if not tokens:
         print("no tokens yet: `flowdesk token create NAME` makes one", file=sys.stderr)
         return 0
-    rows = [("NAME", "CREATED", "LAST USED", "STATUS")]
+    rows = [("NAME", "ROLE", "CREATED", "LAST USED", "STATUS")]
     for token in tokens:
         status = f"revoked {_when(token.revoked_at)}" if token.revoked_at else "active"
-        rows.append((token.name, _when(token.created_at), _when(token.last_used_at), status))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        rows.append((token.name, token.role, _when(token.created_at), _when(token.last_used_at), status))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
     return 0
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    with _opened(args, upgrade=False) as store:
+    with opened(args, upgrade=False) as store:
         revoked = store.revoke_token(args.name)
     if not revoked:
         print(f"error: no active token named {args.name!r} (see `flowdesk token list`)", file=sys.stderr)

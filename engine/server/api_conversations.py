@@ -12,6 +12,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, KwargDefinition, QueryParameter, RequestBody
 from temporalio.service import RPCError
 
+from engine.people.roles import AGENT_ROLES
 from engine.runtime.client import ConversationEnded
 from engine.server.api_agent_actions import directory_of, visible_conversation
 from engine.server.api_models_conversations import (
@@ -94,6 +95,7 @@ class ConversationsController(Controller):
     path = "/api/conversations"
     tags = ["conversations"]  # noqa: RUF012 - Litestar declares it as a plain attribute
     request_class = ApiRequest
+    opt = {"roles": AGENT_ROLES}  # noqa: RUF012 - who reaches these routes (engine.people.roles)
 
     @get(
         "/",

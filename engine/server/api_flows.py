@@ -20,6 +20,7 @@ from litestar.params import FromPath, KwargDefinition, QueryParameter, RequestBo
 from engine.flow.knowledge import knowledge_digests
 from engine.flow.validate import CompileResult, compile_source
 from engine.flow.vocabulary import DEFAULT_VOCABULARY
+from engine.people.roles import FLOW_EDITORS
 from engine.server.api_models import diagnostic_views
 from engine.server.api_models_flows import (
     FlowDiff,
@@ -88,6 +89,7 @@ class FlowsController(Controller):
     path = "/api/flows"
     tags = ["flows"]  # noqa: RUF012 - Litestar declares it as a plain attribute
     request_class = ApiRequest
+    opt = {"roles": FLOW_EDITORS}  # noqa: RUF012 - who reaches these routes (engine.people.roles)
 
     @get(
         "/",

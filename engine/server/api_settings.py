@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from litestar import Controller, get
 
+from engine.people.roles import ADMIN_ONLY
 from engine.server.api_models_settings import SettingsProblem, SettingsView
 from engine.server.api_request import ApiRequest
 from engine.server.problems import problem_responses
@@ -18,6 +19,7 @@ class SettingsController(Controller):
     path = "/api/settings"
     tags = ["settings"]  # noqa: RUF012 - Litestar declares it as a plain attribute
     request_class = ApiRequest
+    opt = {"roles": ADMIN_ONLY}  # noqa: RUF012 - who reaches these routes (engine.people.roles)
 
     @get(
         "/",

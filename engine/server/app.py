@@ -15,14 +15,17 @@ from litestar.static_files import create_static_files_router
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from engine.metrics import watch_conversations
+from engine.people.roles import SUPERVISORS
 from engine.resources import bundled_dir
+from engine.server.api_auth import AuthController
 from engine.server.api_conversations import ConversationsController
 from engine.server.api_flows import FlowsController
 from engine.server.api_models import DescribedModels, Health, Readiness
 from engine.server.agent_socket import ROUTES as AGENT_SOCKET_ROUTES
 from engine.server.api_settings import SettingsController
+from engine.server.api_users import UsersController
 from engine.server.apidocs import LocalRedocPlugin
-from engine.server.auth import require_token
+from engine.server.auth import require_principal
 from engine.server.demo_shop import demo_order, order_api_enabled
 from engine.server.problems import handle_http_exception, handle_unexpected, problem_response, problem_responses
 from engine.server.services import Services, ServicesDep
@@ -69,7 +72,12 @@ async def readyz(services: ServicesDep) -> Response[Readiness]:
     return problem_response(503, f"not ready: {failing}", checks=checks)
 
 
-@get("/metrics", summary="Prometheus metrics (docs/metrics.md lists them)", media_type=MediaType.TEXT)
+@get(
+    "/metrics",
+    opt={"roles": SUPERVISORS},
+    summary="Prometheus metrics (docs/metrics.md lists them)",
+    media_type=MediaType.TEXT,
+)
 async def metrics() -> Response[bytes]:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
@@ -115,12 +123,14 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
             FlowsController,
             ConversationsController,
             SettingsController,
+            AuthController,
+            UsersController,
             static,
             # Demo data only, and only where the settings turn it on (demo.order_api).
             *([demo_order] if order_api_enabled(services.settings) else []),
         ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
-        guards=[require_token],
+        guards=[require_principal],
         # Each model's docstring describes its schema in the OpenAPI document.
         plugins=[DescribedModels()],
         exception_handlers={HTTPException: handle_http_exception, Exception: handle_unexpected},

@@ -20,6 +20,7 @@ from engine.store.people import PeopleMixin
 from engine.store.reports import ReportsMixin
 from engine.store.revisions import RevisionsMixin
 from engine.store.tokens import TokensMixin
+from engine.store.users import UsersMixin
 
 
 class Store(
@@ -28,6 +29,7 @@ class Store(
     RevisionsMixin,
     TokensMixin,
     AuditMixin,
+    UsersMixin,
     PeopleMixin,
     AgentFeedMixin,
     CannedMixin,

@@ -1,4 +1,4 @@
-"""API tokens: created once, shown once, stored as a SHA-256 hash.
+"""API tokens: created once, shown once, stored as a SHA-256 hash, each with a role (admin by default).
 
 A token is 32 random bytes, so a fast unsalted hash is enough: there is nothing to
 guess, only a stolen database to make useless. The lookup is by hash, so the
@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from engine.errors import ConfigError
+from engine.people.roles import parse_role
 from engine.store.base import StoreBase
 from engine.store.columns import utcnow
 from engine.store.tables import ApiToken
@@ -36,23 +37,27 @@ def token_hash(plaintext: str) -> str:
 class TokensMixin(StoreBase):
     """Create, check, list and revoke API tokens."""
 
-    def create_token(self, name: str) -> str:
-        """A new token named ``name``; the plaintext is returned here and never again."""
+    def create_token(self, name: str, role: str = "admin") -> str:
+        """A new token named ``name`` acting as ``role``; the plaintext is returned here and never again."""
         if not name.strip():
             raise ConfigError("a token needs a name")
+        try:
+            role = str(parse_role(role))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
         try:
             with self._write() as session:
                 if session.exec(select(ApiToken.id).where(ApiToken.name == name)).first() is not None:
                     raise TokenNameTaken(f"a token named {name!r} already exists; pick another name")
-                session.add(ApiToken(name=name, token_hash=token_hash(plaintext)))
+                session.add(ApiToken(name=name, token_hash=token_hash(plaintext), role=role))
         except IntegrityError:
             # Another process created the same name between our check and our insert.
             raise TokenNameTaken(f"a token named {name!r} already exists; pick another name") from None
         return plaintext
 
     def verify_token(self, plaintext: str) -> ApiToken | None:
-        """The token's row if ``plaintext`` is a token that is not revoked, else None."""
+        """The row (its ``role`` says what it may do) of a token that is not revoked, else None."""
         if not plaintext.startswith(TOKEN_PREFIX):
             return None  # not even shaped like one: no database round trip
         digest = token_hash(plaintext)
@@ -86,3 +91,8 @@ class TokensMixin(StoreBase):
             token.revoked_at = utcnow()
             session.add(token)
             return True
+
+    def get_token_row(self, token_id: int) -> ApiToken | None:
+        """A token's row by id (a socket ticket of a token names it); revoked ones too: the caller checks."""
+        with self._read() as session:
+            return session.get(ApiToken, token_id)
