@@ -188,7 +188,8 @@ async def test_a_viewer_gets_its_queues_events_and_hears_when_one_leaves(fx_stor
 async def test_ephemeral_events_reach_who_may_see_them(fx_store: Store, fx_hub: AgentHub) -> None:
     ann, bob, cat = (add_user(fx_store, f"{n}@example.com") for n in ("ann", "bob", "cat"))
     billing = add_conversation(fx_store, "v1", queue="billing")
-    connection, _ = await fx_hub.attach(Viewer(agent(ann), queues=frozenset({"billing"}), teammates=frozenset({ann, bob})), None)
+    viewer = Viewer(agent(ann), queues=frozenset({"billing"}), teammates=frozenset({ann, bob}))
+    connection, _ = await fx_hub.attach(viewer, None)
     frames = Frames(connection)
     heard: list[dict[str, Any]] = []
     fx_hub.subscribe(heard.append)
