@@ -40,8 +40,11 @@ from engine.secrets import secret_lookup
 from engine.server.app import create_app
 from engine.server.channel_host import ServerChannelHost
 from engine.server.demo_shop import demo_values
+from engine.server.dispatcher import Dispatcher
 from engine.server.http_limits import HeadDeadlineH11Protocol, websockets_protocol
 from engine.server.options import ServeOptions
+from engine.server.presence import Presence
+from engine.server.queues import QueueDirectory
 from engine.server.reload import FlowReloader
 from engine.server.services import Services
 from engine.server.settings_reload import SettingsReloader
@@ -194,7 +197,23 @@ class Node:
         if resumed:
             log.info("handing over %d message(s) accepted before the last stop", resumed)
         await services.agent_hub.start(store)  # the agents' stream: tails the log, LISTENs on PostgreSQL
+        await self._start_people(services)
         await self._start_http(services)
+
+    async def _start_people(self, services: Services) -> None:
+        """Queues, presence and the dispatcher, on the services (the agent API and socket use them)."""
+        assert self.store is not None
+        reloader = services.settings_reloader
+        services.queues = QueueDirectory(self.store, lambda: reloader.settings)
+        dispatcher = Dispatcher(services, services.queues)
+        services.dispatcher = dispatcher
+        services.presence = Presence(
+            self.store,
+            services.agent_hub,
+            grace_s=lambda: reloader.settings.people.presence_grace_s,
+            on_online=dispatcher.poke,
+        )
+        await dispatcher.start()
 
     def _build_workers(
         self,
@@ -277,6 +296,10 @@ class Node:
             self._server.should_exit = True  # stops accepting, closes sockets, lets requests finish
         self._watch_stop.set()
         if self.services is not None:
+            if self.services.dispatcher is not None:
+                await self.services.dispatcher.aclose()
+            if self.services.presence is not None:
+                await self.services.presence.aclose()
             await self.services.agent_hub.aclose()
         if self.services is not None and isinstance(self.services.channel_host, ServerChannelHost):
             await self.services.channel_host.aclose()  # what is not handed over yet stays queued
