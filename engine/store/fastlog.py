@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -42,7 +42,7 @@ CONVERSATIONS = Conversation.__table__  # type: ignore[attr-defined]
 #: Values SQLAlchemy would bind as JSON text (JSON columns), and as naive UTC text
 #: on SQLite (UTCDateTime columns: the message's created_at, the conversation's updated_at).
 _JSON_COLUMNS = ("choices", "meta")
-_TIME_VALUES = ("created_at", "now")
+_TIME_VALUES = ("created_at", "now", "last_at")
 #: SQLAlchemy's storage format for SQLite datetimes (microseconds always written).
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -93,12 +93,15 @@ def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, ra
     now = utcnow()
     values = {**entry_columns(entry, choices, raw_ref), "created_at": now}
     # The conversation keeps its flow and revision when the entry names none.
+    # The inbox's last message rides on the same UPDATE (no statement more on the hot path).
     touched = {
         "conversation": entry.conversation_id,
         "handoff": HANDOFF,
         "now": now,
         "given_flow": entry.flow,
         "given_revision": entry.revision,
+        "last_message": last_message_text(entry.text),
+        "last_at": moment(entry.at) or now,
     }
     try:
         if writer.dialect.name == "sqlite":
@@ -142,7 +145,7 @@ def _sqlite_values(values: dict[str, Any]) -> dict[str, Any]:
         if name in bound:
             bound[name] = json.dumps(bound[name])
     for name in _TIME_VALUES:
-        if name in bound:
+        if bound.get(name) is not None:
             bound[name] = bound[name].astimezone(UTC).strftime(_SQLITE_TIME)
     return bound
 
@@ -190,5 +193,28 @@ def _touch_conversation() -> Any:
     return (
         update(CONVERSATIONS)
         .where((columns.id == bindparam("conversation")) & (columns.status != bindparam("handoff")))
-        .values(updated_at=bindparam("now", type_=columns.updated_at.type), **keep_unless_given)
+        .values(
+            updated_at=bindparam("now", type_=columns.updated_at.type),
+            last_message=bindparam("last_message"),
+            last_message_at=bindparam("last_at", type_=columns.last_message_at.type),
+            **keep_unless_given,
+        )
     )
+
+
+#: How much of a message the inbox row keeps as its preview.
+LAST_MESSAGE_CHARS = 500
+
+
+def last_message_text(text: str) -> str:
+    """A message's preview for the inbox: its text, cut to LAST_MESSAGE_CHARS."""
+    return text[:LAST_MESSAGE_CHARS]
+
+
+def moment(at: str) -> datetime | None:
+    """An entry's ISO time as an aware datetime (UTC when it names no offset); None if unreadable."""
+    try:
+        parsed = datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -21,8 +21,8 @@ from engine.store.base import ROW_LOCK, log
 from engine.store.channel_log import PAYLOAD_REF, ChannelLogMixin
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact
-from engine.store.fastlog import MESSAGES, Logged, eligible, entry_columns, record_new
-from engine.store.tables import Conversation, Message
+from engine.store.fastlog import MESSAGES, Logged, eligible, entry_columns, last_message_text, moment, record_new
+from engine.store.tables import Conversation, CsatRating, Message
 
 #: How far a status has come. A repeated write never moves an entry back: a local activity
 #: re-run with its workflow task writes "received" again after "blocked", a late failure
@@ -228,6 +228,12 @@ def _touch(session: Session, conversation: Conversation, entry: RecordInput, cha
         conversation.flow = entry.flow
     if entry.revision:
         conversation.revision = entry.revision
+    if changed and entry.direction in ("in", "out"):
+        # As the fast path's UPDATE does (engine.store.fastlog): messages, never events or notes.
+        conversation.last_message = last_message_text(entry.text)
+        conversation.last_message_at = moment(entry.at) or now
+        if entry.direction == "in":
+            conversation.snoozed_until_reply = False  # the customer wrote: back in the inbox
     if changed and conversation.status != ENDED:
         # Only news moves the status: a repeated old "handoff" must not undo a later return to the bot.
         _transition(session, conversation, entry, now)
@@ -238,16 +244,64 @@ def _transition(session: Session, conversation: Conversation, entry: RecordInput
     if entry.status == ENDED:
         conversation.status, conversation.end_status, conversation.ended_at = ENDED, entry.detail or ENDED, now
         conversation.assigned_agent = None
-    elif entry.direction == "event" and entry.status == HANDOFF:
-        conversation.status = HANDOFF
-    elif entry.direction == "event" and entry.status in _BACK_TO_BOT:
-        conversation.status, conversation.assigned_agent = OPEN, None
+        conversation.waiting_since = None
+    elif entry.direction == "event":
+        _people_event(session, conversation, entry, now)
     elif entry.direction == "out" and conversation.status == HANDOFF:
         if entry.sender.startswith("agent:"):
             conversation.assigned_agent = entry.sender.removeprefix("agent:")
+            conversation.waiting_since = None
         elif entry.sender == "bot" and _after_handoff(session, conversation.id, entry.at):
             # The bot speaks again only once the agent has resolved the hand-off.
-            conversation.status, conversation.assigned_agent = OPEN, None
+            _back_to_bot(conversation)
+
+
+def _people_event(session: Session, conversation: Conversation, entry: RecordInput, now: datetime) -> None:
+    """What a logged event says about the conversation's inbox row (see engine.flow.steps_people)."""
+    status, meta = entry.status, entry.meta or {}
+    if status == HANDOFF:
+        # A hand-off, a transfer to another queue, a reopen: it waits there, nobody holds it.
+        conversation.status, conversation.queue = HANDOFF, entry.text or conversation.queue
+        conversation.assigned_agent, conversation.waiting_since = None, moment(entry.at) or now
+    elif status in _BACK_TO_BOT:
+        _back_to_bot(conversation)
+    elif status == "assigned":
+        conversation.assigned_agent = entry.sender.removeprefix("agent:") or None
+        conversation.waiting_since = None
+    elif status == "labels":
+        labels = meta.get("labels")
+        conversation.labels = [str(label) for label in labels] if isinstance(labels, list) else []
+    elif status == "snoozed":
+        until = meta.get("until")
+        conversation.snoozed_until = moment(until) if isinstance(until, str) else None
+        conversation.snoozed_until_reply = bool(meta.get("until_reply"))
+    elif status == "unsnoozed":
+        conversation.snoozed_until, conversation.snoozed_until_reply = None, False
+    elif status == "csat":
+        _rate(session, conversation, entry, now)
+
+
+def _back_to_bot(conversation: Conversation) -> None:
+    conversation.status, conversation.assigned_agent, conversation.waiting_since = OPEN, None, None
+    conversation.snoozed_until, conversation.snoozed_until_reply = None, False
+
+
+def _rate(session: Session, conversation: Conversation, entry: RecordInput, now: datetime) -> None:
+    """A customer's rating: one row per conversation (a second rating replaces the first)."""
+    meta = entry.meta or {}
+    try:
+        rating = int(meta.get("rating", 0))
+    except (TypeError, ValueError):
+        return
+    if not 1 <= rating <= 5:
+        return
+    agent = meta.get("agent")
+    row = session.get(CsatRating, conversation.id) or CsatRating(conversation_id=conversation.id, rating=rating)
+    row.rating = rating
+    row.agent = str(agent) if agent else None
+    row.queue = str(meta.get("queue") or conversation.queue or "") or None
+    row.at = moment(entry.at) or now
+    session.add(row)
 
 
 def _after_handoff(session: Session, conversation_id: str, at: str) -> bool:
