@@ -190,6 +190,12 @@ class AgentFeedMixin(StoreBase):
         """The trigger that wakes every node's hub when a message row is committed (idempotent)."""
         if self.engine.dialect.name != "postgresql":
             return
+        # Looked up first: creating a trigger locks the table against writes, which a node
+        # joining a busy cluster must not do when the trigger is there already.
+        exists = text("SELECT 1 FROM pg_trigger WHERE tgname = 'flowdesk_agent_feed' AND tgrelid = 'message'::regclass")
+        with self.engine.connect() as connection:
+            if connection.execute(exists).first() is not None:
+                return
         with self._writer.begin() as connection:
             for statement in _NOTIFY_DDL:
                 connection.exec_driver_sql(statement)

@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from engine.server import agent_socket as agent_socket_module
 from engine.server import auth
 from engine.store import Store
 from engine.store.tables import Conversation, UserAccount
@@ -125,7 +126,7 @@ def text_is(text: str) -> Callable[[dict[str, Any]], bool]:
 
 
 async def test_an_admin_socket_gets_messages_hand_offs_and_inbox_rows_then_replays_what_it_missed(
-    fx_dev_env: WorkflowEnvironment, tmp_path: Path
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with running_node(fx_dev_env, tmp_path, flows={"desk.yaml": DESK_FLOW}, settings=SETTINGS) as node:
         async with agent_socket(node, headers=bearer(node)) as agent, chat(node) as visitor:
@@ -170,6 +171,11 @@ async def test_an_admin_socket_gets_messages_hand_offs_and_inbox_rows_then_repla
                 await again.until("the live message", text_is("live again"))
             seqs = [f["seq"] for f in again.messages()]
             assert seqs == sorted(set(seqs)) and seqs[0] > last_seen
+        # Too much missed to replay: one `reset` frame says so (the console reloads through the API).
+        monkeypatch.setattr(agent_socket_module, "REPLAY_MAX", 2)
+        async with agent_socket(node, "?since=0", headers=bearer(node)) as behind:
+            reset = await behind.until("reset", lambda f: f["kind"] in ("reset", "message"))
+            assert reset["kind"] == "reset" and reset["seq"] >= seqs[-1]
 
 
 async def test_an_agent_sees_its_queue_not_another_and_editors_are_refused(
