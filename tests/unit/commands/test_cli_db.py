@@ -53,7 +53,8 @@ def test_tokens_from_create_to_revoke(fx_flowdesk: Flowdesk, tmp_path: Path) -> 
     listed = fx_flowdesk("token", "list", "--database-url", url)
     assert listed.returncode == 0, listed.stderr
     [header, row] = listed.stdout.splitlines()
-    assert header.split()[:2] == ["NAME", "CREATED"] and row.startswith("ci ") and "revoked" in row
+    assert header.split()[:3] == ["NAME", "ROLE", "CREATED"] and row.startswith("ci ") and "revoked" in row
+    assert row.split()[1] == "admin"  # the default role
     assert plaintext not in listed.stdout
 
     again = fx_flowdesk("token", "revoke", "ci", "--database-url", url)
