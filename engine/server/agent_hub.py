@@ -4,8 +4,10 @@ Contract: ``publish`` sends an ephemeral event (``presence``, ``typing``) to eve
 node; ``subscribe`` registers an in-process listener that gets every event, those
 read from the message log included (kinds ``message``, ``conversation``,
 ``presence``, ``typing``; each a ``{"seq", "kind", "data"}`` dict); ``connections_of``
-counts a user's open ``/ws/agent`` sockets on this node; ``attach``/``detach`` are
-the sockets' side (``engine.server.agent_socket``).
+counts a user's open ``/ws/agent`` sockets (this node's, and on PostgreSQL the other
+nodes' as they last announced them: presence drops an agent to offline only when none
+is left anywhere); ``attach``/``detach`` are the sockets' side
+(``engine.server.agent_socket``).
 
 Where events come from:
 
@@ -73,6 +75,9 @@ WHERE_CACHE = 10_000
 KNOWN_PER_SOCKET = 5000
 #: PostgreSQL's limit on a NOTIFY payload is 8000 bytes.
 NOTIFY_MAX = 7900
+#: How often a node tells the others whose sockets it holds, and when the others stop believing it.
+ANNOUNCE_S = 20.0
+ANNOUNCE_STALE_S = 60.0
 
 
 class AgentConnection:
@@ -140,6 +145,9 @@ class AgentHub:
         self._listening = False
         self._closing = False
         self._node = uuid.uuid4().hex[:12]
+        #: other nodes' open sockets by user (PostgreSQL): node -> (counts, when heard)
+        self._remote: dict[str, tuple[dict[int, int], float]] = {}
+        self._announce = asyncio.Event()
 
     # -- the public surface ----------------------------------------------------------------
 
@@ -181,8 +189,19 @@ class AgentHub:
         return unsubscribe
 
     def connections_of(self, user_id: int) -> int:
-        """Open agent sockets of ``user_id`` on this node."""
-        return sum(1 for c in self._connections if c.viewer.principal.user_id == user_id)
+        """Open agent sockets of ``user_id``: on this node, and on the others as they last said (PostgreSQL)."""
+        here = sum(1 for c in self._connections if c.viewer.principal.user_id == user_id)
+        now = time.monotonic()
+        there = sum(counts.get(user_id, 0) for counts, heard in self._remote.values() if now - heard < ANNOUNCE_STALE_S)
+        return here + there
+
+    def _local_counts(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for connection in self._connections:
+            user_id = connection.viewer.principal.user_id
+            if user_id is not None:
+                counts[user_id] = counts.get(user_id, 0) + 1
+        return counts
 
     def connections(self) -> list[AgentConnection]:
         return list(self._connections)
@@ -200,6 +219,7 @@ class AgentHub:
             await asyncio.to_thread(self.store.install_feed_notify)
             self._tasks.append(asyncio.create_task(self._listen(), name="agent hub listener"))
             self._tasks.append(asyncio.create_task(self._send(), name="agent hub notify"))
+            self._tasks.append(asyncio.create_task(self._announcer(), name="agent hub sockets"))
 
     async def aclose(self) -> None:
         self._closing = True
@@ -224,10 +244,12 @@ class AgentHub:
             connection = AgentConnection(viewer, floor=max(since or 0, cursor), size=self.queue_size)
             self._connections.add(connection)
         self._activity.set()
+        self._announce.set()
         return connection, cursor
 
     def detach(self, connection: AgentConnection) -> None:
         self._connections.discard(connection)
+        self._announce.set()
 
     # -- the tail ----------------------------------------------------------------------------
 
@@ -350,6 +372,32 @@ class AgentHub:
             except Exception:
                 log.warning("an ephemeral agent event did not reach the other nodes", exc_info=True)
 
+    async def _announcer(self) -> None:
+        """Tell the other nodes whose sockets this node holds: on every change, and every ANNOUNCE_S.
+
+        A full count each time (not +1/-1), so a lost notification is corrected by the
+        next one, and a node that died is forgotten ANNOUNCE_STALE_S after its last word.
+        """
+        store = self.store
+        assert store is not None
+        said: dict[int, int] | None = None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._announce.wait(), ANNOUNCE_S)
+            self._announce.clear()
+            counts = self._local_counts()
+            if not counts and not said:
+                continue  # nothing held, and the others know it
+            payload = json.dumps({"n": self._node, "c": {str(u): n for u, n in counts.items()}}, separators=(",", ":"))
+            if len(payload.encode()) > NOTIFY_MAX:
+                log.warning("too many agents on this node to tell the other nodes about (%d)", len(counts))
+                continue
+            try:
+                await asyncio.to_thread(store.notify_agents, payload)
+                said = counts
+            except Exception:
+                log.warning("could not tell the other nodes whose sockets this node holds", exc_info=True)
+
     async def _listen(self) -> None:
         """LISTEN for wake-ups (empty payload) and other nodes' ephemeral events; reconnect when lost."""
         import psycopg  # noqa: PLC0415 - PostgreSQL only
@@ -384,6 +432,10 @@ class AgentHub:
             message = json.loads(payload)
             if message.get("n") == self._node:
                 return  # ours: delivered here when it was published
+            if "c" in message:
+                counts = {int(user): int(n) for user, n in message["c"].items()}
+                self._remote[str(message["n"])] = (counts, time.monotonic())
+                return
             kind, data = message["k"], message["d"]
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("an agent event from another node could not be read; ignored")

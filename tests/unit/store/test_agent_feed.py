@@ -291,3 +291,23 @@ async def test_postgresql_rows_go_out_in_seq_order_whatever_order_they_commit_in
     assert seqs == sorted(seqs)
     # A reconnect with the cursor it saw gets nothing twice and nothing less.
     assert fx_store.feed_between(seqs[-1], fx_hub.cursor) == []
+
+
+async def test_postgresql_a_node_knows_the_sockets_another_node_holds(fx_store: Store, fx_db_url: str) -> None:
+    """Presence asks ``connections_of`` before dropping someone to offline: sockets on any node count."""
+    if not fx_db_url.startswith("postgresql"):
+        pytest.skip("SQLite is one node")
+    ann = add_user(fx_store, "ann@example.com")
+    a, b = AgentHub(), AgentHub()
+    await a.start(fx_store)
+    await b.start(fx_store)
+    try:
+        await eventually(lambda: a._listening and b._listening, "both hubs listen")
+        connection, _ = await a.attach(Viewer(agent(ann)), None)
+        assert a.connections_of(ann) == 1
+        await eventually(lambda: b.connections_of(ann) == 1, "node B heard of ann's socket on node A")
+        a.detach(connection)
+        await eventually(lambda: b.connections_of(ann) == 0, "node B heard it closed")
+    finally:
+        await a.aclose()
+        await b.aclose()
