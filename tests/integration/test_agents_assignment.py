@@ -1,0 +1,273 @@
+"""Agents answering hand-offs through a running node: assignment by capacity and presence, visibility, claims, notes.
+
+Real node (store, Temporal, HTTP, sockets): agents sign in with e-mail and password,
+set their presence, and act through the REST API; customers write through the
+web-chat socket or Telegram's emulator. The dispatcher of the node assigns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import Session
+from temporalio.testing import WorkflowEnvironment
+
+from engine.store.tables import Message
+from tests.integration.runtime_support import DEADLINE, eventually
+from tests.integration.server_support import ChatClient, RunningNode, chat, running_node
+from tests.vendors.telegram import SECRET, TOKEN, TelegramEmulator, TelegramUpdates
+
+DESK_FLOW = """
+flow: desk
+channels: [webchat, telegram]
+steps:
+  listen:
+    wait: message
+  route:
+    switch:
+      - if: "message.text is matching('(?i)night')"
+        goto: night
+      - if: "message.text is matching('(?i)billing')"
+        goto: billing
+      - if: "message.text is matching('(?i)human')"
+        goto: human
+    default: reply
+  reply:
+    say: "bot: {{ message.text }}"
+    next: listen
+  human:
+    say: Connecting you with a colleague...
+    handoff: { queue: support, timeout: 1h }
+    on_timeout: sorry
+    next: back
+  billing:
+    say: Connecting you with billing...
+    handoff: { queue: billing, timeout: 1h }
+    on_timeout: sorry
+    next: back
+  night:
+    say: Let me see who is around...
+    handoff: { queue: night, timeout: 1h }
+    on_timeout: sorry
+    next: back
+  back:
+    say: The bot is back.
+    next: listen
+  sorry:
+    say: Nobody can answer now; leave us a message.
+    next: listen
+"""
+
+PASSWORD = "correct horse battery staple"
+
+SETTINGS: dict[str, Any] = {
+    "people": {"default_capacity": 1},
+    "queues": {
+        "support": {"members": ["ana@example.com", "bo@example.com", "cy@example.com"], "capacity": 1},
+        "billing": {"members": ["ana@example.com", "dee@example.com"]},
+        "night": {"members": ["ana@example.com"], "when_nobody": "fall_through"},
+    },
+}
+
+
+@dataclass
+class Agent:
+    """A signed-in person: their session's client (cookie + CSRF token) and who they are."""
+
+    id: str
+    name: str
+    http: httpx.AsyncClient
+
+    async def presence(self, presence: str) -> None:
+        answer = await self.http.put("/api/agents/me/presence", json={"presence": presence})
+        assert answer.status_code == 200, answer.text
+
+    async def mine(self) -> list[dict[str, Any]]:
+        answer = await self.http.get("/api/conversations", params={"assignee": "me", "status": "handoff"})
+        assert answer.status_code == 200, answer.text
+        rows: list[dict[str, Any]] = answer.json()["conversations"]
+        return rows
+
+    async def act(self, conversation_id: str, action: str, **body: Any) -> httpx.Response:
+        return await self.http.post(f"/api/conversations/{conversation_id}/{action}", json=body)
+
+
+@asynccontextmanager
+async def signed_in(
+    node: RunningNode, email: str, *, role: str = "agent", capacity: int | None = None
+) -> AsyncIterator[Agent]:
+    store = node.services.store
+    name = email.partition("@")[0].title()
+    user = await asyncio.to_thread(store.create_user, email, PASSWORD, role=role, display_name=name, capacity=capacity)
+    async with httpx.AsyncClient(base_url=node.url, timeout=DEADLINE) as http:
+        me = await http.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert me.status_code in (200, 201), me.text
+        http.headers["X-CSRF-Token"] = me.json()["csrf_token"]
+        yield Agent(str(user.id), name, http)
+
+
+async def conversation_of(node: RunningNode, visitor: ChatClient, text: str) -> str:
+    """The visitor says ``text``; the id of their conversation (the store's, by the message's seq)."""
+    client_id = await visitor.say(text)
+    ack = await visitor.next("ack", where={"id": client_id})
+    with Session(node.services.store.engine) as session:
+        row = session.get(Message, ack["seq"])
+        assert row is not None
+        return row.conversation_id
+
+
+async def waiting_ids(node: RunningNode) -> set[str]:
+    async with node.api() as api:
+        listing = (await api.get("/api/conversations", params={"unassigned": "true"})).json()
+    return {c["id"] for c in listing["conversations"]}
+
+
+@pytest.fixture(name="fx_telegram")
+def fixture_telegram() -> Iterator[TelegramEmulator]:
+    with TelegramEmulator() as telegram:
+        yield telegram
+
+
+@pytest.fixture(name="fx_node")
+async def fixture_node(
+    fx_dev_env: WorkflowEnvironment, fx_telegram: TelegramEmulator, tmp_path: Path
+) -> AsyncIterator[RunningNode]:
+    settings = dict(SETTINGS)
+    settings["channels"] = {"telegram": {"bot_token": TOKEN, "secret_token": SECRET, "api_base": fx_telegram.api_base}}
+    async with running_node(fx_dev_env, tmp_path, flows={"desk.yaml": DESK_FLOW}, settings=settings) as node:
+        yield node
+
+
+async def test_capacity_and_presence_decide_assignment(fx_node: RunningNode) -> None:
+    node = fx_node
+    async with (
+        signed_in(node, "ana@example.com") as ana,
+        signed_in(node, "bo@example.com") as bo,
+        signed_in(node, "cy@example.com", capacity=5) as cy,
+    ):
+        await ana.presence("online")
+        await bo.presence("online")
+        # cy stays offline: with room for five, they get none.
+        async with chat(node) as v1, chat(node) as v2, chat(node) as v3:
+            first = await conversation_of(node, v1, "human please")
+            second = await conversation_of(node, v2, "human please")
+            await eventually(lambda: _count_is(2, ana, bo), "the first two hand-offs assigned, one each")
+            third = await conversation_of(node, v3, "human please")
+            await eventually(lambda: _has(node, third), "the third hand-off waits: both agents are full")
+            await v3.next("message", where={"direction": "out", "text": "You are number 1 in the queue."})
+            held = {c["id"]: agent for agent in (ana, bo) for c in await agent.mine()}
+            assert set(held) == {first, second} and {a.id for a in held.values()} == {ana.id, bo.id}
+            assert await cy.mine() == []
+
+            # The holder of the first resolves it: the third is theirs at once.
+            holder = held[first]
+            assert (await holder.act(first, "resolve")).status_code == 200
+            await v1.next("message", where={"direction": "out", "text": "The bot is back."})
+            await eventually(
+                lambda: _holds(holder, third), f"the waiting conversation assigned to {holder.name} once they were free"
+            )
+            await v3.next("message", where={"direction": "out", "text": f"{holder.name} joined the conversation."})
+            assert await cy.mine() == []
+
+            # A fourth waits while everyone online is full; cy comes online and gets it.
+            async with chat(node) as v4:
+                fourth = await conversation_of(node, v4, "human please")
+                await eventually(lambda: _has(node, fourth), "the fourth waits")
+                await cy.presence("online")
+                await eventually(lambda: _holds(cy, fourth), "an agent coming online gets the waiting conversation")
+
+
+async def _count_is(count: int, *agents: Agent) -> bool:
+    return sum([len(await a.mine()) for a in agents]) == count
+
+
+async def _has(node: RunningNode, conversation_id: str) -> bool:
+    return conversation_id in await waiting_ids(node)
+
+
+async def _holds(agent: Agent, conversation_id: str) -> bool:
+    return conversation_id in {c["id"] for c in await agent.mine()}
+
+
+async def test_nobody_online_falls_through_to_on_timeout(fx_node: RunningNode) -> None:
+    node = fx_node
+    async with signed_in(node, "ana@example.com"), chat(node) as visitor:  # ana is the night queue; offline
+        await visitor.say("night shift?")
+        await visitor.next("message", where={"direction": "out", "text": "Let me see who is around..."})
+        await visitor.next(
+            "message", where={"direction": "out", "text": "Sorry, nobody is available to help you right now."}
+        )
+        await visitor.next("message", where={"direction": "out", "text": "Nobody can answer now; leave us a message."})
+
+
+async def test_agents_see_only_their_queues_and_a_held_conversation_is_409(fx_node: RunningNode) -> None:
+    node = fx_node
+    async with (
+        signed_in(node, "ana@example.com") as ana,
+        signed_in(node, "bo@example.com") as bo,
+        signed_in(node, "dee@example.com") as dee,
+        chat(node) as visitor,
+    ):
+        conversation_id = await conversation_of(node, visitor, "billing question")
+        await eventually(lambda: _has(node, conversation_id), "the billing hand-off waits (nobody online)")
+        # bo works support only: the conversation does not exist for him.
+        for answer in (
+            await bo.act(conversation_id, "take"),
+            await bo.act(conversation_id, "notes", text="peek"),
+            await bo.http.get(f"/api/conversations/{conversation_id}"),
+            await bo.http.get(f"/api/conversations/{conversation_id}/messages"),
+        ):
+            assert answer.status_code == 404, answer.text
+            assert conversation_id in answer.json()["detail"]  # the same answer as for an unknown id
+        listed = (await bo.http.get("/api/conversations")).json()["conversations"]
+        assert conversation_id not in {c["id"] for c in listed}
+        # ana takes it; dee, of the same queue, is told who holds it.
+        assert (await ana.act(conversation_id, "take")).status_code == 200
+        refused = await dee.act(conversation_id, "take")
+        assert refused.status_code == 409 and "Ana" in refused.json()["detail"]
+        assert (await dee.act(conversation_id, "reply", text="me too")).status_code == 409
+        # A supervisor reassigns it.
+        async with signed_in(node, "sue@example.com", role="supervisor") as sue:
+            moved = await sue.act(conversation_id, "assign", agent=dee.id)
+            assert moved.status_code == 200, moved.text
+            await eventually(lambda: _holds(dee, conversation_id), "the supervisor's reassignment")
+        audit = await asyncio.to_thread(node.services.store.list_audit, conversation_id=conversation_id)
+        assert {"conversation.take", "conversation.assign"} <= {e.action for e in audit}
+
+
+async def test_notes_never_reach_the_customer(fx_node: RunningNode, fx_telegram: TelegramEmulator) -> None:
+    node = fx_node
+    note = f"private-{uuid.uuid4().hex[:8]}"
+    async with signed_in(node, "ana@example.com") as ana:
+        await ana.presence("online")
+        # Web chat: the visitor is connected while the note is written.
+        async with chat(node) as visitor:
+            web = await conversation_of(node, visitor, "human please")
+            await eventually(lambda: _holds(ana, web), "the web-chat hand-off assigned to ana")
+            assert (await ana.act(web, "notes", text=note)).status_code == 200
+            assert (await ana.act(web, "reply", text="Hello from Ana")).status_code == 200
+            await visitor.next("message", where={"direction": "out", "text": "Hello from Ana"})
+            assert not [f for f in visitor.frames if note in str(f)], visitor.frames
+            transcript = (await ana.http.get(f"/api/conversations/{web}/messages")).json()["messages"]
+            assert any(m["text"] == note for m in transcript)  # colleagues read it
+            assert (await ana.act(web, "resolve")).status_code == 200
+        # Telegram: the note is logged, the chat gets only the reply.
+        updates = TelegramUpdates()
+        hook = node.url + "/webhooks/telegram"
+        assert (await updates.post_async(hook, updates.text(7100, "human please"))).status == 200
+        await asyncio.to_thread(fx_telegram.wait_for, 7100, 1)
+        rows = await asyncio.to_thread(node.services.store.list_conversations, channel="telegram")
+        telegram = rows[0].id
+        await eventually(lambda: _holds(ana, telegram), "the Telegram hand-off assigned to ana")
+        assert (await ana.act(telegram, "notes", text=note)).status_code == 200
+        assert (await ana.act(telegram, "reply", text="Hello on Telegram")).status_code == 200
+        await eventually(lambda: "Hello on Telegram" in fx_telegram.texts(7100), "the reply at Telegram")
+        assert not [t for t in fx_telegram.texts(7100) if note in t], fx_telegram.texts(7100)
