@@ -153,6 +153,9 @@ def _find(store: Any, email: str) -> Any:
 def run_disable(args: argparse.Namespace) -> int:
     with opened(args, upgrade=False) as store:
         user = _find(store, args.email)
+        admins = [u for u in store.list_users(include_disabled=False) if u.role == "admin"]
+        if user.role == "admin" and user.disabled_at is None and len(admins) <= 1:
+            raise FlowdeskError(f"{user.email} is the last enabled admin: make another admin first")
         store.disable_user(user.id)
     print(f"user {user.email} disabled; their sessions have ended")
     return 0

@@ -264,6 +264,10 @@ class UsersMixin(StoreBase):
             user_agent=user_agent[:300],
         )
         with self._write() as session:
+            # Sessions nobody came back to are never looked up again: the user's sign-in clears them.
+            session.exec(
+                delete(UserSession).where(col(UserSession.user_id) == user_id, col(UserSession.expires_at) <= now)
+            )
             session.add(row)
         return cookie, row
 

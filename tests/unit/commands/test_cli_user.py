@@ -60,6 +60,10 @@ def test_users_from_create_to_disable_and_a_new_password(fx_flowdesk: Flowdesk, 
     assert "disabled" in fx_flowdesk("user", "list", *url).stdout.splitlines()[1]
     assert json.loads(fx_flowdesk("user", "list", "--format", "json", *url).stdout)[0]["disabled"] is True
     assert fx_flowdesk("user", "enable", "ana@example.com", *url).returncode == 0
+    root = fx_flowdesk("user", "create", "root@example.com", "--role", "admin", "--password-stdin", *url, stdin=SECRET)
+    assert root.returncode == 0, root.stderr
+    last = fx_flowdesk("user", "disable", "root@example.com", *url)
+    assert last.returncode == 1 and "last enabled admin" in last.stderr
     missing = fx_flowdesk("user", "disable", "nobody@example.com", *url)
     assert missing.returncode == 1 and "no user with the e-mail address nobody@example.com" in missing.stderr
 
@@ -68,7 +72,9 @@ def test_users_from_create_to_disable_and_a_new_password(fx_flowdesk: Flowdesk, 
     )
     assert changed.returncode == 0, changed.stderr
     with sqlite3.connect(db) as connection:
-        [(stored,)] = connection.execute("SELECT password_hash FROM user_account").fetchall()
+        [(stored,)] = connection.execute(
+            "SELECT password_hash FROM user_account WHERE email = ?", ("ana@example.com",)
+        ).fetchall()
     assert verify(stored, "another long one") and not verify(stored, SECRET)
     assert SECRET.encode() not in db.read_bytes()
 

@@ -91,6 +91,10 @@ def test_sessions_end_on_idle_absolute_expiry_sign_out_disable_and_password_chan
     assert fx_store.lookup_session(two, idle_s=60) is None  # enabling again does not bring sessions back
     assert fx_store.delete_user_sessions(ana.id) == 0
 
+    fx_store.create_session(ana.id, max_s=0)  # expired as it is made: the next sign-in clears it
+    fx_store.create_session(ana.id, max_s=60)
+    assert fx_store.delete_user_sessions(ana.id) == 1
+
 
 def test_a_session_of_a_user_disabled_behind_the_stores_back_stops_too(fx_store: Store) -> None:
     """The lookup checks the account itself, not only that disabling deleted the sessions."""
