@@ -25,6 +25,7 @@ from engine.flow.model import (
     ClassifyAction,
     CompiledFlow,
     ContextSpec,
+    CsatAction,
     EndAction,
     FlowJumpAction,
     FlowTest,
@@ -144,6 +145,9 @@ def _action(kind: StepKind, step: dict[str, Any]) -> Any:
             note=spec.get("note"),
             priority=spec.get("priority", 0),
         )
+    if kind is StepKind.CSAT:
+        spec = step["csat"] if isinstance(step["csat"], dict) else {}
+        return CsatAction(question=spec.get("question"), thanks=spec.get("thanks"))
     if kind in (StepKind.CALL, StepKind.GOTO_FLOW):
         return _jump(step[kind.value])
     if kind is StepKind.END:

@@ -69,6 +69,11 @@ def sites(data: dict[str, Any]) -> Iterator[Site]:
         for key in ("say", "ask", "retry_prompt"):
             if isinstance(step.get(key), str):
                 yield Site((*base, key), step[key], True)
+        csat = step.get("csat")
+        if isinstance(csat, dict):
+            for key in ("question", "thanks"):
+                if isinstance(csat.get(key), str):
+                    yield Site((*base, "csat", key), csat[key], True)
         say = step.get("say")
         if isinstance(say, dict):
             for key in ("text", "image"):

@@ -27,6 +27,7 @@ class StepKind(StrEnum):
     CLASSIFY = "classify"
     HTTP = "http"
     HANDOFF = "handoff"
+    CSAT = "csat"
     CALL = "call"
     GOTO_FLOW = "goto_flow"
     END = "end"
@@ -41,13 +42,14 @@ ACTION_KINDS: tuple[StepKind, ...] = (
     StepKind.CLASSIFY,
     StepKind.HTTP,
     StepKind.HANDOFF,
+    StepKind.CSAT,
     StepKind.CALL,
     StepKind.GOTO_FLOW,
     StepKind.END,
 )
 
 #: Kinds that stop and wait for the customer or an agent; a loop must contain one.
-BLOCKING_KINDS = frozenset({StepKind.ASK, StepKind.WAIT, StepKind.HANDOFF})
+BLOCKING_KINDS = frozenset({StepKind.ASK, StepKind.WAIT, StepKind.HANDOFF, StepKind.CSAT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,18 @@ class HandoffAction:
 
 
 @dataclass(frozen=True, slots=True)
+class CsatAction:
+    """Ask for a 1-5 rating; None texts are the settings' messages (``csat_question``, ``csat_thanks``)."""
+
+    question: str | None = None
+    thanks: str | None = None
+
+
+#: The choices of a ``csat`` step's question: buttons where the channel has them.
+CSAT_CHOICES: tuple[str, ...] = ("1", "2", "3", "4", "5")
+
+
+@dataclass(frozen=True, slots=True)
 class FlowJumpAction:
     """``call`` (returns) and ``goto_flow`` (does not) share this shape."""
 
@@ -151,6 +165,7 @@ Action = (
     | ClassifyAction
     | HttpAction
     | HandoffAction
+    | CsatAction
     | FlowJumpAction
     | EndAction
 )

@@ -26,6 +26,7 @@ KIND_KEYS: dict[StepKind, frozenset[str]] = {
     StepKind.CLASSIFY: frozenset({"classify", "routes", "save_as"}),
     StepKind.HTTP: frozenset({"http", "save_as", "timeout", "retries", "on_timeout"}),
     StepKind.HANDOFF: frozenset({"handoff", "timeout", "on_timeout"}),
+    StepKind.CSAT: frozenset({"csat", "save_as", "timeout", "on_timeout"}),
     StepKind.CALL: frozenset({"call", "save_as"}),
     StepKind.GOTO_FLOW: frozenset({"goto_flow"}),
     StepKind.END: frozenset({"end"}),

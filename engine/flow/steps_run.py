@@ -25,13 +25,16 @@ from engine.flow.events import (
     CancelTimer,
     HttpFailed,
     HttpResult,
+    LogEvent,
     SendText,
     StartHandoff,
 )
 from engine.flow.model import (
+    CSAT_CHOICES,
     AIAction,
     AskAction,
     ClassifyAction,
+    CsatAction,
     EndAction,
     FlowJumpAction,
     HandoffAction,
@@ -105,6 +108,11 @@ class StepRunner(RunnerBase):
             return self.call_http(step, action)
         if isinstance(action, HandoffAction):
             return self.enter_handoff(step, action)
+        if isinstance(action, CsatAction):
+            question = self.render(action.question) if action.question is not None else None
+            text = question or self.ctx.settings.message("csat_question", self.language())
+            self.send(text, step.name, choices=CSAT_CHOICES)
+            return self.await_message(step)
         if isinstance(action, FlowJumpAction):
             return self.jump(step, action, returns=step.kind is StepKind.CALL)
         if isinstance(action, EndAction):
@@ -139,7 +147,29 @@ class StepRunner(RunnerBase):
         if isinstance(step.action, AskAction):
             action = step.action
             return self.attempt(step, lambda: self.check_answer(step, action))
+        if isinstance(step.action, CsatAction):
+            csat = step.action
+            return self.attempt(step, lambda: self.rated(step, csat))
         return self.attempt(step, lambda: self.complete(step))
+
+    def rated(self, step: Step, action: CsatAction) -> Next:
+        """A ``csat`` step's answer: a rating is logged (with the agent it rates) and thanked for."""
+        pressed = (self.state.message or {}).get("choice")
+        choice = match_choice(self.message_text(), CSAT_CHOICES, pressed if isinstance(pressed, str) else None)
+        rating = int(choice) if choice is not None else None
+        if step.save_as:
+            self.state.vars[step.save_as] = rating
+        if rating is None:
+            self.note(step.name, "not a rating; the flow goes on without one")
+            return self.complete(step)
+        last = self.state.last_handoff or {}
+        meta = {"rating": rating, "agent": last.get("agent"), "queue": last.get("queue") or None}
+        self.emit(LogEvent("csat", str(rating), "customer", meta, id=self.state.next_id("csat")))
+        thanks = self.render(action.thanks) if action.thanks is not None else None
+        self.send(
+            thanks if thanks is not None else self.ctx.settings.message("csat_thanks", self.language()), step.name
+        )
+        return self.complete(step)
 
     def check_answer(self, step: Step, action: AskAction) -> Next:
         answer = self.message_text().strip()

@@ -158,6 +158,7 @@ def test_playing_the_agent(fx_desk: Path, fx_flowdesk: Flowdesk) -> None:
         "(the conversation is not handed off to an agent; nothing to do)",
         "bot: Connecting you...",
         "(handed off to queue 'tier1': /agent accept, /agent say TEXT, /agent resolve, or /wait)",
+        "system: agent-1 joined the conversation.",
         "agent: Hello, Bob here.",
         "(the conversation is not handed off to an agent; nothing to do)",
     ]

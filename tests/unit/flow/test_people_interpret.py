@@ -247,3 +247,54 @@ def test_an_agent_action_while_not_handed_off_changes_nothing() -> None:
     s.user("hi")
     assert s.act(AgentAccepted("7", s.at)) == [] and s.act(AgentResolved("7", s.at)) == []
     assert s.log.events == [] and s.state.status == "active"
+
+
+CSAT = """
+flow: rated
+steps:
+  listen: { wait: message }
+  second: { wait: message }
+  human:
+    handoff: { queue: support }
+    next: rate
+  rate:
+    csat: { question: "Rate {{ contact.name or 'us' }} from 1 to 5", thanks: "Thanks!" }
+    save_as: rating
+    timeout: 1h
+    on_timeout: listen
+  done: { say: "rating {{ vars.rating }}", next: listen }
+"""
+
+
+def test_csat_asks_with_buttons_and_logs_the_rating_with_the_agent_it_rates() -> None:
+    s = handed_off(CSAT)
+    s.act(AgentAccepted("7", s.at, name="Anna"))
+    (question,) = s.act(AgentResolved("7", s.at))
+    assert (question.text, question.choices) == ("Rate us from 1 to 5", ("1", "2", "3", "4", "5"))
+    assert [m.text for m in s.user("4")] == ["Thanks!", "rating 4"]
+    (rated,) = events(s, "csat")
+    assert (rated.text, rated.meta) == ("4", {"rating": 4, "agent": "7", "queue": "support"})
+
+
+def test_csat_reads_a_typed_number_and_goes_on_without_a_rating_otherwise() -> None:
+    s = handed_off(CSAT)
+    s.act(AgentAccepted("7", s.at))
+    s.act(AgentResolved("7", s.at))
+    assert [m.text for m in s.user(" 5. ")] == ["Thanks!", "rating 5"]
+    s2 = handed_off(CSAT)
+    s2.act(AgentResolved("7", s2.at))
+    assert [m.text for m in s2.user("why do you ask?")] == ["rating None"]
+    assert events(s2, "csat") == []
+
+
+def test_csat_true_uses_the_settings_messages_in_the_customers_language() -> None:
+    s = sim(
+        CSAT.replace(
+            """csat: { question: "Rate {{ contact.name or 'us' }} from 1 to 5", thanks: "Thanks!" }""", "csat: true"
+        )
+    )
+    s.user("你好")
+    s.user("人工")
+    (question,) = s.act(AgentResolved("7", s.at))
+    assert question.text == "请为本次服务打分：1（很差）到 5（很好）。"
+    assert [m.text for m in s.user("3")][1:] == ["rating 3"]
