@@ -246,7 +246,7 @@ class UsersController(Controller):
         data: RequestBody[UserChange],
     ) -> UserView:
         user = await _user(services, user_id)
-        if data.role is not None and data.role != Role.ADMIN:
+        if data.role is not None and data.role != str(Role.ADMIN):
             await _keep_an_admin(services, user)
         changes: dict[str, Any] = {
             k: v

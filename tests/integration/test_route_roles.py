@@ -29,15 +29,15 @@ PASSWORD = "a long enough password"
 def _routes(node: RunningNode) -> list[tuple[str, str, bool, frozenset[Role]]]:
     """(method, path, public, roles) of every HTTP route the app has."""
     assert node.node.app is not None
-    found = []
+    found: list[tuple[str, str, bool, frozenset[Role]]] = []
     for route in node.node.app.routes:
         if not isinstance(route, HTTPRoute):
-            continue
+            continue  # sockets authenticate themselves (/ws/agent with engine.server.auth.authenticate)
         for handler in route.route_handlers:
             for method in sorted(handler.http_methods):
                 if method in ("HEAD", "OPTIONS"):
                     continue
-                found.append((method, route.path, is_public(handler, route.path), roles_of(handler)))
+                found.append((str(method), route.path, is_public(handler, route.path), roles_of(handler)))
     return found
 
 
