@@ -271,3 +271,95 @@ async def test_notes_never_reach_the_customer(fx_node: RunningNode, fx_telegram:
         assert (await ana.act(telegram, "reply", text="Hello on Telegram")).status_code == 200
         await eventually(lambda: "Hello on Telegram" in fx_telegram.texts(7100), "the reply at Telegram")
         assert not [t for t in fx_telegram.texts(7100) if note in t], fx_telegram.texts(7100)
+
+
+async def test_queues_and_agents_through_the_api(fx_node: RunningNode) -> None:
+    node = fx_node
+    async with (
+        signed_in(node, "ana@example.com") as ana,
+        signed_in(node, "bo@example.com") as bo,
+        signed_in(node, "sue@example.com", role="supervisor") as sue,
+        node.api() as admin,
+    ):
+        listed = (await admin.get("/api/queues")).json()["queues"]
+        assert [(q["name"], q["source"]) for q in listed] == [
+            ("billing", "settings"),
+            ("night", "settings"),
+            ("support", "settings"),
+        ]
+        support = next(q for q in listed if q["name"] == "support")
+        assert set(support["members"]) == {int(ana.id), int(bo.id)}  # cy has no account: not a member
+        assert support["waiting"] == 0 and support["members_online"] == 0
+
+        made = await admin.post(
+            "/api/queues", json={"name": "vip", "members": [int(ana.id)], "when_nobody": "fall_through"}
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["source"] == "admin" and made.json()["members"] == [int(ana.id)]
+        changed = await admin.put("/api/queues/vip", json={"members": [int(ana.id), int(bo.id)], "capacity": 2})
+        assert changed.status_code == 200 and changed.json()["capacity"] == 2
+        assert (await admin.post("/api/queues", json={"name": "vip"})).status_code == 409
+        for refused in (await admin.put("/api/queues/support", json={}), await admin.delete("/api/queues/support")):
+            assert refused.status_code == 409 and "flowdesk.yaml" in refused.json()["detail"]
+        assert (await admin.post("/api/queues", json={"name": "no spaces"})).status_code == 422
+        assert (await admin.post("/api/queues", json={"name": "x", "members": [999]})).status_code == 422
+        assert (await admin.post("/api/queues", json={"name": "x", "when_nobody": "panic"})).status_code in (400, 422)
+        # Agents list their own queues and may not describe any.
+        assert [q["name"] for q in (await bo.http.get("/api/queues")).json()["queues"]] == ["support", "vip"]
+        assert (await bo.http.post("/api/queues", json={"name": "mine"})).status_code == 403
+        assert (await admin.delete("/api/queues/vip")).status_code == 200
+        assert (await admin.delete("/api/queues/vip")).status_code == 404
+
+        # Presence: one's own, or anyone's by a supervisor; listed with load and queues.
+        assert (await bo.http.put(f"/api/agents/{ana.id}/presence", json={"presence": "online"})).status_code == 403
+        assert (await sue.http.put(f"/api/agents/{ana.id}/presence", json={"presence": "online"})).status_code == 200
+        assert (await ana.http.put("/api/agents/me/presence", json={"presence": "dancing"})).status_code in (400, 422)
+        agents = {a["id"]: a for a in (await bo.http.get("/api/agents")).json()["agents"]}
+        assert agents[ana.id]["presence"] == "online" and agents[bo.id]["presence"] == "offline"
+        assert agents[ana.id]["queues"] == ["billing", "night", "support"] and agents[ana.id]["load"] == 0
+        actions = {e.action for e in await asyncio.to_thread(node.services.store.list_audit)}
+        assert {"queue.create", "queue.update", "queue.delete", "agent.presence"} <= actions
+
+
+async def test_labels_unread_snooze_and_typing(fx_node: RunningNode) -> None:
+    node = fx_node
+    async with signed_in(node, "ana@example.com") as ana, chat(node) as visitor:
+        await ana.presence("online")
+        conversation_id = await conversation_of(node, visitor, "human please")
+        await eventually(lambda: _holds(ana, conversation_id), "the hand-off assigned to ana")
+        await visitor.say("it is about my order")
+
+        async def row(**params: Any) -> dict[str, Any] | None:
+            found = (await ana.http.get("/api/conversations", params=params)).json()["conversations"]
+            return next((c for c in found if c["id"] == conversation_id), None)
+
+        listed = await eventually(lambda: _unread(row, 2), "two unread customer messages")
+        assert listed["queue"] == "support" and listed["assigned_agent"] == ana.id
+        transcript = (await ana.http.get(f"/api/conversations/{conversation_id}/messages")).json()["messages"]
+        read = await ana.act(conversation_id, "read", seq=transcript[-1]["seq"])
+        assert read.status_code == 200, read.text
+        assert (await row())["unread"] == 0  # type: ignore[index]
+
+        assert (
+            await ana.http.put(f"/api/conversations/{conversation_id}/labels", json={"labels": ["vip", "order"]})
+        ).status_code == 200
+        await eventually(lambda: row(label="vip"), "the conversation listed under its label")
+        assert await row(label="refund") is None
+
+        typing = await ana.act(conversation_id, "typing")
+        assert typing.status_code == 200 and typing.json()["shown"] is True
+        frame = await visitor.next("typing", where={"by": "agent"})
+        assert frame["name"] == "Ana"
+
+        assert (await ana.act(conversation_id, "snooze", until_reply=True)).status_code == 200
+        await eventually(lambda: row(snoozed="true"), "the snoozed conversation listed as snoozed")
+        assert await row() is None  # hidden from the inbox
+        await visitor.say("hello?")
+        await eventually(row, "back in the inbox when the customer writes")
+        bad = await ana.act(conversation_id, "snooze", until="tomorrow")
+        assert bad.status_code == 422 and "ISO 8601" in bad.json()["detail"]
+
+
+async def _unread(row: Any, count: int) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = await row()
+    return found if found is not None and found["unread"] == count else None
