@@ -71,8 +71,6 @@ ONLINE = PRESENCES[0]
 RECENT_S = 30.0
 #: Conversations read per queue per round: the oldest ones, which are the ones assigned first.
 PER_QUEUE = 200
-#: Hub events that can change what a round would do.
-POKING_KINDS = frozenset({"conversation", "message", "presence"})
 
 
 @dataclass
@@ -83,6 +81,22 @@ class RoundReport:
     lost: list[str] = field(default_factory=list)
     positions: list[tuple[str, int]] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
+
+
+def pokes(event: Mapping[str, Any]) -> bool:
+    """Whether a hub event can change what a round does: a log event (a hand-off, an assignment,
+    a resolve, a transfer, an end: capacity or a queue changed), a conversation waiting, someone online.
+
+    Customers' and bots' messages do not: on a busy node they would run a round per message.
+    """
+    kind, data = event.get("kind"), event.get("data") or {}
+    if kind == "message":
+        return bool(data.get("direction") == "event")
+    if kind == "conversation":
+        return bool(data.get("status") == "handoff" and not data.get("assigned_agent"))
+    if kind == "presence":
+        return bool(data.get("presence") == ONLINE)
+    return False
 
 
 class Dispatcher:
@@ -140,7 +154,7 @@ class Dispatcher:
             loop.call_soon_threadsafe(self._wake.set)
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
-        if event.get("kind") in POKING_KINDS:
+        if pokes(event):
             self.poke()
 
     async def _run(self) -> None:

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from engine.runtime.client import ConversationTaken
 from engine.runtime.types import ActionAccepted, AgentAction
 from engine.server.agent_hub import AgentHub
-from engine.server.dispatcher import Dispatcher
+from engine.server.dispatcher import Dispatcher, pokes
 from engine.server.queues import QueueDirectory
 from engine.server.services import Services
 from engine.settings import Settings
@@ -191,3 +191,14 @@ async def test_assignments_the_store_does_not_show_yet_still_count(
     assert (await rounds.run_round()).assigned == []  # ana's one place is taken by `one`
     assert [c for c, _a in workflows.of("assign")] == [one]
     assert two not in {c for c, _a in workflows.of("assign")}
+
+
+def test_what_wakes_a_round() -> None:
+    assert pokes({"kind": "message", "data": {"direction": "event", "status": "handoff"}})
+    assert not pokes({"kind": "message", "data": {"direction": "in", "text": "hi"}})
+    assert pokes({"kind": "conversation", "data": {"status": "handoff", "assigned_agent": None}})
+    assert not pokes({"kind": "conversation", "data": {"status": "handoff", "assigned_agent": "7"}})
+    assert not pokes({"kind": "conversation", "data": {"status": "open"}})
+    assert pokes({"kind": "presence", "data": {"presence": "online"}})
+    assert not pokes({"kind": "presence", "data": {"presence": "away"}})
+    assert not pokes({"kind": "typing", "data": {}})
