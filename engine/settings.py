@@ -251,6 +251,7 @@ class Settings:
             settings_names=frozenset(names),
             ai_profiles=frozenset(self.ai.profiles),
             channel_accounts=self._channel_accounts(),
+            queues=frozenset(self.people.queues) or None,
             source=str(self.file) if self.file is not None else "<settings>",
         )
 

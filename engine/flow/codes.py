@@ -59,6 +59,12 @@ CODES: dict[str, Code] = {
         Code("FD214", _E, "unknown business-hours calendar", "name a calendar under `business_hours:` of the settings"),
         Code("FD215", _E, "unknown AI profile", "name a profile under `ai_profiles:` in flowdesk.yaml"),
         Code("FD216", _E, "unknown channel account", "configure the account under `channels.<kind>.accounts:`"),
+        Code(
+            "FD217",
+            _W,
+            "hand-off to a queue described nowhere",
+            "describe it in flowdesk.yaml `queues:` or through the API",
+        ),
         Code("FD301", _W, "unreachable step", "link to it with `next`/`goto`, or delete it"),
         Code("FD302", _E, "loop without a wait", "put a `wait: message`, `ask` or `handoff` inside the loop"),
         Code("FD303", _W, "failure path missing", "add `on_error:` so a failure does not end the conversation"),

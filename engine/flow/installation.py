@@ -1,9 +1,9 @@
 """What the validator knows about the installation a flow will run in.
 
 A flow names things that live in ``flowdesk.yaml``, not in the flow: business-hours
-calendars (``business_hours('support')``), public settings (``settings.shop_api``)
-and AI profiles (``profile: default``). With an :class:`Installation` the validator
-checks those names too; without one it cannot, and callers say the check was
+calendars (``business_hours('support')``), public settings (``settings.shop_api``),
+AI profiles (``profile: default``) and agent queues (``handoff: {queue: tier1}``).
+With an :class:`Installation` the validator checks those names too; without one it cannot, and callers say the check was
 skipped. Plain names only: this module knows nothing of how settings are read, so
 the flow layer stays independent of ``engine.settings``.
 """
@@ -27,6 +27,9 @@ class Installation:
     #: configured channel accounts by kind (``{"whatsapp": {"default", "sales"}}``); None: not
     #: known, so ``kind:account`` references are not checked
     channel_accounts: Mapping[str, frozenset[str]] | None = None
+    #: queues described under ``queues:``; None when the settings describe none (then the
+    #: queues are the admins', in the database, which the validator cannot see: not checked)
+    queues: frozenset[str] | None = None
     #: the settings file, for messages ("not defined in flowdesk.yaml")
     source: str = "<settings>"
 

@@ -52,6 +52,7 @@ class SemanticChecker:
         self.check_step_references()
         self.check_chains()
         self.check_profiles()
+        self.check_queues()
         self.check_pipeline()
         self.check_channels()
         self.check_flow_references()
@@ -223,6 +224,34 @@ class SemanticChecker:
                     ("ai", chain_name, "providers", i, "profile"),
                     hint=did_you_mean(profile, profiles) or f"add `{profile}:` under `ai_profiles:` in {source}",
                 )
+
+    def check_queues(self) -> None:
+        """A hand-off names a queue the settings describe, when they describe any.
+
+        Admins describe queues through the API too, in the database, which the validator
+        cannot see; so only settings that describe queues are held to them, and only as
+        a warning: the hand-off works, but nobody may be a member of that queue.
+        """
+        installation = self.installation
+        if installation is None or installation.queues is None:
+            return
+        for name, step in (self.data.get("steps") or {}).items():
+            spec = step.get("handoff") if isinstance(step, dict) else None
+            if spec is None:
+                continue
+            queue = spec if isinstance(spec, str) else spec.get("queue", "default") if isinstance(spec, dict) else None
+            if not isinstance(queue, str) or queue in installation.queues:
+                continue
+            path: Path = ("steps", name, "handoff") if isinstance(spec, str) else ("steps", name, "handoff", "queue")
+            source = installation.source
+            self.report(
+                "FD217",
+                f"hand-off to queue {queue!r}: no such queue is described in {source}"
+                f" (known: {installation.known(installation.queues)})",
+                path,
+                hint=did_you_mean(queue, installation.queues)
+                or f"describe it under `queues:` in {source} or through the API (POST /api/queues)",
+            )
 
     def check_pipeline(self) -> None:
         pipeline = self.data.get("pipeline") or {}
