@@ -54,7 +54,11 @@ class WebChat:
         # "stored": kept for the visitor's next connection, which replays it
         row = await self.host.log_reply(message, channel=CHANNEL, status="sent" if online else "stored")
         # A key logged before returns its row: the same seq is pushed again, which the widget shows once.
-        taken = await self.hub.push(contact_id, message_frame(row)) if online else 0
+        frame = message_frame(row)
+        agent_name = message.meta.get("agent_name")
+        if isinstance(agent_name, str) and agent_name:
+            frame["agent_name"] = agent_name  # an agent's reply: the widget shows who wrote it
+        taken = await self.hub.push(contact_id, frame) if online else 0
         return Receipt("sent" if taken else "stored", channel_message_id=str(row.seq), logged=True)
 
     def routes(self) -> list[WebsocketRouteHandler]:
