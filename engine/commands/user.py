@@ -67,37 +67,26 @@ def _password_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class PasswordMissing(FlowdeskError):
-    pass
-
-
 def read_password(args: argparse.Namespace) -> str:
     """The password from stdin's first line, or asked twice at a terminal."""
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            raise PasswordMissing("no password on standard input (--password-stdin reads its first line)")
+            raise FlowdeskError("no password on standard input (--password-stdin reads its first line)")
         return password
     if not sys.stdin.isatty():
-        raise PasswordMissing("give the password on standard input with --password-stdin")
+        raise FlowdeskError("give the password on standard input with --password-stdin")
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
-        raise PasswordMissing("the two passwords differ")
+        raise FlowdeskError("the two passwords differ")
     return first
 
 
-def _refusal(exc: ValueError) -> FlowdeskError:
-    return FlowdeskError(str(exc))
-
-
 def run_create(args: argparse.Namespace) -> int:
-    from engine.people.passwords import PasswordRefused, check_new_password  # noqa: PLC0415
+    from engine.people.passwords import check_new_password  # noqa: PLC0415
 
     password = read_password(args)
-    try:
-        check_new_password(password)  # before opening (and maybe creating) the database
-    except PasswordRefused as exc:
-        raise _refusal(exc) from None
+    check_new_password(password)  # before opening (and maybe creating) the database
     with opened(args, upgrade=True) as store:
         user = store.create_user(
             args.email,
@@ -170,14 +159,9 @@ def run_enable(args: argparse.Namespace) -> int:
 
 
 def run_set_password(args: argparse.Namespace) -> int:
-    from engine.people.passwords import PasswordRefused  # noqa: PLC0415
-
     password = read_password(args)
     with opened(args, upgrade=False) as store:
         user = _find(store, args.email)
-        try:
-            store.set_password(user.id, password)
-        except PasswordRefused as exc:
-            raise _refusal(exc) from None
+        store.set_password(user.id, password)
     print(f"password of {user.email} set; their sessions have ended")
     return 0

@@ -14,6 +14,8 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from engine.errors import FlowdeskError
+
 #: Shorter passwords are refused: length is what makes a password hard to guess.
 MIN_PASSWORD_LENGTH = 10
 #: Longer ones are refused too: hashing a megabyte of "password" is a cheap way to burn our CPU.
@@ -22,7 +24,7 @@ MAX_PASSWORD_LENGTH = 1024
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
 
-class PasswordRefused(ValueError):
+class PasswordRefused(FlowdeskError):
     """A new password that does not meet the rules; the message says which one."""
 
 
