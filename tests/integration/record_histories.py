@@ -150,9 +150,9 @@ async def handoff(rt: Runtime) -> str:
     await rt.send(conv, "are you there?")
     await rt.conversations.agent(conv, AgentAction("accept", "anna"))
     await rt.conversations.agent(conv, AgentAction("reply", "anna", text="Hi, Anna here."))
-    await rt.channel.wait_texts(conv, 3)
+    await rt.channel.wait_texts(conv, 4)  # "anna joined the conversation." too (people)
     await rt.conversations.agent(conv, AgentAction("resolve", "anna"))
-    await rt.channel.wait_texts(conv, 5)
+    await rt.channel.wait_texts(conv, 6)
     await rt.wait_step(conv, "listen")
     await _close(rt, conv, "resolved")
     return conv
@@ -168,12 +168,60 @@ async def transfer(rt: Runtime) -> str:
     await rt.wait_entries(conv, "event", 2)
     await rt.conversations.agent(conv, AgentAction("accept", "ben"))
     await rt.conversations.agent(conv, AgentAction("reply", "ben", text="Ben from billing here."))
-    await rt.channel.wait_texts(conv, 2)
+    await rt.channel.wait_texts(conv, 3)
     await rt.conversations.agent(conv, AgentAction("resolve", "ben"))
-    await rt.channel.wait_texts(conv, 4)
+    await rt.channel.wait_texts(conv, 5)
     await rt.wait_step(conv, "listen")
     await _close(rt, conv, "resolved")
     return conv
+
+
+async def people(rt: Runtime) -> str:
+    """People on a hand-off: a position, a note, a named take, labels, a snooze, a transfer to an
+    agent, a reply, a resolve, a reopen resumed by a second resolve, a rating; closed."""
+    conv = "history-people"
+    await rt.send(conv, "I want a human")
+    await rt.channel.wait_texts(conv, 1)
+    await rt.wait_step(conv, "human", waiting_for="agent")
+    await rt.conversations.agent(conv, AgentAction("position", position=2))
+    await rt.conversations.agent(conv, AgentAction("note", "anna", text="VIP"))
+    await rt.conversations.agent(conv, AgentAction("accept", "anna", name="Anna"))
+    await rt.conversations.agent(conv, AgentAction("labels", "anna", labels=["vip"]))
+    await rt.conversations.agent(conv, AgentAction("snooze", "anna", until_reply=True))
+    await rt.conversations.agent(conv, AgentAction("transfer", "anna", to_agent="ben", to_name="Ben"))
+    await rt.conversations.agent(conv, AgentAction("reply", "ben", text="Ben here.", name="Ben"))
+    await rt.channel.wait_texts(conv, 5)
+    await rt.conversations.agent(conv, AgentAction("resolve", "ben"))
+    await rt.channel.wait_texts(conv, 6)  # the rating question
+    await rt.wait_step(conv, "rate")
+    await rt.conversations.agent(conv, AgentAction("reopen", "ben"))
+    await rt.wait_step(conv, "rate", waiting_for="agent")
+    await rt.conversations.agent(conv, AgentAction("accept", "ben", name="Ben"))
+    await rt.conversations.agent(conv, AgentAction("resolve", "ben"))
+    await rt.wait_step(conv, "rate")
+    await _say(rt, conv, "5", 9, step="listen")
+    await _close(rt, conv, "resolved")
+    return conv
+
+
+PEOPLE_FLOW = """
+flow: people
+steps:
+  listen:
+    wait: message
+  human:
+    say: Connecting you with a colleague...
+    handoff: { queue: support, timeout: 10m }
+    on_timeout: listen
+    next: rate
+  rate:
+    csat: true
+    timeout: 1h
+    on_timeout: listen
+  done:
+    say: Bye for now.
+    next: listen
+"""
 
 
 async def continue_as_new(rt: Runtime) -> str:
@@ -214,7 +262,7 @@ async def record(out: Path) -> list[Path]:
             data = Path(tmp)
             secrets = {"SHOP_TOKEN": "recorded-token"}.get
             scenarios = [(SHOP_FLOW.format(shop=shop.url), full_conversation), (DESK_FLOW, handoff)]
-            scenarios += [(DESK_FLOW, transfer), (ECHO_FLOW, continue_as_new)]
+            scenarios += [(DESK_FLOW, transfer), (ECHO_FLOW, continue_as_new), (PEOPLE_FLOW, people)]
             histories = {}
             for flow, scenario in scenarios:
                 # one flow live at a time: every flow here takes any new conversation

@@ -26,6 +26,10 @@ an agent's transfer is an interpreter event, with a fourth conversation,
 ``transfer``: a hand-off transferred to another queue, taken, answered and resolved
 there). ``agent-transfer-update/`` holds that conversation as the code before the
 change ran it: the update handler moved the hand-off itself.
+``agent-claims/``: people on hand-offs (the ``agent`` update decides the claim; agents
+are announced and logged), with a fifth conversation, ``people``: a queue position, a
+note, a named take, labels, a snooze, a transfer to an agent, a reply, a resolve to a
+``csat`` step, a reopen resumed by a second resolve, a rating.
 
 When this test fails after your change
 --------------------------------------
