@@ -211,6 +211,12 @@ class SeqGate:
         self.cursor = max(self.cursor, limit)
         return out
 
+    def unrelease(self, rows: list[dict[str, Any]]) -> None:
+        """Take back rows :meth:`release` gave out (they could not be sent): released again next time."""
+        if rows:
+            self.held.update({int(row["seq"]): row for row in rows})
+            self.cursor = min(self.cursor, int(rows[0]["seq"]) - 1)
+
     def _trim(self) -> None:
         if len(self.gaps) > MAX_GAPS:
             for seq in sorted(self.gaps)[: len(self.gaps) - MAX_GAPS]:

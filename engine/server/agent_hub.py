@@ -135,6 +135,8 @@ class AgentHub:
         self._listeners: list[AgentEventListener] = []
         self._connections: set[AgentConnection] = set()
         self._gate = SeqGate()
+        #: the gate's cursor once the rows up to it are queued on the sockets (see ``cursor``)
+        self._emitted = 0
         self._stale = True  # the gate must start again from the head before it is used
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -153,8 +155,9 @@ class AgentHub:
 
     @property
     def cursor(self) -> int:
-        """Every logged event up to this seq has gone out (to whoever may see it)."""
-        return self._gate.cursor
+        """Every logged event up to this seq has been handed to the sockets (it is what ephemeral,
+        heartbeat and pong frames carry: a client that reconnects from it misses nothing)."""
+        return self._emitted
 
     @property
     def postgres(self) -> bool:
@@ -260,6 +263,7 @@ class AgentHub:
         """After a time with nobody listening, start from the log's head (under the lock)."""
         if self._stale and self.store is not None:
             self._gate.reset(await asyncio.to_thread(self.store.feed_head))
+            self._emitted = self._gate.cursor
             self._stale = False
 
     async def _tail(self) -> None:
@@ -299,7 +303,13 @@ class AgentHub:
             gate.expire(now, final_before=seen_by if writers == 0 else None)
             rows = gate.release()
             if rows:
-                await self._dispatch_rows(rows)
+                try:
+                    await self._dispatch_rows(rows)
+                except BaseException:
+                    gate.unrelease(rows)  # nothing went out (the inbox read failed): the next round retries
+                    raise
+            # Only now: a frame carrying the cursor must never come before the rows below it.
+            self._emitted = gate.cursor
         return len(read.rows) >= BATCH
 
     async def _dispatch_rows(self, rows: list[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from engine.metrics import watch_conversations
 from engine.people.roles import SUPERVISORS
 from engine.resources import bundled_dir
+from engine.server.agent_socket import ROUTES as AGENT_SOCKET_ROUTES
 from engine.server.api_agent_actions import AgentActionsController
 from engine.server.api_agents import AgentsController
 from engine.server.api_auth import AuthController
@@ -24,7 +25,6 @@ from engine.server.api_conversations import ConversationsController
 from engine.server.api_flows import FlowsController
 from engine.server.api_models import DescribedModels, Health, Readiness
 from engine.server.api_queues import QueuesController
-from engine.server.agent_socket import ROUTES as AGENT_SOCKET_ROUTES
 from engine.server.api_settings import SettingsController
 from engine.server.api_users import UsersController
 from engine.server.apidocs import LocalRedocPlugin
