@@ -244,6 +244,7 @@ class AuthController(Controller):
         opt={"public": True},
         summary="Whether the first admin still has to be created, and whether this request may",
         operation_id="getSetup",
+        responses=problem_responses(),
     )
     async def setup_state(self, request: Request[Any, Any, Any], services: ServicesDep) -> SetupState:
         count = await asyncio.to_thread(services.store.count_users)
