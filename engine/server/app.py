@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Litestar, MediaType, Response, get
@@ -14,17 +15,20 @@ from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.static_files import create_static_files_router
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from engine.metrics import watch_conversations
+from engine.metrics import watch_conversations, watch_people
 from engine.people.roles import SUPERVISORS
 from engine.resources import bundled_dir
 from engine.server.agent_socket import ROUTES as AGENT_SOCKET_ROUTES
 from engine.server.api_agent_actions import AgentActionsController
 from engine.server.api_agents import AgentsController
+from engine.server.api_audit import AuditController
 from engine.server.api_auth import AuthController
+from engine.server.api_canned import CannedController
 from engine.server.api_conversations import ConversationsController
 from engine.server.api_flows import FlowsController
 from engine.server.api_models import DescribedModels, Health, Readiness
 from engine.server.api_queues import QueuesController
+from engine.server.api_reports import ReportsController
 from engine.server.api_settings import SettingsController
 from engine.server.api_users import UsersController
 from engine.server.apidocs import LocalRedocPlugin
@@ -101,9 +105,26 @@ def channel_routes(services: Services) -> list[Any]:
     return routes
 
 
+def people_gauges(services: Services) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """What the queue and presence gauges read at each scrape: the store, and the settings' queues as they are then.
+
+    Functions, so building the app (the API client generator does, without a store) reads nothing.
+    """
+
+    def waiting() -> Any:
+        return services.store.queue_waiting()
+
+    def presence() -> Any:
+        queues = services.settings.people.queues
+        return services.store.presence_by_queue({name: spec.member_emails for name, spec in queues.items()})
+
+    return waiting, presence
+
+
 def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
     """The server for one node; ``services`` are built by ``flowdesk serve`` or a test."""
     watch_conversations(services.store.count_by_status)
+    watch_people(*people_gauges(services))
     static = create_static_files_router(
         path="/ui",
         directories=[bundled_dir("ui")],
@@ -129,6 +150,9 @@ def create_app(services: ServicesDep, *, debug: bool = False) -> Litestar:
             QueuesController,
             AgentsController,
             SettingsController,
+            CannedController,
+            AuditController,
+            ReportsController,
             AuthController,
             UsersController,
             static,

@@ -1,0 +1,186 @@
+"""``/api/reports``: per-agent and per-queue figures over a time range, as JSON or CSV (supervisors and admins).
+
+CSV is asked for with ``?format=csv`` or ``Accept: text/csv`` and has one row per
+agent or queue with the JSON members as columns, so a spreadsheet opens it as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.params import QueryParameter
+
+from engine.people.reports import Report, average, percentile
+from engine.people.roles import SUPERVISORS
+from engine.server.api_models_reports import AgentReport, AgentReportRow, QueueReport, QueueReportRow
+from engine.server.api_request import ApiRequest
+from engine.server.problems import Problem, problem_responses
+from engine.server.services import ServicesDep
+
+DEFAULT_RANGE = timedelta(days=7)
+#: The longest range one report covers: a quarter, so a request cannot make the server read years of log.
+MAX_RANGE = timedelta(days=93)
+CSV = "text/csv; charset=utf-8"
+_FORMAT = Annotated[str, QueryParameter(description="json (default) or csv", pattern="^(json|csv)$")]
+_WHEN = Annotated[str | None, QueryParameter(description="ISO 8601; a time without a zone is UTC")]
+
+
+def parse_time(value: str, name: str) -> datetime:
+    """An ISO 8601 time (a date alone is its midnight), UTC if it names no zone; 400 naming the parameter."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Problem(400, f"`{name}` is not an ISO 8601 time: {value!r} (e.g. 2026-03-01T00:00:00Z)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def time_range(
+    since: str | None, until: str | None, *, default: timedelta = DEFAULT_RANGE
+) -> tuple[datetime, datetime]:
+    """``[from, to)``: ``to`` defaults to now, ``from`` to ``default`` before it."""
+    end = parse_time(until, "to") if until else datetime.now(UTC)
+    start = parse_time(since, "from") if since else end - default
+    if start >= end:
+        raise Problem(400, "`from` must be before `to`")
+    if end - start > MAX_RANGE:
+        raise Problem(400, f"the range is longer than {MAX_RANGE.days} days; ask for a shorter one")
+    return start, end
+
+
+def wants_csv(request: Request[Any, Any, Any], fmt: str) -> bool:
+    if fmt == "csv":
+        return True
+    accept = request.headers.get("accept", "")
+    return "text/csv" in accept and "application/json" not in accept
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: JSON for structures; text a spreadsheet would run as a formula is quoted with ``'``."""
+    if isinstance(value, (dict, list)):
+        value = msgspec.json.encode(value).decode()
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def csv_response(rows: Iterable[msgspec.Struct], columns: Sequence[str], filename: str) -> Response[bytes]:
+    """``rows`` (API models) as a CSV download, their JSON members as the columns."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        data = msgspec.to_builtins(row)
+        writer.writerow([_cell(data.get(column)) for column in columns])
+    return Response(
+        out.getvalue().encode(),
+        media_type=CSV,
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _fields(model: type[msgspec.Struct]) -> list[str]:
+    return [field.encode_name for field in msgspec.structs.fields(model)]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def agent_rows(report: Report, names: dict[str, str]) -> list[AgentReportRow]:
+    return [
+        AgentReportRow(
+            agent=stats.agent,
+            display_name=names.get(stats.agent, stats.agent),
+            handled=len(stats.handled),
+            first_reply_p50_s=_round(percentile(stats.first_reply, 0.5)),
+            first_reply_p90_s=_round(percentile(stats.first_reply, 0.9)),
+            first_replies=len(stats.first_reply),
+            resolution_p50_s=_round(percentile(stats.resolution, 0.5)),
+            resolution_p90_s=_round(percentile(stats.resolution, 0.9)),
+            resolved=len(stats.resolution),
+            csat_average=average(stats.ratings),
+            csat_count=len(stats.ratings),
+        )
+        for stats in report.agents
+    ]
+
+
+def queue_rows(report: Report) -> list[QueueReportRow]:
+    return [
+        QueueReportRow(
+            queue=stats.queue,
+            handoffs=stats.handoffs,
+            assignment_wait_p50_s=_round(percentile(stats.assignment_wait, 0.5)),
+            assignment_wait_p90_s=_round(percentile(stats.assignment_wait, 0.9)),
+            assigned=len(stats.assignment_wait),
+            abandoned=stats.abandoned,
+            csat_average=average(stats.ratings),
+            csat_count=len(stats.ratings),
+        )
+        for stats in report.queues
+    ]
+
+
+_RESPONSES = problem_responses(403)
+
+
+class ReportsController(Controller):
+    path = "/api/reports"
+    tags = ["reports"]  # noqa: RUF012 - Litestar declares it as a plain attribute
+    request_class = ApiRequest
+
+    @get(
+        "/agents",
+        summary="Per agent: handled, first-reply and resolution times (p50/p90), CSAT; JSON or CSV",
+        operation_id="reportAgents",
+        opt={"roles": SUPERVISORS},
+        responses=_RESPONSES,
+    )
+    async def agents(
+        self,
+        request: ApiRequest,
+        services: ServicesDep,
+        since: Annotated[
+            str | None, QueryParameter(name="from", description="ISO 8601; default: 7 days before `to`")
+        ] = None,
+        until: Annotated[str | None, QueryParameter(name="to", description="ISO 8601; default: now")] = None,
+        format: _FORMAT = "json",
+    ) -> Response[AgentReport]:
+        start, end = time_range(since, until)
+        report = await asyncio.to_thread(services.store.report, start, end)
+        names = await asyncio.to_thread(services.store.agent_names, [a.agent for a in report.agents])
+        rows = agent_rows(report, names)
+        if wants_csv(request, format):
+            return csv_response(rows, _fields(AgentReportRow), "agents.csv")  # type: ignore[return-value]
+        return Response(AgentReport(from_=start.isoformat(), to=end.isoformat(), agents=rows))
+
+    @get(
+        "/queues",
+        summary="Per queue: hand-offs, assignment wait (p50/p90), abandoned, CSAT; JSON or CSV",
+        operation_id="reportQueues",
+        opt={"roles": SUPERVISORS},
+        responses=_RESPONSES,
+    )
+    async def queues(
+        self,
+        request: ApiRequest,
+        services: ServicesDep,
+        since: Annotated[
+            str | None, QueryParameter(name="from", description="ISO 8601; default: 7 days before `to`")
+        ] = None,
+        until: Annotated[str | None, QueryParameter(name="to", description="ISO 8601; default: now")] = None,
+        format: _FORMAT = "json",
+    ) -> Response[QueueReport]:
+        start, end = time_range(since, until)
+        report = await asyncio.to_thread(services.store.report, start, end)
+        rows = queue_rows(report)
+        if wants_csv(request, format):
+            return csv_response(rows, _fields(QueueReportRow), "queues.csv")  # type: ignore[return-value]
+        return Response(QueueReport(from_=start.isoformat(), to=end.isoformat(), queues=rows))
