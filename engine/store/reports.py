@@ -6,19 +6,26 @@ indexed, and every log line moves it), joined to their event rows and agents'
 replies through the message table's (conversation, direction) key; and the
 ratings given in the range (``csat_rating.at`` is indexed). The arithmetic is
 :mod:`engine.people.reports`'s.
+
+:func:`observe_line` feeds the people histograms and counters as log lines are
+written (the log is where assignments, replies, resolutions and ratings all pass).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import and_, func, or_
 from sqlalchemy import select as sql_select
-from sqlmodel import col, select
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, col, select
 
-from engine.people.reports import LogEvent, Rating, Report, compute
-from engine.store.base import StoreBase
+from engine import metrics
+from engine.message_log import RecordInput
+from engine.people.reports import RESOLVED, LogEvent, Rating, Report, compute
+from engine.store.base import StoreBase, log
 from engine.store.conversations import HANDOFF
 from engine.store.tables import AgentQueue, Conversation, CsatRating, Message, UserAccount
 
@@ -148,3 +155,83 @@ class ReportsMixin(StoreBase):
                 if state is not None:
                     counts[(name, state if state in PRESENCES else "offline")] += 1
         return counts
+
+
+def _latest_event(
+    db: Connection | Session, conversation_id: str, kinds: Collection[str], before: int, sender: str = ""
+) -> Any:
+    """(seq, at, text) of the conversation's latest event of ``kinds`` before ``seq`` ``before``, or None."""
+    query = (
+        sql_select(col(Message.seq), col(Message.at), col(Message.text), col(Message.created_at))
+        .where(
+            col(Message.conversation_id) == conversation_id,
+            col(Message.direction) == "event",
+            col(Message.status).in_(list(kinds)),
+            col(Message.seq) < before,
+        )
+        .order_by(col(Message.seq).desc())
+        .limit(1)
+    )
+    if sender:
+        query = query.where(col(Message.sender) == sender)
+    return db.execute(query).first()
+
+
+def observe_line(db: Connection | Session, entry: RecordInput, seq: int) -> None:
+    """Count a log line just written as row ``seq`` in the people metrics (call once per *new* row).
+
+    Reads only the conversation's earlier event rows (its (conversation, direction) key):
+    the hand-off before an ``assigned`` (assignment wait), the assignment before an
+    agent's first reply (first reply) or a resolution (handle time); a ``csat`` event
+    counts its rating. A metric must never fail a write: errors are logged and dropped.
+    """
+    try:
+        _observe(db, entry, seq)
+    except Exception:  # pragma: no cover - a metric is not worth a lost log line
+        log.debug("people metrics: line %s of %s not counted", seq, entry.conversation_id, exc_info=True)
+
+
+def _observe(db: Connection | Session, entry: RecordInput, seq: int) -> None:
+    at = _when(entry.at, datetime.now(UTC))
+    conversation = entry.conversation_id
+
+    def queue_before() -> str:
+        handoff = _latest_event(db, conversation, ("handoff",), seq)
+        return str(handoff.text) if handoff is not None else ""
+
+    if entry.direction == "out" and entry.sender.startswith(AGENT_PREFIX):
+        metrics.observe_agent_reply(entry.channel)
+        assigned = _latest_event(db, conversation, ("assigned",), seq, sender=entry.sender)
+        if assigned is None:
+            return
+        earlier = db.execute(
+            sql_select(func.count())
+            .select_from(Message)
+            .where(
+                col(Message.conversation_id) == conversation,
+                col(Message.direction) == "out",
+                col(Message.sender) == entry.sender,
+                col(Message.seq) > assigned.seq,
+                col(Message.seq) < seq,
+            )
+        ).scalar_one()
+        if not earlier:
+            metrics.observe_first_reply(queue_before(), _seconds(_when(assigned.at, assigned.created_at), at))
+    elif entry.direction != "event":
+        return
+    elif entry.status == "assigned":
+        handoff = _latest_event(db, conversation, ("handoff", "assigned"), seq)
+        if handoff is not None and _latest_event(db, conversation, ("handoff",), seq) == handoff:
+            metrics.observe_assignment(str(handoff.text), _seconds(_when(handoff.at, handoff.created_at), at))
+    elif entry.status in RESOLVED:
+        assigned = _latest_event(db, conversation, ("assigned",), seq)
+        if assigned is not None:
+            metrics.observe_handled(queue_before(), _seconds(_when(assigned.at, assigned.created_at), at))
+    elif entry.status == "csat":
+        rating = entry.meta.get("rating")
+        if isinstance(rating, int) and 1 <= rating <= 5:
+            metrics.observe_csat(entry.meta.get("queue") or queue_before(), rating)
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds())

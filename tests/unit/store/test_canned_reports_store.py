@@ -6,13 +6,16 @@ store's own ``record`` (hand-off, assigned, agents' replies, resolved, ended).
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from engine.message_log import RecordInput
 from engine.store import Store
 from engine.store.canned import CannedShortcutTaken
+from engine.store.reports import observe_line
 from engine.store.tables import Conversation, CsatRating, UserAccount
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -176,3 +179,42 @@ def test_audit_filters_and_pages(fx_store: Store) -> None:
     rest = fx_store.list_audit(limit=10, before_id=first[-1].id)
     assert len(first) == 3 and len(rest) == 4 and {e.id for e in first}.isdisjoint(e.id for e in rest)
     assert fx_store.list_audit(since=datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_new_log_lines_feed_the_people_metrics(fx_store: Store) -> None:
+    queue = f"q-{uuid.uuid4().hex[:6]}"  # its own label: the registry is the process's
+    channel = f"webchat-{uuid.uuid4().hex[:6]}"
+
+    def write(
+        kind: str, seconds: float, *, agent: str = "", text: str = "", meta: dict[str, object] | None = None
+    ) -> None:
+        at = (T0 + timedelta(seconds=seconds)).isoformat()
+        if kind == "reply":
+            entry = RecordInput("m1", "out", "hi", channel, f"r{seconds}", at, status="sent", sender=f"agent:{agent}")
+        else:
+            sender = f"agent:{agent}" if agent else "customer"
+            entry = RecordInput("m1", "event", text, channel, f"{kind}{seconds}", at, status=kind, sender=sender)
+            entry.meta = dict(meta or {})
+        row = fx_store.record_message(entry)
+        assert row.seq is not None
+        with fx_store._read() as session:
+            observe_line(session, entry, row.seq)
+
+    write("handoff", 0, text=queue)
+    write("assigned", 45, agent="7", text="Ana")
+    write("reply", 75, agent="7")
+    write("reply", 90, agent="7")
+    write("resolved", 345, agent="7")
+    write("csat", 400, text="4", meta={"rating": 4, "agent": "7", "queue": queue})
+    assert _sample("flowdesk_assignment_wait_seconds_count", queue=queue) == 1
+    assert _sample("flowdesk_assignment_wait_seconds_sum", queue=queue) == 45
+    # One first reply (30 s after the assignment), not two.
+    assert _sample("flowdesk_first_agent_reply_seconds_count", queue=queue) == 1
+    assert _sample("flowdesk_first_agent_reply_seconds_sum", queue=queue) == 30
+    assert _sample("flowdesk_handle_seconds_sum", queue=queue) == 300
+    assert _sample("flowdesk_agent_replies_total", channel=channel) == 2
+    assert _sample("flowdesk_csat_ratings_total", queue=queue, rating="4") == 1
