@@ -32,7 +32,7 @@ PUBLIC = {
 def _routes(node: RunningNode) -> list[tuple[str, str, bool]]:
     """(method, path, public) of every HTTP route the app has, from the app itself."""
     assert node.node.app is not None
-    found = []
+    found: list[tuple[str, str, bool]] = []
     for route in node.node.app.routes:
         if not isinstance(route, HTTPRoute):
             continue  # the chat socket is public; the web-chat tests cover it
@@ -40,7 +40,7 @@ def _routes(node: RunningNode) -> list[tuple[str, str, bool]]:
             for method in sorted(handler.http_methods):
                 if method in ("HEAD", "OPTIONS"):
                     continue
-                found.append((method, route.path, is_public(handler, route.path)))
+                found.append((str(method), route.path, is_public(handler, route.path)))
     return found
 
 
