@@ -166,15 +166,32 @@ async def test_an_accepted_handoff_does_not_time_out(fx_time_env: WorkflowEnviro
     await rt.update(conv, "I need help")
     await rt.channel.wait_texts(conv, 1)
     await rt.wait_step(conv, "human", waiting_for="agent")
-    await rt.conversations.agent(conv, AgentAction("accept", "anna"))
+    await rt.conversations.agent(conv, AgentAction("accept", "anna", name="Anna"))
 
     await _skip(fx_time_env, timedelta(minutes=11))
     state = await rt.step(conv)
     assert (state["status"], state["step"]) == ("handoff", "human")
-    assert rt.channel.texts(conv) == ["Connecting you with a colleague..."]
+    assert rt.channel.texts(conv) == ["Connecting you with a colleague...", "Anna joined the conversation."]
 
     await rt.conversations.agent(conv, AgentAction("resolve", "anna"))
-    assert (await rt.channel.wait_texts(conv, 2))[1] == "Thanks for your patience!"
+    assert (await rt.channel.wait_texts(conv, 3))[2] == "Thanks for your patience!"
+    await rt.wait_step(conv, "listen")
+
+
+async def test_a_hand_off_transferred_to_a_queue_waits_there_with_its_timeout_again(
+    fx_time_env: WorkflowEnvironment, fx_runtime: Runtime
+) -> None:
+    rt = fx_runtime
+    conv = await _started(rt, "desk")
+    await rt.update(conv, "I need help")
+    await rt.wait_step(conv, "human", waiting_for="agent")
+    await rt.conversations.agent(conv, AgentAction("accept", "anna", name="Anna"))
+    await _skip(fx_time_env, timedelta(minutes=11))  # taken: no timeout
+    await rt.conversations.agent(conv, AgentAction("transfer", "anna", queue="billing"))
+    await rt.wait_step(conv, "human", waiting_for="agent")
+    # nobody on billing takes it: the hand-off's 10 minutes run again, then `on_timeout`
+    await _skip(fx_time_env, timedelta(minutes=11))
+    assert (await rt.channel.wait_texts(conv, 3))[2] == "Everyone is busy right now."
     await rt.wait_step(conv, "listen")
 
 

@@ -43,6 +43,7 @@ def _mid_conversation() -> RunState:
     run.sent = 7
     run.live["desk"] = "r2"
     run.settings = "s2"
+    run.holder = "anna"
     return run
 
 
@@ -59,6 +60,7 @@ def test_the_next_run_starts_with_everything_the_last_one_had() -> None:
     assert list(again.seen) == ["m1", "m2"]
     assert again.timers == {"timer-3": "2026-01-05T10:10:00+00:00"}
     assert (again.sent, again.live, again.settings) == (7, {"desk": "r2"}, "s2")
+    assert again.holder == "anna"  # the claim holds across runs: the next take is still refused
     # what is not the run's state stays as the conversation was started
     assert (received.conversation_id, received.channel, received.clock_offset_ms) == ("c-1", "webchat", 1234)
     assert (received.max_events_per_run, received.node_pickup_seconds) == (3, 5.0)
@@ -74,5 +76,6 @@ def test_a_run_continued_by_older_code_is_read_as_it_was_written() -> None:
     received = converter.from_payload(converter.to_payload(older), ConversationInput)
     run = RunState.of(received)
     assert run.settings == ""  # the defaults, as those runs had
+    assert run.holder == ""  # nobody: older runs kept no claim
     assert list(run.events) == [MessageReceived(message={"id": "m3", "text": "hi"}, at=T0)]
     assert run.state is None  # a new conversation: begun by the run
