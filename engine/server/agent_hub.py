@@ -228,9 +228,9 @@ class AgentHub:
         self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # Bounded: a read in a thread finishes on its own; the node's stop does not wait on it.
+            await asyncio.wait(self._tasks, timeout=5)
         self._tasks.clear()
 
     # -- the sockets' side -----------------------------------------------------------------
