@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import event
 
 from engine.message_log import RecordInput
 from engine.store import Store
@@ -218,3 +219,23 @@ def test_new_log_lines_feed_the_people_metrics(fx_store: Store) -> None:
     assert _sample("flowdesk_handle_seconds_sum", queue=queue) == 300
     assert _sample("flowdesk_agent_replies_total", channel=channel) == 2
     assert _sample("flowdesk_csat_ratings_total", queue=queue, rating="4") == 1
+
+
+def test_a_report_reads_in_two_queries_however_many_conversations(fx_store: Store) -> None:
+    for index in range(40):
+        conversation = f"many-{index}"
+        log(fx_store, conversation, "handoff", index, text="tier1")
+        log(fx_store, conversation, "assigned", index + 10, agent="7")
+        log(fx_store, conversation, "reply", index + 20, agent="7")
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(fx_store.engine, "before_cursor_execute", count)
+    try:
+        report = fx_store.report(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    finally:
+        event.remove(fx_store.engine, "before_cursor_execute", count)
+    assert report.agents[0].first_reply == [10.0] * 40 and len(report.agents[0].handled) == 40
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
