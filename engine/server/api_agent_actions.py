@@ -284,22 +284,6 @@ class AgentActionsController(Controller):
         return await _set_labels(request, services, conversation_id, data)
 
     @post(
-        "/{conversation_id:str}/labels",
-        status_code=200,
-        summary="Set the conversation's labels (the full set; as PUT)",
-        operation_id="postConversationLabels",
-        responses=ERRORS,
-    )
-    async def labels_post(
-        self,
-        request: Request[Any, Any, Any],
-        services: ServicesDep,
-        conversation_id: FromPath[str],
-        data: RequestBody[LabelsBody],
-    ) -> ActionDone:
-        return await _set_labels(request, services, conversation_id, data)
-
-    @post(
         "/{conversation_id:str}/read",
         status_code=200,
         summary="Mark the conversation read up to a seq (per person: unread counts in the list follow it)",
@@ -316,7 +300,7 @@ class AgentActionsController(Controller):
         principal = principal_of(request)
         await visible_conversation(services, principal, conversation_id)
         if principal.user_id is None:
-            raise Problem(422, "read marks belong to people; an API token has none (sign in as the agent)")
+            raise Problem(403, "read marks belong to people; an API token has none (sign in as the agent)")
         store = services.store
         seq = await store.in_write_thread(store.mark_read, principal.user_id, conversation_id, data.seq)
         return ReadDone(conversation_id=conversation_id, seq=seq)

@@ -7,10 +7,10 @@ the agent hub, and a poke to the dispatcher when someone comes online).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, put
-from litestar.params import FromPath, RequestBody
+from litestar.params import Parameter, RequestBody
 
 from engine.people.queues import capacity_of, open_queue, queues_of
 from engine.people.roles import AGENT_ROLES, SUPERVISORS, Principal
@@ -20,7 +20,7 @@ from engine.server.api_request import ApiRequest
 from engine.server.audit import audit
 from engine.server.auth import principal_of
 from engine.server.presence import Presence
-from engine.server.problems import Problem, problem_responses
+from engine.server.problems import MAX_SAFE_INTEGER, Problem, problem_responses
 from engine.server.services import Services, ServicesDep
 from engine.store.people import PRESENCES
 
@@ -95,7 +95,7 @@ class AgentsController(Controller):
         principal = principal_of(request)
         if principal.user_id is None:
             raise Problem(
-                422, "presence belongs to people; an API token has none (sign in, or PUT /api/agents/{id}/presence)"
+                403, "presence belongs to people; an API token has none (sign in, or PUT /api/agents/{id}/presence)"
             )
         return await _set(request, services, principal.user_id, data.presence)
 
@@ -110,7 +110,7 @@ class AgentsController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: ServicesDep,
-        agent_id: FromPath[int],
+        agent_id: Annotated[int, Parameter(ge=1, le=MAX_SAFE_INTEGER)],
         data: RequestBody[PresenceBody],
     ) -> PresenceView:
         return await _set(request, services, agent_id, data.presence)

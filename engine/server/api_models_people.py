@@ -46,11 +46,21 @@ class QueueBody:
     when_nobody: Annotated[str, KwargDefinition(schema_extra={"enum": ["wait", "fall_through"]})] = "wait"
 
 
-@dataclass
-class NewQueueBody(QueueBody):
-    """A new admin-described queue: its name (what flows' hand-offs say) and description."""
+#: What a queue may be called (what flows' hand-offs name).
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
-    name: str = ""
+
+@dataclass
+class NewQueueBody:
+    """A new admin-described queue: its name (what flows' hand-offs say); its members are user ids."""
+
+    name: Annotated[str, KwargDefinition(pattern=QUEUE_NAME_PATTERN, min_length=1, max_length=64)]
+    display_name: str = ""
+    description: str = ""
+    members: list[int] = field(default_factory=list)
+    capacity: Annotated[int | None, KwargDefinition(ge=0, le=1000)] = None
+    hours: str | None = None
+    when_nobody: Annotated[str, KwargDefinition(schema_extra={"enum": ["wait", "fall_through"]})] = "wait"
 
 
 class QueueDeleted(ApiModel):

@@ -17,7 +17,14 @@ from engine.people.queues import members_of, open_queue
 from engine.people.roles import ADMIN_ONLY, AGENT_ROLES, sees_every_queue
 from engine.people.settings import FALL_THROUGH, WAIT, QueueSpec
 from engine.server.api_agent_actions import directory_of
-from engine.server.api_models_people import NewQueueBody, QueueBody, QueueDeleted, QueueList, QueueView
+from engine.server.api_models_people import (
+    QUEUE_NAME_PATTERN,
+    NewQueueBody,
+    QueueBody,
+    QueueDeleted,
+    QueueList,
+    QueueView,
+)
 from engine.server.api_request import ApiRequest
 from engine.server.audit import audit
 from engine.server.auth import principal_of
@@ -26,7 +33,7 @@ from engine.server.services import Services, ServicesDep
 from engine.store.people import PRESENCES, QueueStats
 from engine.store.tables import AgentQueue
 
-QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
 
 
 def _view(spec: QueueSpec, stats: QueueStats, members: tuple[int, ...], online: set[int]) -> QueueView:
@@ -54,7 +61,7 @@ async def _queue_view(services: Services, name: str) -> QueueView:
     return _view(spec, stats.get(name, QueueStats()), members, online)
 
 
-def _row(name: str, data: QueueBody, services: Services) -> AgentQueue:
+def _row(name: str, data: QueueBody | NewQueueBody, services: Services) -> AgentQueue:
     if data.when_nobody not in (WAIT, FALL_THROUGH):
         raise Problem(422, f"`when_nobody` {data.when_nobody!r} is not wait or fall_through")
     if data.hours:
