@@ -22,6 +22,7 @@ from engine.store.channel_log import PAYLOAD_REF, ChannelLogMixin
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF, OPEN, find_or_create_contact
 from engine.store.fastlog import MESSAGES, Logged, eligible, entry_columns, last_message_text, moment, record_new
+from engine.store.reports import observe_line
 from engine.store.tables import Conversation, CsatRating, Message
 
 #: How far a status has come. A repeated write never moves an entry back: a local activity
@@ -156,6 +157,10 @@ def _record(
         changed = True
         if created is not None:
             created[:] = [True]
+        # People's lines (events, agents' replies) all take this path: the people metrics
+        # count them once, as new rows (the fast path's customer and bot messages are not theirs).
+        assert row.seq is not None
+        observe_line(session, entry, row.seq)
     else:
         changed = _advance(row, entry, choices, raw_ref)
         session.add(row)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from itertools import count
 
+from prometheus_client import REGISTRY
 from sqlmodel import select
 
 from engine.message_log import RecordInput
@@ -125,3 +126,20 @@ def test_a_rating_is_stored_with_the_agent_and_queue(fx_store: Store) -> None:
     with fx_store.engine.connect() as connection:
         rows = connection.execute(select(CsatRating).where(CsatRating.conversation_id == conv)).all()
     assert [r.rating for r in rows] == [5]
+
+
+def test_people_lines_are_counted_once_in_the_metrics(fx_store: Store) -> None:
+    queue = f"metrics-{next(_ids)}"  # a queue of its own: the registry is the process's
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"queue": queue, **labels}) or 0.0
+
+    conv = _open(fx_store)
+    fx_store.record(_event(conv, "handoff", queue, 1))
+    assigned = _event(conv, "assigned", "Anna", 3, sender="agent:7")
+    fx_store.record(assigned)
+    fx_store.record(assigned)  # a local activity run again writes the same entry: no second count
+    assert sample("flowdesk_assignment_wait_seconds_count") == 1
+    assert sample("flowdesk_assignment_wait_seconds_sum") == 120
+    fx_store.record(_event(conv, "csat", "5", 9, rating=5, agent="7", queue=queue))
+    assert sample("flowdesk_csat_ratings_total", rating="5") == 1
