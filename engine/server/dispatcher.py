@@ -118,8 +118,9 @@ class Dispatcher:
         self._cursors: dict[str, str | None] = {}
         #: conversation id -> the waiting_since of the hand-off this node has seen waiting
         self._seen: dict[str, datetime | None] = {}
-        #: conversation id -> (agent id, monotonic time) of assignments not yet in the store
-        self._recent: dict[str, tuple[str, float]] = {}
+        #: conversation id -> (agent id, monotonic time, the hand-off's waiting_since) of assignments
+        #: this node made that the store may not show yet
+        self._recent: dict[str, tuple[str, float, datetime | None]] = {}
         self._started_at: datetime | None = None
         self._bad_calendars: set[str] = set()
         self.rounds = 0
@@ -185,7 +186,7 @@ class Dispatcher:
             spec = described.get(name) or open_queue(name)
             waiting = await asyncio.to_thread(store.waiting_conversations, name, limit=PER_QUEUE, now=now)
             fresh = self._fresh(waiting, seen_now)
-            waiting = [c for c in waiting if not self._assigned_recently(c.id, loads)]
+            waiting = [c for c in waiting if not self._assigned_recently(c, loads)]
             await self._round_in_queue(spec, waiting, fresh, people, loads, now, report)
         self._seen = seen_now
         self._forget_recent(loads)
@@ -211,17 +212,25 @@ class Dispatcher:
             fresh.add(conversation.id)
         return fresh
 
-    def _assigned_recently(self, conversation_id: str, loads: dict[str, int]) -> bool:
-        """True if this node assigned it moments ago (the store does not show it yet): counted as held."""
-        recent = self._recent.get(conversation_id)
-        if recent is None or time.monotonic() - recent[1] > RECENT_S:
+    def _assigned_recently(self, conversation: Any, loads: dict[str, int]) -> bool:
+        """True if this node assigned this hand-off moments ago (the store does not show it yet): counted as held.
+
+        A conversation waiting since another time is a new hand-off (transferred back to a
+        queue, reopened): the assignment made for the old one no longer counts.
+        """
+        recent = self._recent.get(conversation.id)
+        if recent is None:
             return False
-        loads[recent[0]] = loads.get(recent[0], 0) + 1
+        agent, at, since = recent
+        if time.monotonic() - at > RECENT_S or since != conversation.waiting_since:
+            self._recent.pop(conversation.id, None)
+            return False
+        loads[agent] = loads.get(agent, 0) + 1
         return True
 
     def _forget_recent(self, loads: dict[str, int]) -> None:
         cutoff = time.monotonic() - RECENT_S
-        for conversation_id in [c for c, (_a, at) in self._recent.items() if at < cutoff]:
+        for conversation_id in [c for c, (_a, at, _s) in self._recent.items() if at < cutoff]:
             self._recent.pop(conversation_id, None)
 
     def _is_closed(self, spec: QueueSpec, now: datetime) -> bool:
@@ -270,6 +279,7 @@ class Dispatcher:
                     if await self._send(conversation.id, action):
                         report.unavailable.append(conversation.id)
             return
+        since = {c.id: c.waiting_since for c in waiting}
         decided = plan(
             [Waiting(c.id, c.waiting_since or c.created_at) for c in waiting],
             candidates,
@@ -286,7 +296,11 @@ class Dispatcher:
             )
             if await self._send(assignment.conversation_id, action):
                 loads[assignment.agent_id] = loads.get(assignment.agent_id, 0) + 1
-                self._recent[assignment.conversation_id] = (assignment.agent_id, time.monotonic())
+                self._recent[assignment.conversation_id] = (
+                    assignment.agent_id,
+                    time.monotonic(),
+                    since.get(assignment.conversation_id),
+                )
                 report.assigned.append((assignment.conversation_id, assignment.agent_id))
             else:
                 report.lost.append(assignment.conversation_id)

@@ -363,3 +363,48 @@ async def test_labels_unread_snooze_and_typing(fx_node: RunningNode) -> None:
 async def _unread(row: Any, count: int) -> dict[str, Any] | None:
     found: dict[str, Any] | None = await row()
     return found if found is not None and found["unread"] == count else None
+
+
+async def test_transfer_to_a_queue_with_a_note_then_to_an_agent_and_reopen(fx_node: RunningNode) -> None:
+    node = fx_node
+    note = f"handover-{uuid.uuid4().hex[:8]}"
+    async with (
+        signed_in(node, "ana@example.com") as ana,
+        signed_in(node, "bo@example.com") as bo,
+        signed_in(node, "dee@example.com") as dee,
+        chat(node) as visitor,
+    ):
+        await ana.presence("online")
+        conversation_id = await conversation_of(node, visitor, "human please")
+        await eventually(lambda: _holds(ana, conversation_id), "the hand-off assigned to ana")
+        assert (await ana.act(conversation_id, "transfer")).status_code == 422  # neither agent nor queue
+        unknown = await ana.act(conversation_id, "transfer", agent="4242")
+        assert unknown.status_code == 422 and "4242" in unknown.json()["detail"]
+        # To billing, with a note: dee (online there; ana, a member too, steps away) gets it and reads why.
+        await dee.presence("online")
+        await ana.presence("away")
+        moved = await ana.act(conversation_id, "transfer", queue="billing", note=note)
+        assert moved.status_code == 200, moved.text
+        await eventually(lambda: _holds(dee, conversation_id), "the transfer to billing assigned to dee")
+        transcript = (await dee.http.get(f"/api/conversations/{conversation_id}/messages")).json()["messages"]
+        assert any(m["text"] == note for m in transcript)
+        assert not await _holds(ana, conversation_id)
+        # dee hands it to bo directly.
+        assert (await dee.act(conversation_id, "transfer", agent=bo.id)).status_code == 200
+        await eventually(lambda: _holds(bo, conversation_id), "the transfer to bo")
+        assert (await bo.act(conversation_id, "resolve")).status_code == 200
+        await visitor.next("message", where={"direction": "out", "text": "The bot is back."})
+        # Resolved, it is billing's again: bo (support only) no longer sees it; dee of billing reopens it.
+        assert (await bo.act(conversation_id, "reopen")).status_code == 404
+        assert (await dee.act(conversation_id, "reopen")).status_code == 200
+        await eventually(lambda: _waiting_or_held(node, conversation_id), "the reopened conversation back in a queue")
+        assert not [f for f in visitor.frames if note in str(f)], visitor.frames
+        actions = [
+            e.action for e in await asyncio.to_thread(node.services.store.list_audit, conversation_id=conversation_id)
+        ]
+        assert actions.count("conversation.transfer") == 2 and "conversation.reopen" in actions
+
+
+async def _waiting_or_held(node: RunningNode, conversation_id: str) -> bool:
+    row = await asyncio.to_thread(node.services.store.get_conversation, conversation_id)
+    return row is not None and row.status == "handoff"

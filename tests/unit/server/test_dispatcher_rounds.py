@@ -191,6 +191,10 @@ async def test_assignments_the_store_does_not_show_yet_still_count(
     assert (await rounds.run_round()).assigned == []  # ana's one place is taken by `one`
     assert [c for c, _a in workflows.of("assign")] == [one]
     assert two not in {c for c, _a in workflows.of("assign")}
+    # `one` is handed off again (transferred back to the queue): the assignment of the old
+    # hand-off no longer holds ana's place, and the longest waiting, `two`, is hers.
+    update(store, one, waiting_since=T0 + timedelta(minutes=30))
+    assert (await rounds.run_round()).assigned == [(two, ana)]
 
 
 def test_what_wakes_a_round() -> None:
