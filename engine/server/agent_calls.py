@@ -11,10 +11,15 @@ from __future__ import annotations
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.runtime.client import AgentActionInvalid, AgentActionRefused, ConversationEnded, ConversationTaken
+from engine.runtime.client import (
+    AgentActionInvalid,
+    AgentActionRefused,
+    ConversationEnded,
+    Conversations,
+    ConversationTaken,
+)
 from engine.runtime.types import ActionAccepted, AgentAction
 from engine.server.problems import Problem
-from engine.server.services import Services
 
 __all__ = ["AgentActionRefused", "ConversationTaken", "act", "refusal"]
 
@@ -25,15 +30,12 @@ def refusal(exc: BaseException) -> str:
     return str(getattr(cause, "message", "") or cause)
 
 
-async def act(
-    services: Services, conversation_id: str, action: AgentAction, *, holder_name: str = ""
-) -> ActionAccepted:
+async def act(conversations: Conversations, conversation_id: str, action: AgentAction) -> ActionAccepted:
     """Send ``action``; a refusal is a :class:`Problem` (409 taken or refused, 404 unknown, 503 unreachable)."""
     try:
-        return await services.conversations.agent(conversation_id, action)
+        return await conversations.agent(conversation_id, action)
     except ConversationTaken as exc:
-        holder = holder_name or exc.holder
-        raise Problem(409, f"conversation {conversation_id} is held by {holder}", holder=exc.holder) from None
+        raise Problem(409, f"conversation {conversation_id} is held by {exc.holder}", holder=exc.holder) from None
     except AgentActionInvalid as exc:
         raise Problem(422, f"conversation {conversation_id}: {exc}") from None
     except AgentActionRefused as exc:

@@ -114,7 +114,7 @@ class AgentActionsController(Controller):
         if row.assigned_agent and row.assigned_agent != principal.agent_id:
             name = await display_name_of(services, row.assigned_agent)
             raise Problem(409, f"conversation {conversation_id} is held by {name}", holder=row.assigned_agent)
-        await act(services, conversation_id, _action(principal, "accept"))
+        await act(services.conversations, conversation_id, _action(principal, "accept"))
         await audit(request, "conversation.take", conversation_id=conversation_id, detail={"queue": row.queue})
         return _done(conversation_id, "take")
 
@@ -136,7 +136,7 @@ class AgentActionsController(Controller):
         row = await visible_conversation(services, principal, conversation_id)
         await _not_held_by_another(services, principal, row)
         text = _text(data.text)
-        await act(services, conversation_id, _action(principal, "reply", text=text))
+        await act(services.conversations, conversation_id, _action(principal, "reply", text=text))
         await audit(request, "conversation.reply", conversation_id=conversation_id, detail={"chars": len(text)})
         return _done(conversation_id, "reply")
 
@@ -157,7 +157,7 @@ class AgentActionsController(Controller):
         principal = principal_of(request)
         await visible_conversation(services, principal, conversation_id)
         text = _text(data.text)
-        await act(services, conversation_id, _action(principal, "note", text=text))
+        await act(services.conversations, conversation_id, _action(principal, "note", text=text))
         await audit(request, "conversation.note", conversation_id=conversation_id, detail={"chars": len(text)})
         return _done(conversation_id, "note")
 
@@ -188,8 +188,8 @@ class AgentActionsController(Controller):
         note = (data.note or "").strip()
         if note:
             # Before the transfer, while the caller still holds it: whoever gets it reads why.
-            await act(services, conversation_id, _action(principal, "note", text=note))
-        await act(services, conversation_id, _action(principal, "transfer", **fields))
+            await act(services.conversations, conversation_id, _action(principal, "note", text=note))
+        await act(services.conversations, conversation_id, _action(principal, "transfer", **fields))
         detail = {"to_agent": agent} if agent else {"to_queue": queue}
         await audit(
             request, "conversation.transfer", conversation_id=conversation_id, detail=detail | {"note": bool(note)}
@@ -209,7 +209,7 @@ class AgentActionsController(Controller):
         principal = principal_of(request)
         row = await visible_conversation(services, principal, conversation_id)
         await _not_held_by_another(services, principal, row)
-        await act(services, conversation_id, _action(principal, "resolve"))
+        await act(services.conversations, conversation_id, _action(principal, "resolve"))
         await audit(request, "conversation.resolve", conversation_id=conversation_id, detail={"queue": row.queue})
         return _done(conversation_id, "resolve")
 
@@ -230,7 +230,7 @@ class AgentActionsController(Controller):
         principal = principal_of(request)
         row = await visible_conversation(services, principal, conversation_id)
         queue = ((data.queue if data else None) or "").strip()
-        await act(services, conversation_id, _action(principal, "reopen", queue=queue))
+        await act(services.conversations, conversation_id, _action(principal, "reopen", queue=queue))
         await audit(
             request, "conversation.reopen", conversation_id=conversation_id, detail={"queue": queue or row.queue}
         )
@@ -258,7 +258,11 @@ class AgentActionsController(Controller):
             until = _aware_time(data.until).isoformat()
             if data.until_reply:
                 raise Problem(422, "snooze `until` a time or `until_reply`, not both")
-        await act(services, conversation_id, _action(principal, "snooze", until=until, until_reply=data.until_reply))
+        await act(
+            services.conversations,
+            conversation_id,
+            _action(principal, "snooze", until=until, until_reply=data.until_reply),
+        )
         await audit(
             request,
             "conversation.snooze",
@@ -341,7 +345,7 @@ class AgentActionsController(Controller):
         agent = data.agent.strip()
         name = await _agent_user(services, agent)
         action = AgentAction(action="assign", agent=agent, name=name, by=principal.agent_id, force=True)
-        await act(services, conversation_id, action)
+        await act(services.conversations, conversation_id, action)
         await audit(
             request,
             "conversation.assign",
@@ -359,7 +363,7 @@ async def _set_labels(
     row = await visible_conversation(services, principal, conversation_id)
     await _not_held_by_another(services, principal, row)
     labels = _labels(data.labels)
-    await act(services, conversation_id, _action(principal, "labels", labels=labels))
+    await act(services.conversations, conversation_id, _action(principal, "labels", labels=labels))
     await audit(request, "conversation.labels", conversation_id=conversation_id, detail={"labels": labels})
     return _done(conversation_id, "labels")
 

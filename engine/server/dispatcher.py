@@ -55,11 +55,12 @@ from engine.people.assignment import Candidate, Waiting, plan
 from engine.people.queues import capacity_of, members_of, open_queue
 from engine.people.roles import AGENT_ROLES
 from engine.people.settings import FALL_THROUGH, QueueSpec
-from engine.runtime.client import ConversationEnded
+from engine.runtime.client import ConversationEnded, Conversations
 from engine.runtime.types import AgentAction
 from engine.server.agent_calls import AgentActionRefused, ConversationTaken, refusal
+from engine.server.agent_hub import AgentHub
 from engine.server.queues import QueueDirectory
-from engine.server.services import Services
+from engine.store import Store
 from engine.store.columns import utcnow
 from engine.store.people import PRESENCES
 from engine.store.tables import UserAccount
@@ -102,13 +103,17 @@ def pokes(event: Mapping[str, Any]) -> bool:
 class Dispatcher:
     def __init__(
         self,
-        services: Services,
+        store: Store,
+        conversations: Conversations,
+        hub: AgentHub,
         directory: QueueDirectory,
         *,
         interval_s: float = 2.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.services = services
+        self.store = store
+        self.conversations = conversations
+        self.hub = hub
         self.directory = directory
         self.interval_s = interval_s
         self.clock = clock
@@ -130,7 +135,7 @@ class Dispatcher:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._started_at = self.clock()
-        self.services.agent_hub.subscribe(self._on_event)
+        self.hub.subscribe(self._on_event)
         self._task = asyncio.create_task(self._run(), name="dispatcher")
 
     async def aclose(self) -> None:
@@ -175,7 +180,7 @@ class Dispatcher:
     async def run_round(self) -> RoundReport:
         """One assignment round over every queue with conversations waiting."""
         report = RoundReport()
-        store = self.services.store
+        store = self.store
         now = self.clock()
         described = await self.directory.described()
         stats = await asyncio.to_thread(store.queue_stats, now)
@@ -313,7 +318,7 @@ class Dispatcher:
     async def _send(self, conversation_id: str, action: AgentAction) -> bool:
         """Send one action; False (logged at debug) when the workflow refuses it: a lost race is normal here."""
         try:
-            await self.services.conversations.agent(conversation_id, action)
+            await self.conversations.agent(conversation_id, action)
         except (ConversationTaken, AgentActionRefused, ConversationEnded, WorkflowUpdateFailedError) as exc:
             log.debug("%s of %s refused: %s", action.action, conversation_id, refusal(exc))
             return False

@@ -205,7 +205,7 @@ class Node:
         assert self.store is not None
         reloader = services.settings_reloader
         services.queues = QueueDirectory(self.store, lambda: reloader.settings)
-        dispatcher = Dispatcher(services, services.queues)
+        dispatcher = Dispatcher(self.store, services.conversations, services.agent_hub, services.queues)
         services.dispatcher = dispatcher
         services.presence = Presence(
             self.store,

@@ -15,12 +15,11 @@ from typing import Any, cast
 import pytest
 from sqlmodel import Session
 
-from engine.runtime.client import ConversationTaken
+from engine.runtime.client import Conversations, ConversationTaken
 from engine.runtime.types import ActionAccepted, AgentAction
 from engine.server.agent_hub import AgentHub
 from engine.server.dispatcher import Dispatcher, pokes
 from engine.server.queues import QueueDirectory
-from engine.server.services import Services
 from engine.settings import Settings
 from engine.store import Store
 from engine.store.tables import Conversation, UserAccount
@@ -90,9 +89,9 @@ def fixture_rig(tmp_path: Path) -> Iterator[tuple[Store, Workflows, list[Setting
 
 
 def dispatcher(store: Store, workflows: Workflows, settings: list[Settings], *, now: datetime = T0) -> Dispatcher:
-    services = cast(Services, type("S", (), {"store": store, "conversations": workflows, "agent_hub": AgentHub()})())
     directory = QueueDirectory(store, lambda: settings[0])
-    made = Dispatcher(services, directory, clock=lambda: now + timedelta(hours=1))
+    conversations = cast(Conversations, workflows)
+    made = Dispatcher(store, conversations, AgentHub(), directory, clock=lambda: now + timedelta(hours=1))
     made._started_at = T0 - timedelta(days=1)  # started before every hand-off of the test
     return made
 

@@ -17,9 +17,7 @@ T0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
 
 def add_user(store: Store, email: str, role: str = "agent") -> int:
     with Session(store.engine, expire_on_commit=False) as session:
-        user = UserAccount(
-            email=email, display_name=email.partition("@")[0].title(), role=role, password_hash="x"
-        )
+        user = UserAccount(email=email, display_name=email.partition("@")[0].title(), role=role, password_hash="x")
         session.add(user)
         session.commit()
         assert user.id is not None
