@@ -408,3 +408,37 @@ async def test_transfer_to_a_queue_with_a_note_then_to_an_agent_and_reopen(fx_no
 async def _waiting_or_held(node: RunningNode, conversation_id: str) -> bool:
     row = await asyncio.to_thread(node.services.store.get_conversation, conversation_id)
     return row is not None and row.status == "handoff"
+
+
+async def test_two_nodes_dispatching_on_one_postgresql_assign_each_hand_off_once(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path, fx_postgres_url: str
+) -> None:
+    """Both nodes run a dispatcher: the workflow decides each claim, so no conversation is given twice."""
+    settings = {"queues": {"support": {"members": ["ana@example.com", "bo@example.com"], "capacity": 10}}}
+    flows = {"desk.yaml": DESK_FLOW.replace("channels: [webchat, telegram]", "channels: [webchat]")}
+    async with (
+        running_node(fx_dev_env, tmp_path / "a", flows=flows, settings=settings, database_url=fx_postgres_url) as a,
+        running_node(fx_dev_env, tmp_path / "b", flows=flows, settings=settings, database_url=fx_postgres_url) as b,
+        signed_in(a, "ana@example.com") as ana,
+        signed_in(a, "bo@example.com") as bo,
+    ):
+        await ana.presence("online")
+        await bo.presence("online")
+        ids = []
+        async with chat(a) as v1, chat(b) as v2, chat(a) as v3, chat(b) as v4:
+            visitors = (v1, v2, v3, v4)
+            for node, visitor in zip((a, b, a, b), visitors, strict=True):
+                ids.append(await conversation_of(node, visitor, "human please"))
+            await eventually(lambda: _count_is(4, ana, bo), "every hand-off assigned")
+            store = a.services.store
+            for conversation_id, visitor in zip(ids, visitors, strict=True):
+                assigned = [
+                    m for m in await asyncio.to_thread(store.transcript, conversation_id) if m.status == "assigned"
+                ]
+                assert len(assigned) == 1, [(m.sender, m.text) for m in assigned]
+                await visitor.next(
+                    "message", where={"direction": "out", "text": f"{assigned[0].text} joined the conversation."}
+                )
+            # How they are spread is not asserted: two nodes' rounds can both see an agent as the
+            # freest before either assignment reaches the store (capacity is a node's view; the
+            # claim is the workflow's).
