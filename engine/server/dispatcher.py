@@ -33,7 +33,10 @@ still runs.
 Loads come from the store, which learns of an assignment from the workflow's log
 a moment after the update returned; the assignments this node made in the last
 ``RECENT_S`` seconds are counted on top until the store shows them, so two quick
-rounds do not give one agent more than their capacity.
+rounds do not give one agent more than their capacity. Across nodes capacity is each
+node's view: two nodes' rounds that run within the moment an assignment takes to reach
+the store may both give the freest agent one conversation more (the claim itself is
+still the workflow's: never one conversation to two agents).
 """
 
 from __future__ import annotations
