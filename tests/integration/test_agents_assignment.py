@@ -19,6 +19,7 @@ import httpx
 import pytest
 from sqlmodel import Session
 from temporalio.testing import WorkflowEnvironment
+from websockets.asyncio.client import connect
 
 from engine.store.tables import Message
 from tests.integration.runtime_support import DEADLINE, eventually
@@ -442,3 +443,30 @@ async def test_two_nodes_dispatching_on_one_postgresql_assign_each_hand_off_once
             # How they are spread is not asserted: two nodes' rounds can both see an agent as the
             # freest before either assignment reaches the store (capacity is a node's view; the
             # claim is the workflow's).
+
+
+async def test_presence_drops_to_offline_when_the_last_console_socket_is_gone(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    settings = dict(SETTINGS) | {"people": {"presence_grace": "1s"}}
+    async with (
+        running_node(fx_dev_env, tmp_path, flows={"desk.yaml": DESK_FLOW}, settings=settings) as node,
+        signed_in(node, "ana@example.com") as ana,
+    ):
+        await ana.presence("online")
+        presence = node.services.presence
+        assert presence is not None
+        cookie = ana.http.cookies.get("flowdesk_session")
+        assert cookie
+        url = node.url.replace("http://", "ws://") + "/ws/agent"
+        headers = {"Cookie": f"flowdesk_session={cookie}", "Origin": node.url}
+        async with connect(url, open_timeout=DEADLINE, additional_headers=headers) as socket:
+            await asyncio.wait_for(socket.recv(), DEADLINE)  # hello: connected
+            await eventually(lambda: presence.connections(int(ana.id)) == 1, "the console socket counted")
+        store = node.services.store
+
+        def now() -> str:
+            found = store.get_presence(int(ana.id))
+            return found[0] if found else ""
+
+        await eventually(lambda: now() == "offline", "offline once the grace period passed without a socket")
