@@ -4,9 +4,10 @@ Every customer message and every reply is logged on the reply path, so the ORM's
 read-then-write (a session, a lookup, an insert, a flush, an update, a flush) was
 the largest CPU cost of a round trip. Here a new entry is one ``INSERT ... ON
 CONFLICT DO NOTHING RETURNING seq`` and one ``UPDATE`` of its conversation, in one
-write transaction (the same UPDATE moves the inbox's last message and its time). Anything else — a repeated entry, an event that moves the
-conversation's status, a reply while an agent has the conversation, a
-conversation the store does not know — falls back to the full path in
+write transaction (the same UPDATE moves the inbox's last message and its time).
+Anything else — a repeated entry, an event that moves the conversation's status,
+a reply while an agent has the conversation, a conversation the store does not
+know — falls back to the full path in
 :mod:`engine.store.messages`, which handles every rule.
 
 On SQLite the two statements go straight to the driver: SQLAlchemy's statement
