@@ -27,6 +27,10 @@ server answers each with an HTTP status is one table: ``engine/server/problems.p
     ├── MissingSecret           a flow's secret('NAME') has no value on this worker [runtime.activities]
     ├── DatabaseError           the database cannot be reached or refused an operation [store.db]
     ├── NotTheCommonCase        rolls a fast message write back; the full path takes it [store.fastlog]
+    ├── UserEmailTaken          another user has this e-mail address (409) [store.users]
+    ├── UserInvalid             a user's field cannot be stored: address, role, language, capacity (422) [store.users]
+    ├── PasswordRefused         a new password breaks the rules: too short or too long (422) [people.passwords]
+    ├── CannedShortcutTaken     a canned response of that owner has the shortcut (409) [store.canned]
     ├── ProviderError           an AI provider gave no usable answer; the chain acts on its class [ai.types]
     │   ├── Unauthorized        401/403: the key is wrong or lacks permission; not retried
     │   ├── RateLimited         429; ``retry_after`` is the vendor's Retry-After

@@ -50,10 +50,16 @@ DEFAULT_CLASSIFY_CONFIDENCE = 0.5
 DEFAULT_MAX_ATTEMPTS = 3
 
 
-def parse_duration(value: str | int | None) -> int | None:
-    """``'30m'`` -> 1_800_000 ms; a bare integer is seconds."""
+def parse_duration(value: str | int | float | None) -> int | None:
+    """``'30m'`` -> 1_800_000 ms; a bare integer is seconds.
+
+    A float with no fraction (``5.0``) passes the schema as an integer (JSON Schema
+    says it is one), so it is read as that integer wherever a duration is allowed.
+    """
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int):
         return value * 1000
     match = _DURATION.match(value)

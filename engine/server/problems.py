@@ -22,8 +22,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from engine.channels.errors import PayloadInvalid, SignatureInvalid
 from engine.errors import ExpressionError, FlowdeskError, FlowError
 from engine.flow.knowledge import KnowledgeUnusable
+from engine.people.passwords import PasswordRefused
 from engine.runtime.client import AgentActionInvalid, AgentActionRefused, ConversationEnded, ConversationTaken
+from engine.store.canned import CannedShortcutTaken
 from engine.store.tokens import TokenNameTaken
+from engine.store.users import UserEmailTaken, UserInvalid
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,10 @@ DOMAIN_STATUSES: dict[type[FlowdeskError], int] = {
     AgentActionRefused: 409,
     AgentActionInvalid: 422,
     TokenNameTaken: 409,
+    UserEmailTaken: 409,
+    CannedShortcutTaken: 409,
+    UserInvalid: 422,
+    PasswordRefused: 422,
     SignatureInvalid: 401,
     PayloadInvalid: 400,
 }

@@ -1536,6 +1536,8 @@ def test_any_yaml_structure_gives_diagnostics_not_exceptions(data: object) -> No
 @_FUZZ
 @given(_steps)
 @example({"pause": {"wait": 0.0}})  # passes the schema (0.0 "is an integer"), then crashed the compiler
+@example({"greet": {"say": "hi", "timeout": 0.0}})  # the same for a step's timeout (found by this test)
+@example({"human": {"handoff": {"queue": "q", "timeout": 2.0}}})
 def test_any_flow_shaped_structure_gives_diagnostics_not_exceptions(steps: dict[str, object]) -> None:
     # Shaped enough like a flow to get past the top-level checks into the later layers.
     text = yaml.safe_dump({"flow": "fuzz", "steps": steps}, allow_unicode=True, sort_keys=False)
