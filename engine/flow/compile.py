@@ -62,6 +62,8 @@ def parse_duration(value: str | int | float | None) -> int | None:
         value = int(value)
     if isinstance(value, int):
         return value * 1000
+    if not isinstance(value, str):
+        raise ValueError(f"not a duration: {value!r}")
     match = _DURATION.match(value)
     if match is None:
         raise ValueError(f"not a duration: {value!r}")
