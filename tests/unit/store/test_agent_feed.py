@@ -262,12 +262,16 @@ def _held_insert(store: Store, conversation_id: str, text: str) -> tuple[Any, An
     return connection, transaction, int(seq)
 
 
+#: The conftest's ``fx_db_url`` narrowed to its PostgreSQL run: SQLite commits in seq
+#: order (one writer at a time) and is one node, so these have nothing to test there.
+ON_POSTGRESQL = pytest.mark.parametrize("fx_db_url", ["postgresql"], indirect=True)
+
+
+@ON_POSTGRESQL
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
 async def test_postgresql_rows_go_out_in_seq_order_whatever_order_they_commit_in(
-    fx_store: Store, fx_hub: AgentHub, fx_db_url: str, outcome: str
+    fx_store: Store, fx_hub: AgentHub, outcome: str
 ) -> None:
-    if not fx_db_url.startswith("postgresql"):
-        pytest.skip("SQLite commits in seq order (one writer at a time)")
     one = add_conversation(fx_store, "v1", queue="billing")
     two = add_conversation(fx_store, "v2", queue="billing")
     connection, _ = await fx_hub.attach(Viewer(agent(1, Role.ADMIN)), None)
@@ -293,10 +297,9 @@ async def test_postgresql_rows_go_out_in_seq_order_whatever_order_they_commit_in
     assert fx_store.feed_between(seqs[-1], fx_hub.cursor) == []
 
 
-async def test_postgresql_a_node_knows_the_sockets_another_node_holds(fx_store: Store, fx_db_url: str) -> None:
+@ON_POSTGRESQL
+async def test_postgresql_a_node_knows_the_sockets_another_node_holds(fx_store: Store) -> None:
     """Presence asks ``connections_of`` before dropping someone to offline: sockets on any node count."""
-    if not fx_db_url.startswith("postgresql"):
-        pytest.skip("SQLite is one node")
     ann = add_user(fx_store, "ann@example.com")
     a, b = AgentHub(), AgentHub()
     await a.start(fx_store)
