@@ -236,3 +236,25 @@ def test_a_report_reads_in_two_queries_however_many_conversations(fx_store: Stor
         event.remove(fx_store.engine, "before_cursor_execute", count)
     assert report.agents[0].first_reply == [10.0] * 40 and len(report.agents[0].handled) == 40
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
+
+
+def test_an_agents_reply_in_a_stored_conversation_counts_in_the_people_metrics(fx_store: Store) -> None:
+    # With a real conversation row (handed off), as the server writes it: the reply is
+    # counted whichever write path the store takes for it.
+    channel = f"webchat-{uuid.uuid4().hex[:6]}"
+    queue = f"q-{uuid.uuid4().hex[:6]}"
+    contact = fx_store.resolve_contact(channel, f"visitor-{uuid.uuid4().hex[:6]}")
+    conversation, _ = fx_store.open_conversation(contact.id, channel)
+
+    def line(direction: str, kind: str, seconds: float, text: str) -> None:
+        at = (T0 + timedelta(seconds=seconds)).isoformat()
+        entry = RecordInput(
+            conversation.id, direction, text, channel, f"{kind}-{seconds}", at, status=kind, sender="agent:9"
+        )
+        fx_store.record_message(entry)
+
+    line("event", "handoff", 0, queue)
+    line("event", "assigned", 20, "Ana")
+    line("out", "sent", 50, "hello, Ana here")
+    assert _sample("flowdesk_agent_replies_total", channel=channel) == 1
+    assert _sample("flowdesk_first_agent_reply_seconds_sum", queue=queue) == 30
