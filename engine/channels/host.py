@@ -126,6 +126,10 @@ class ChannelHost(Protocol):
         """
         ...
 
+    def customer_typing(self, conversation_id: str, typing: bool) -> None:
+        """The customer started (or stopped) typing in a conversation: the agents who see it are told."""
+        ...
+
     async def log_reply(self, message: OutboundMessage, *, channel: str, status: str) -> LoggedMessage:
         """Write a reply to the log (a channel that logs itself: its ``seq`` is the cursor)."""
         ...

@@ -76,6 +76,12 @@ class ServerChannelHost:
         self._recent = RecentChats()
         #: queued messages being handed over, one chat at a time
         self._inbox = Inbox()
+        #: where customers' typing goes (the agents' stream, set by the node); nowhere until then
+        self.typing_sink: Callable[[str, bool], None] | None = None
+
+    def customer_typing(self, conversation_id: str, typing: bool) -> None:
+        if self.typing_sink is not None:
+            self.typing_sink(conversation_id, typing)
 
     async def find_contact(self, channel: str, external_id: str) -> Contact | None:
         row = await asyncio.to_thread(self.store.find_contact, channel, external_id)

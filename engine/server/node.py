@@ -197,6 +197,10 @@ class Node:
         if resumed:
             log.info("handing over %d message(s) accepted before the last stop", resumed)
         await services.agent_hub.start(store)  # the agents' stream: tails the log, LISTENs on PostgreSQL
+        hub = services.agent_hub
+        host.typing_sink = lambda conversation, typing: hub.publish(
+            "typing", {"conversation_id": conversation, "typing": typing}
+        )
         await self._start_people(services)
         await self._start_http(services)
 

@@ -127,10 +127,7 @@ def add_user(store: Store, email: str, role: str = "agent") -> UserAccount:
 
 
 def ticket_for(store: Store, user: UserAccount) -> str:
-    issue = getattr(auth, "issue_ticket", None)
-    if issue is None:
-        pytest.skip("socket tickets are not built yet (engine.server.auth.issue_ticket)")
-    ticket: str = issue(store, auth.user_principal(user))
+    ticket: str = auth.issue_ticket(store, auth.user_principal(user))
     return ticket
 
 
@@ -191,6 +188,30 @@ async def test_an_admin_socket_gets_messages_hand_offs_and_inbox_rows_then_repla
             assert reset["kind"] == "reset" and reset["seq"] >= seqs[-1]
 
 
+async def test_a_customer_typing_in_the_widget_is_shown_to_agents_once_per_burst(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with (
+        running_node(fx_dev_env, tmp_path, flows={"desk.yaml": DESK_FLOW}, settings=SETTINGS) as node,
+        agent_socket(node, headers=bearer(node)) as agent,
+        chat(node) as visitor,
+    ):
+        await visitor.say("hello")
+        customer = await agent.until("the customer's message", text_is("hello"))
+        conversation_id = customer["data"]["conversation_id"]
+        await visitor.reply_to("bot: hello")
+        # The widget sends a typing frame per key press: the agents hear one event.
+        for _ in range(5):
+            await visitor.send({"type": "typing", "state": True})
+        await visitor.send({"type": "typing", "state": False})
+        stopped = await agent.until(
+            "the customer stopped typing", lambda f: f["kind"] == "typing" and not f["data"]["typing"]
+        )
+        assert stopped["data"]["conversation_id"] == conversation_id
+        typing = [f["data"]["typing"] for f in agent.frames if f["kind"] == "typing"]
+        assert typing == [True, False]
+
+
 async def test_an_agent_sees_its_queue_not_another_and_editors_are_refused(
     fx_dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -210,8 +231,7 @@ async def test_an_agent_sees_its_queue_not_another_and_editors_are_refused(
                 await to_billing.say("billing please")
                 await to_billing.reply_to("Connecting you with billing...")
             billing_id = await _handed_off_to(store, "billing")
-            if billing_id is None:
-                pytest.skip("the store does not set conversation.queue from a hand-off yet (issue 18, workflow part)")
+            assert billing_id is not None, "the store sets conversation.queue from the hand-off"
             handoff = await agent.until(
                 "the billing hand-off", lambda f: f["kind"] == "message" and f["data"]["text"] == "billing"
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SEQ_MAX = (1 << 63) - 1
 #: Close code for a connection whose query parameters are wrong (4000-4999: the application's own).
 CLOSE_BAD_PARAMETER = 4400
+#: a customer still typing is told to the agents again after this long (their indicator times out)
+TYPING_REPEAT_S = 3.0
 
 
 class BadParameter(ChannelError):
@@ -159,13 +162,16 @@ async def _send_history(connection: Connection, chat: WebChat, since: int) -> No
 class ChatSession:
     """Frames of one connection; the conversation id is remembered between messages."""
 
-    __slots__ = ("chat", "connection", "contact", "conversation_id")
+    __slots__ = ("chat", "connection", "contact", "conversation_id", "typing_state", "typing_told")
 
     def __init__(self, chat: WebChat, connection: Connection, contact: Visitor) -> None:
         self.chat = chat
         self.connection = connection
         self.contact = contact
         self.conversation_id: str | None = None
+        #: the customer's typing state as the agents were last told, and when (monotonic seconds)
+        self.typing_state = False
+        self.typing_told = 0.0
 
     async def handle(self, raw: str) -> None:
         try:
@@ -176,10 +182,22 @@ class ChatSession:
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "message":
             await self._message(frame)
-        elif kind in ("typing", "read"):
-            return  # accepted; agents' view of typing and read receipts is not built yet
+        elif kind == "typing":
+            self._typing(frame.get("state"))
+        elif kind == "read":
+            return  # accepted; agents' view of read receipts is not built yet
         else:
             await self.connection.send(_error("bad_frame", "unknown frame type; send `message`, `typing` or `read`"))
+
+    def _typing(self, state: object) -> None:
+        """Tell the agents a customer types: on a change, or again after a while (a widget repeats it)."""
+        if self.conversation_id is None or not isinstance(state, bool):
+            return  # nobody to tell before the first message; a malformed state says nothing
+        now = time.monotonic()
+        if state == self.typing_state and now - self.typing_told < TYPING_REPEAT_S:
+            return  # a burst of key presses is one event for the agents, not one per key
+        self.typing_state, self.typing_told = state, now
+        self.chat.host.customer_typing(self.conversation_id, state)
 
     async def _message(self, frame: dict[str, Any]) -> None:
         client_id, text = frame.get("id"), frame.get("text")
