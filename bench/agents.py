@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import subprocess
 import sys
 import tempfile
@@ -54,10 +55,11 @@ from bench._common import (  # noqa: E402 - after the path is set
     run_and_exit,
     ws_open,
 )
-from bench.roundtrip import Phase, add_load_arguments, check_load_arguments, load_params, print_sides, run_phase  # noqa: E402
+from bench.roundtrip import Phase, add_load_arguments, check_load_arguments, load_params, print_sides  # noqa: E402
 from bench.roundtrip_ws import ChatSockets, measure  # noqa: E402
 
 QUEUE = "bench"
+VISITOR = re.compile(r"agent please, visitor (\d+)")
 PASSWORD = "bench-password-1234"
 
 #: The echo flow with a way to a person: "agent ..." hands off, anything else is echoed.
@@ -115,6 +117,8 @@ class Agent:
         self.user_id = user_id
         #: conversation id -> when its assignment to this agent was seen
         self.assigned: dict[str, float] = {}
+        #: conversation id -> the index of the visitor who asked in it (from the customer's message)
+        self.visitors: dict[str, int] = {}
         self._reader: asyncio.Task[None] | None = None
         self.wake: Callable[[], None] = lambda: None
 
@@ -139,6 +143,9 @@ class Agent:
             async for raw in socket:
                 frame = json.loads(raw)
                 data = frame.get("data") or {}
+                if frame.get("kind") == "message" and (asked := VISITOR.search(str(data.get("text", "")))):
+                    # The customer's hand-off message, as every member of the queue sees it: whose it is.
+                    self.visitors.setdefault(str(data.get("conversation_id")), int(asked.group(1)))
                 if frame.get("kind") == "conversation" and str(data.get("assigned_agent")) == self.user_id:
                     self.assigned.setdefault(str(data["id"]), time.monotonic())
                     self.wake()
@@ -151,10 +158,9 @@ class Agent:
         await self.http.aclose()
 
 
-async def hand_off(
-    visitors: ChatSockets, agents: list[Agent], rate: float
-) -> tuple[dict[str, tuple[Agent, int]], list[float]]:
-    """Each visitor asks for an agent (open loop at ``rate``); by conversation: its agent and socket index."""
+async def hand_off(visitors: ChatSockets, agents: list[Agent], rate: float) -> tuple[dict[str, Agent], list[float]]:
+    """Each visitor asks for an agent (open loop at ``rate``): the agent holding each conversation, and the
+    milliseconds from each visitor's message to the moment its agent's socket names them."""
     seen = asyncio.Event()
     for agent in agents:
         agent.wake = seen.set
@@ -172,11 +178,15 @@ async def hand_off(
         seen.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(seen.wait(), 1)
-    by_conversation: dict[str, tuple[Agent, int]] = {}
+    visitor_of = {c: i for agent in agents for c, i in agent.visitors.items()}
+    by_conversation: dict[str, Agent] = {}
+    waits: list[float] = []
     for agent in agents:
-        for conversation in agent.assigned:
-            by_conversation[conversation] = (agent, -1)
-    return by_conversation, [(at - min(sent.values())) * 1000 for agent in agents for at in agent.assigned.values()]
+        for conversation, at in agent.assigned.items():
+            by_conversation[conversation] = agent
+            if conversation in visitor_of:
+                waits.append((at - sent[visitor_of[conversation]]) * 1000)
+    return by_conversation, waits
 
 
 async def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -215,7 +225,7 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
                 async def reply(index: int) -> None:
                     conversation = conversations[index % len(conversations)]
-                    agent = held[conversation][0]
+                    agent = held[conversation]
                     text = f"here is your answer tok-{index}"
                     answer = await agent.post(f"/api/conversations/{conversation}/reply", {"text": text})
                     if answer.status_code >= 300:
@@ -223,7 +233,7 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
                 send: Callable[[int], Awaitable[Any]] = reply
                 phase = visitors.phase = Phase("engine")
-                results["engine"] = await run_phase(phase, send, args)
+                results["engine"] = await measure(phase, send, server, args)
             finally:
                 visitors.phase = None
                 await visitors.close()
@@ -244,7 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     load = load_average()
     results, problems = asyncio.run(run(args))
     engine, baseline, assignment = results.get("engine", {}), results.get("baseline", {}), results.get("assignment", {})
-    ratio = print_sides(engine, baseline, "agent reply -> customer socket", lambda r: f"{r['cpu_ms_per_msg']} ms here")
+    ratio = print_sides(
+        engine,
+        baseline,
+        "agent reply -> customer socket",
+        lambda r: f"{r['server_cpu_ms_per_msg']} ms in the serve process tree, {r['cpu_ms_per_msg']} ms here",
+        baseline_is="web chat message -> echo reply",
+    )
     if assignment.get("count"):
         print(
             f"assignment (visitor's message -> agent's socket names them): p50 {assignment['p50_ms']:.1f} "

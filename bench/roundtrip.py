@@ -241,10 +241,14 @@ def load_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_sides(
-    engine: dict[str, Any], baseline: dict[str, Any], engine_is: str, cpu: Callable[[dict[str, Any]], str]
+    engine: dict[str, Any],
+    baseline: dict[str, Any],
+    engine_is: str,
+    cpu: Callable[[dict[str, Any]], str],
+    baseline_is: str = "raw Temporal update + local activity",
 ) -> dict[str, float]:
     """A line of figures per side that ran, ``cpu`` of its report under it; the ratios engine/baseline."""
-    sides = {"engine": (engine_is, engine), "baseline": ("raw Temporal update + local activity", baseline)}
+    sides = {"engine": (engine_is, engine), "baseline": (baseline_is, baseline)}
     for name, (what, r) in sides.items():
         if not r:
             continue

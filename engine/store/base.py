@@ -9,12 +9,13 @@ their attributes after the session has closed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +37,23 @@ CONFLICT_ATTEMPTS = 3
 ROW_LOCK: dict[str, Any] = {"key_share": True}
 
 
+P = ParamSpec("P")
+S = TypeVar("S", bound="StoreBase")
+
+
+def changes_people(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
+    """Mark a write of users or queues: ``people_generation`` moves once it has committed (or failed)."""
+
+    @functools.wraps(method)
+    def write(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.people_generation += 1
+
+    return write
+
+
 class StoreBase:
     """The engine and the session helpers the store's parts are written with."""
 
@@ -48,6 +66,9 @@ class StoreBase:
         # lock (measured: a third of a busy worker's time went to that wait).
         threads = 1 if self.engine.dialect.name == "sqlite" else 4
         self._write_threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="flowdesk-store-write")
+        #: bumped by this process's writes of users and queues: readers that cache who is in which
+        #: queue read again (another process's writes are seen when their cache expires)
+        self.people_generation = 0
 
     async def in_write_thread(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a write method from an event loop without blocking it."""

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Insert, bindparam, func, literal_column, update
+from sqlalchemy import Engine, Insert, bindparam, case, func, literal_column, null, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -103,6 +103,9 @@ def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, ra
         "given_revision": entry.revision,
         "last_message": last_message_text(entry.text),
         "last_at": moment(entry.at) or now,
+        # An agent's reply takes the fast path in a handed-off conversation too (the full
+        # rules would only say what this says: the agent holds it, it no longer waits).
+        "agent": entry.sender.removeprefix("agent:") if entry.sender.startswith("agent:") else None,
     }
     try:
         if writer.dialect.name == "sqlite":
@@ -191,13 +194,17 @@ def _touch_conversation() -> Any:
         name: func.coalesce(func.nullif(bindparam(f"given_{name}"), literal_column("''")), columns[name])
         for name in ("flow", "revision")
     }
+    agent = bindparam("agent", type_=columns.assigned_agent.type)
+    handed_off = columns.status == bindparam("handoff")
     return (
         update(CONVERSATIONS)
-        .where((columns.id == bindparam("conversation")) & (columns.status != bindparam("handoff")))
+        .where((columns.id == bindparam("conversation")) & (~handed_off | agent.is_not(None)))
         .values(
             updated_at=bindparam("now", type_=columns.updated_at.type),
             last_message=bindparam("last_message"),
             last_message_at=bindparam("last_at", type_=columns.last_message_at.type),
+            assigned_agent=case((handed_off & agent.is_not(None), agent), else_=columns.assigned_agent),
+            waiting_since=case((handed_off & agent.is_not(None), null()), else_=columns.waiting_since),
             **keep_unless_given,
         )
     )

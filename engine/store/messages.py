@@ -77,6 +77,11 @@ class MessagesMixin(ChannelLogMixin):
     def _log(self, entry: RecordInput, choices: list[str] | None, raw_ref: str | None) -> Logged | Message:
         """The fast path when the entry is a new message, else the full rules."""
         if eligible(entry) and (logged := record_new(self._writer, entry, choices, raw_ref)) is not None:
+            if entry.sender.startswith("agent:"):
+                # Agents' replies count in the people metrics (first reply, replies by channel);
+                # customers' and the bot's messages, the hot path, never pay this read.
+                with self._read() as session:
+                    observe_line(session, entry, logged.seq)
             return logged
         return self._write_retrying(lambda session: _record(session, entry, choices, raw_ref))
 
@@ -157,8 +162,8 @@ def _record(
         changed = True
         if created is not None:
             created[:] = [True]
-        # People's lines (events, agents' replies) all take this path: the people metrics
-        # count them once, as new rows (the fast path's customer and bot messages are not theirs).
+        # People's lines count once, as new rows, in the people metrics (the fast path counts
+        # the agents' replies it takes; its customer and bot messages are not theirs).
         assert row.seq is not None
         observe_line(session, entry, row.seq)
     else:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, func, select
 
-from engine.store.base import StoreBase
+from engine.store.base import StoreBase, changes_people
 from engine.store.columns import utcnow
 from engine.store.conversations import ENDED, HANDOFF
 from engine.store.tables import AgentQueue, Conversation, Message, ReadMark, UserAccount
@@ -92,6 +92,7 @@ class PeopleMixin(StoreBase):
         with self._read() as session:
             return session.get(AgentQueue, name)
 
+    @changes_people
     def save_admin_queue(self, queue: AgentQueue, *, create: bool) -> AgentQueue | None:
         """Insert (``create``) or replace a queue; None if it exists (``create``) or does not (replace)."""
 
@@ -110,6 +111,7 @@ class PeopleMixin(StoreBase):
 
         return self._write_retrying(work)
 
+    @changes_people
     def delete_admin_queue(self, name: str) -> bool:
         with self._write() as session:
             row = session.get(AgentQueue, name)

@@ -26,7 +26,7 @@ from sqlmodel import col, select
 from engine.errors import FlowdeskError
 from engine.people.passwords import hash_password, needs_rehash, rehash, verify
 from engine.people.roles import parse_role
-from engine.store.base import StoreBase
+from engine.store.base import StoreBase, changes_people
 from engine.store.columns import utcnow
 from engine.store.tables import UserAccount, UserSession
 
@@ -135,6 +135,7 @@ class UsersMixin(StoreBase):
         )
         return self._insert_user(user, first_only=True)
 
+    @changes_people
     def _insert_user(self, user: UserAccount, *, first_only: bool) -> UserAccount | None:
         taken = UserEmailTaken(f"a user with the e-mail address {user.email} already exists")
         try:
@@ -171,6 +172,7 @@ class UsersMixin(StoreBase):
         with self._read() as session:
             return session.exec(select(UserAccount).where(UserAccount.email == address)).first()
 
+    @changes_people
     def update_user(
         self,
         user_id: int,
@@ -196,6 +198,7 @@ class UsersMixin(StoreBase):
             session.add(user)
             return user
 
+    @changes_people
     def set_user_disabled(self, user_id: int, disabled: bool) -> UserAccount | None:
         """Disable (every session ends at once) or enable a user; None if no such user."""
         with self._write() as session:

@@ -104,10 +104,13 @@ def test_last_message_follows_messages_on_both_paths_and_never_notes(fx_store: S
     fx_store.record(_entry(conv, "out", "It ships today.", 2, sender="bot", status="sent"))
     assert _row(fx_store, conv).last_message == "It ships today."
     fx_store.record(_event(conv, "handoff", "support", 3))
-    fx_store.record(_entry(conv, "out", "Anna here.", 4, sender="agent:7", status="sent"))  # the full path
+    assert _row(fx_store, conv).waiting_since == _utc(3)
+    # An agent's reply in a hand-off takes the fast path too: it holds the conversation, which no longer waits.
+    fx_store.record(_entry(conv, "out", "Anna here.", 4, sender="agent:7", status="sent"))
     fx_store.record(_event(conv, "note", "PRIVATE refund twice", 5, sender="agent:7"))
     row = _row(fx_store, conv)
     assert (row.last_message, row.last_message_at, row.assigned_agent) == ("Anna here.", _utc(4), "7")
+    assert (row.status, row.waiting_since) == ("handoff", None)
     fx_store.record(_entry(conv, "in", "x" * 2000, 6))
     assert len(_row(fx_store, conv).last_message) == 500
 
