@@ -14,7 +14,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from engine.people.roles import ADMIN_ONLY
 from engine.server.api_models_reports import AuditList, AuditView
-from engine.server.api_reports import csv_response, parse_time, wants_csv
+from engine.server.api_reports import DATE_TIME, JsonOrCsv, csv_response, parse_time, wants_csv
 from engine.server.api_request import ApiRequest
 from engine.server.problems import MAX_SAFE_INTEGER, Problem, problem_responses
 from engine.server.services import ServicesDep
@@ -50,6 +50,7 @@ class AuditController(Controller):
         operation_id="listAudit",
         opt={"roles": ADMIN_ONLY},
         responses=problem_responses(403),
+        operation_class=JsonOrCsv,
     )
     async def list_audit(  # noqa: PLR0917 - each query parameter is one argument to Litestar
         self,
@@ -61,16 +62,16 @@ class AuditController(Controller):
             QueryParameter(description="e.g. `conversation.take`; `conversation.*` for every conversation action"),
         ] = None,
         conversation_id: FromQuery[str | None] = None,
-        since: Annotated[str | None, QueryParameter(description="ISO 8601, included")] = None,
-        until: Annotated[str | None, QueryParameter(description="ISO 8601, excluded")] = None,
+        since: Annotated[str | None, QueryParameter(description="ISO 8601, included", schema_extra=DATE_TIME)] = None,
+        until: Annotated[str | None, QueryParameter(description="ISO 8601, excluded", schema_extra=DATE_TIME)] = None,
         before_id: Annotated[
             int | None, QueryParameter(ge=1, le=MAX_SAFE_INTEGER, description="entries older than this one")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
         format: Annotated[str, QueryParameter(description="json (default) or csv", pattern="^(json|csv)$")] = "json",
     ) -> Response[AuditList]:
-        start = parse_time(since, "since") if since else None
-        end = parse_time(until, "until") if until else None
+        start = parse_time(since, "since") if since is not None else None
+        end = parse_time(until, "until") if until is not None else None
         if start is not None and end is not None and start >= end:
             raise Problem(400, "`since` must be before `until`")
         as_csv = wants_csv(request, format)

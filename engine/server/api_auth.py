@@ -26,6 +26,7 @@ from litestar.params import KwargDefinition, RequestBody
 from engine.people.passwords import PasswordRefused, dummy_verify
 from engine.people.roles import SIGNED_IN, Principal
 from engine.server.api_models import ApiModel, described
+from engine.server.api_models_people import DisplayName, NewEmail, PasswordToSet
 from engine.server.api_request import ApiRequest
 from engine.server.audit import audit
 from engine.server.auth import (
@@ -74,9 +75,9 @@ class LoginBody:
 class SetupBody:
     """The first admin: e-mail address, name and password (at least 10 characters)."""
 
-    email: Email
-    password: Password
-    display_name: str = ""
+    email: NewEmail
+    password: PasswordToSet
+    display_name: DisplayName = ""
 
 
 class Me(ApiModel):

@@ -16,17 +16,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, delete, get, post, put
-from litestar.params import PathParameter, QueryParameter, RequestBody
+from litestar.params import KwargDefinition, PathParameter, QueryParameter, RequestBody
 
 from engine.errors import ExpressionError
 from engine.flow import expr, expr_static
 from engine.people.roles import AGENT_ROLES, SUPERVISORS, Principal
+from engine.server.api_agent_actions import directory_of
+from engine.server.api_models_people import NOT_ONLY_SPACES
 from engine.server.api_models_reports import CannedDeleted, CannedList, CannedView, RenderedCanned
 from engine.server.api_request import ApiRequest
 from engine.server.audit import audit
 from engine.server.auth import principal_of
 from engine.server.problems import MAX_SAFE_INTEGER, Problem, problem_responses
-from engine.server.queues import QueueDirectory
 from engine.server.services import Services, ServicesDep
 from engine.store.canned import CannedShortcutTaken
 from engine.store.tables import CannedResponse
@@ -42,14 +43,34 @@ STATE_WAIT_S = 3.0
 _TRIAL_SCOPE: dict[str, Any] = {name: {} for name in CANNED_SCOPE}
 _BODY_PROBLEMS = problem_responses(403, 404, 409, 413, 415, 422)
 
+# Described for the document; checked by _checked, whose 422 says what is wrong (and, for a
+# template that does not compile, where).
+_SHORTCUT_PATTERN = r"^/?[\w.-]{1,40}$"
+Shortcut = Annotated[
+    str,
+    KwargDefinition(
+        pattern=_SHORTCUT_PATTERN, description="1 to 40 letters, digits, '_', '-' or '.'; a leading / is dropped"
+    ),
+]
+Template = Annotated[
+    str,
+    KwargDefinition(
+        min_length=1,
+        max_length=MAX_TEXT,
+        pattern=NOT_ONLY_SPACES,
+        description="the text, a template: `{{ contact.name }}`, `{{ agent.name }}`, `{{ vars.x }}` ...",
+    ),
+]
+Title = Annotated[str, KwargDefinition(max_length=MAX_TITLE)]
+
 
 @dataclass
 class CannedBody:
     """A canned response: `shared` for the team (supervisors and admins only), else the caller's own."""
 
-    shortcut: str
-    text: str
-    title: str = ""
+    shortcut: Shortcut
+    text: Template
+    title: Title = ""
     shared: bool = False
 
 
@@ -57,9 +78,9 @@ class CannedBody:
 class CannedChange:
     """New shortcut, title and text of a canned response (who owns it does not change)."""
 
-    shortcut: str
-    text: str
-    title: str = ""
+    shortcut: Shortcut
+    text: Template
+    title: Title = ""
 
 
 @dataclass
@@ -118,7 +139,7 @@ def _located(text: str, message: str, line: int | None, column: int | None) -> P
 
 def _checked(shortcut: str, title: str, text: str) -> str:
     """The shortcut as stored (without a leading ``/``); 422 naming what is wrong."""
-    shortcut = shortcut.strip().removeprefix("/")
+    shortcut = shortcut.removeprefix("/")  # as the schema's pattern says: no spaces around it either
     if not SHORTCUT.fullmatch(shortcut):
         raise Problem(422, "`shortcut` must be 1 to 40 letters, digits, '_', '-' or '.' (no spaces)")
     if len(title) > MAX_TITLE:
@@ -279,7 +300,7 @@ async def _scope(services: Services, principal: Principal, conversation_id: str)
     missing = Problem(404, f"there is no conversation {conversation_id!r}")
     if conversation is None:
         raise missing
-    directory = QueueDirectory(services.store, lambda: services.settings)
+    directory = directory_of(services)
     if not (await directory.visibility(principal)).sees(conversation.queue, conversation.assigned_agent):
         raise missing  # another team's conversation: as if it were not there
     contact = await asyncio.to_thread(services.store.get_contact, conversation.contact_id)

@@ -3,11 +3,54 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
+import msgspec
 from litestar.params import KwargDefinition
 
 from engine.server.api_models import ApiModel, described
+from engine.server.problems import MAX_SAFE_INTEGER
+
+# -- constrained request fields ----------------------------------------------------------
+# Litestar writes a dataclass field's KwargDefinition into the schema but does not check it
+# on a request body; msgspec checks a Meta but Litestar does not describe it. A constraint
+# is said to both (a 400), unless the handler checks it itself (a 422 saying why), so what
+# the document says is what a request is held to. Litestar drops a bound of 0 from the
+# document, hence the explicit `minimum` in schema_extra.
+
+#: What ``str.isspace`` calls a space (what ``strip`` removes), spelled out: ``\s`` is not
+#: the same set in Python (the server) and in ECMA regexes (the schema's dialect).
+SPACES = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: Somewhere a character that is not a space.
+NOT_ONLY_SPACES = rf"[^{SPACES}]"
+#: What ``normal_email`` takes for an address: no spaces, something on both sides of an @.
+EMAIL_PATTERN = rf"^[^@{SPACES}]+@[^{SPACES}]+$"
+#: An address to create an account with: shaped like one (a sign-in only limits the length).
+NewEmail = Annotated[
+    str,
+    msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN),
+    KwargDefinition(min_length=3, max_length=320, pattern=EMAIL_PATTERN, description="the account's e-mail address"),
+]
+#: A password to set: 10 to 1024 characters, not only spaces. Described only: the rules are
+#: ``check_new_password``'s, whose 422 says which one a password breaks.
+PasswordToSet = Annotated[
+    str,
+    KwargDefinition(
+        min_length=10, max_length=1024, pattern=NOT_ONLY_SPACES, description="10 to 1024 characters, not only spaces"
+    ),
+]
+#: A display name (an empty one is the e-mail address's local part).
+DisplayName = Annotated[str, msgspec.Meta(max_length=200), KwargDefinition(max_length=200)]
+#: The console's language for a person.
+Language = Literal["en", "zh"]
+#: The most conversations someone (or each member of a queue) holds at once; null: the default.
+#: (The bound is outside the union: an Annotated with a dict in it cannot be in one.)
+Capacity = Annotated[
+    Annotated[int, msgspec.Meta(ge=0, le=1000)] | None,
+    KwargDefinition(ge=0, le=1000, schema_extra={"minimum": 0}),
+]
+#: A user's id, as a queue's members are listed.
+UserRef = Annotated[int, msgspec.Meta(ge=1, le=MAX_SAFE_INTEGER), KwargDefinition(ge=1, le=MAX_SAFE_INTEGER)]
 
 # -- queues ------------------------------------------------------------------------------
 
@@ -40,9 +83,13 @@ class QueueBody:
 
     display_name: str = ""
     description: str = ""
-    members: list[int] = field(default_factory=list)
-    capacity: Annotated[int | None, KwargDefinition(ge=0, le=1000)] = None
-    hours: str | None = None
+    members: Annotated[
+        list[UserRef], KwargDefinition(description="user ids (GET /api/agents) of agents, supervisors or admins")
+    ] = field(default_factory=list)
+    capacity: Capacity = None
+    hours: Annotated[
+        str | None, KwargDefinition(description="a business_hours calendar of the settings; null: always open")
+    ] = None
     when_nobody: Annotated[str, KwargDefinition(schema_extra={"enum": ["wait", "fall_through"]})] = "wait"
 
 
@@ -57,9 +104,13 @@ class NewQueueBody:
     name: Annotated[str, KwargDefinition(pattern=QUEUE_NAME_PATTERN, min_length=1, max_length=64)]
     display_name: str = ""
     description: str = ""
-    members: list[int] = field(default_factory=list)
-    capacity: Annotated[int | None, KwargDefinition(ge=0, le=1000)] = None
-    hours: str | None = None
+    members: Annotated[
+        list[UserRef], KwargDefinition(description="user ids (GET /api/agents) of agents, supervisors or admins")
+    ] = field(default_factory=list)
+    capacity: Capacity = None
+    hours: Annotated[
+        str | None, KwargDefinition(description="a business_hours calendar of the settings; null: always open")
+    ] = None
     when_nobody: Annotated[str, KwargDefinition(schema_extra={"enum": ["wait", "fall_through"]})] = "wait"
 
 

@@ -10,11 +10,13 @@ import asyncio
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import QueryParameter
 
 from engine.people.reports import Report, average, percentile
@@ -27,31 +29,59 @@ from engine.server.services import ServicesDep
 DEFAULT_RANGE = timedelta(days=7)
 #: The longest range one report covers: a quarter, so a request cannot make the server read years of log.
 MAX_RANGE = timedelta(days=93)
-CSV = "text/csv; charset=utf-8"
+#: Litestar adds the charset (utf-8) to a text/* media type itself.
+CSV = "text/csv"
 _FORMAT = Annotated[str, QueryParameter(description="json (default) or csv", pattern="^(json|csv)$")]
-_WHEN = Annotated[str | None, QueryParameter(description="ISO 8601; a time without a zone is UTC")]
+#: How a time parameter is described: an RFC 3339 date-time (a date alone, or a time
+#: without a zone, is taken too: midnight, UTC).
+DATE_TIME: dict[str, Any] = {"format": "date-time"}
+
+
+#: The earliest and latest moments a time parameter stands for: a time beyond them (year 1
+#: at +14:00, year 9999 at -14:00) is the nearest of them, so no arithmetic overflows.
+EARLIEST = datetime.min.replace(tzinfo=UTC) + MAX_RANGE
+LATEST = datetime.max.replace(tzinfo=UTC) - MAX_RANGE
 
 
 def parse_time(value: str, name: str) -> datetime:
-    """An ISO 8601 time (a date alone is its midnight), UTC if it names no zone; 400 naming the parameter."""
+    """An ISO 8601 time in UTC (a date alone is its midnight; no zone is UTC); 400 naming the parameter."""
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise Problem(400, f"`{name}` is not an ISO 8601 time: {value!r} (e.g. 2026-03-01T00:00:00Z)") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # beyond year 1 or 9999 once in UTC
+        return EARLIEST if moment.year == datetime.min.year else LATEST
+    return min(max(moment, EARLIEST), LATEST)
 
 
 def time_range(
     since: str | None, until: str | None, *, default: timedelta = DEFAULT_RANGE
 ) -> tuple[datetime, datetime]:
     """``[from, to)``: ``to`` defaults to now, ``from`` to ``default`` before it."""
-    end = parse_time(until, "to") if until else datetime.now(UTC)
-    start = parse_time(since, "from") if since else end - default
+    end = parse_time(until, "to") if until is not None else datetime.now(UTC)
+    start = parse_time(since, "from") if since is not None else end - default
     if start >= end:
         raise Problem(400, "`from` must be before `to`")
     if end - start > MAX_RANGE:
         raise Problem(400, f"the range is longer than {MAX_RANGE.days} days; ask for a shorter one")
     return start, end
+
+
+@dataclass
+class JsonOrCsv(Operation):
+    """An operation whose success is JSON or, when asked for, the same rows as CSV (``text/csv``)."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse):
+            ok.content = {
+                **(ok.content or {}),
+                "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, description="one row per line")),
+            }
 
 
 def wants_csv(request: Request[Any, Any, Any], fmt: str) -> bool:
@@ -142,15 +172,19 @@ class ReportsController(Controller):
         operation_id="reportAgents",
         opt={"roles": SUPERVISORS},
         responses=_RESPONSES,
+        operation_class=JsonOrCsv,
     )
     async def agents(
         self,
         request: ApiRequest,
         services: ServicesDep,
         since: Annotated[
-            str | None, QueryParameter(name="from", description="ISO 8601; default: 7 days before `to`")
+            str | None,
+            QueryParameter(name="from", description="ISO 8601; default: 7 days before `to`", schema_extra=DATE_TIME),
         ] = None,
-        until: Annotated[str | None, QueryParameter(name="to", description="ISO 8601; default: now")] = None,
+        until: Annotated[
+            str | None, QueryParameter(name="to", description="ISO 8601; default: now", schema_extra=DATE_TIME)
+        ] = None,
         format: _FORMAT = "json",
     ) -> Response[AgentReport]:
         start, end = time_range(since, until)
@@ -167,15 +201,19 @@ class ReportsController(Controller):
         operation_id="reportQueues",
         opt={"roles": SUPERVISORS},
         responses=_RESPONSES,
+        operation_class=JsonOrCsv,
     )
     async def queues(
         self,
         request: ApiRequest,
         services: ServicesDep,
         since: Annotated[
-            str | None, QueryParameter(name="from", description="ISO 8601; default: 7 days before `to`")
+            str | None,
+            QueryParameter(name="from", description="ISO 8601; default: 7 days before `to`", schema_extra=DATE_TIME),
         ] = None,
-        until: Annotated[str | None, QueryParameter(name="to", description="ISO 8601; default: now")] = None,
+        until: Annotated[
+            str | None, QueryParameter(name="to", description="ISO 8601; default: now", schema_extra=DATE_TIME)
+        ] = None,
         format: _FORMAT = "json",
     ) -> Response[QueueReport]:
         start, end = time_range(since, until)

@@ -20,6 +20,7 @@ from engine.people.passwords import PasswordRefused
 from engine.people.roles import ADMIN_ONLY, SIGNED_IN, Role
 from engine.server.api_auth import initials
 from engine.server.api_models import ApiModel, described
+from engine.server.api_models_people import Capacity, DisplayName, Language, NewEmail, PasswordToSet
 from engine.server.api_request import ApiRequest
 from engine.server.audit import audit
 from engine.server.auth import principal_of
@@ -31,7 +32,6 @@ from engine.store.users import UserEmailTaken, UserInvalid
 UserId = Annotated[int, PathParameter(ge=1, le=MAX_SAFE_INTEGER, description="the user's id")]
 #: A role, by name (a plain string in the API description, as every other enumeration there).
 RoleName = Literal["admin", "supervisor", "agent", "editor"]
-Capacity = Annotated[int, KwargDefinition(ge=0, le=1000)]
 
 
 class UserView(ApiModel):
@@ -60,39 +60,40 @@ class UserList(ApiModel):
 class NewUser:
     """A new account: e-mail, role and first password (at least 10 characters)."""
 
-    email: Annotated[str, KwargDefinition(min_length=3, max_length=320)]
-    password: Annotated[str, KwargDefinition(min_length=1, max_length=1024)]
+    email: NewEmail
+    password: PasswordToSet
     role: RoleName
-    display_name: str = ""
-    language: str = "en"
-    capacity: Capacity | None = None
+    display_name: DisplayName = ""
+    language: Language = "en"
+    capacity: Capacity = None
 
 
 @dataclass
 class UserChange:
     """The fields to change; the ones left out stay as they are (`clear_capacity` gives back the queue's default)."""
 
-    display_name: str | None = None
-    language: str | None = None
+    display_name: DisplayName | None = None
+    language: Language | None = None
     role: RoleName | None = None
-    capacity: Capacity | None = None
-    clear_capacity: bool = False
+    capacity: Capacity = None
+    # Any, checked by the handler: Litestar would take 0, 1 and "true" for a bool here.
+    clear_capacity: Annotated[Any, KwargDefinition(schema_extra={"type": "boolean"})] = False
 
 
 @dataclass
 class NewPassword:
     """A new password (at least 10 characters)."""
 
-    password: Annotated[str, KwargDefinition(min_length=1, max_length=1024)]
+    password: PasswordToSet
 
 
 @dataclass
 class ProfileChange:
     """One's own display name and language, and a new password with the current one."""
 
-    display_name: str | None = None
-    language: str | None = None
-    password: Annotated[str | None, KwargDefinition(max_length=1024)] = None
+    display_name: DisplayName | None = None
+    language: Language | None = None
+    password: PasswordToSet | None = None
     current_password: Annotated[str | None, KwargDefinition(max_length=1024)] = None
 
 
@@ -245,6 +246,8 @@ class UsersController(Controller):
         user_id: UserId,
         data: RequestBody[UserChange],
     ) -> UserView:
+        if not isinstance(data.clear_capacity, bool):
+            raise Problem(400, "`clear_capacity` is true or false")
         user = await _user(services, user_id)
         if data.role is not None and data.role != str(Role.ADMIN):
             await _keep_an_admin(services, user)

@@ -45,6 +45,41 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 # OPTIONS is not part of the API (not in the schema); the header is Litestar's.
 include-path = "/api/flows/{{name}}"
 checks.allow_header_conformance.enabled = false
+
+[[operations]]
+# The same for every other path with two methods in one controller: Litestar's Allow
+# names one of them (e.g. "OPTIONS, POST" for GET and POST /api/queues).
+include-path = [
+    "/api/auth/setup",
+    "/api/canned",
+    "/api/canned/{{canned_id}}",
+    "/api/queues",
+    "/api/queues/{{name}}",
+    "/api/users",
+    "/api/users/me",
+    "/api/users/{{user_id}}",
+]
+checks.allow_header_conformance.enabled = false
+
+[[operations]]
+# Members are user ids and `hours` names a business_hours calendar of the settings: an
+# id that is nobody's (or not an agent's) or a calendar that does not exist is a 422
+# saying so, which no schema can tell in advance.
+include-name = ["POST /api/queues", "PUT /api/queues/{{name}}"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]
+# A canned response's text is a template: one that does not compile (`{{{{ x` or an
+# unknown name) is a 422 locating the problem, as a flow's source is.
+include-name = ["POST /api/canned", "PUT /api/canned/{{canned_id}}"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]
+# Each time is a date-time in the schema, but a range has rules between its two ends
+# that a schema cannot state: `from` before `to` (`since` before `until`), and a report
+# covers at most 93 days. Breaking them is a 400 saying which.
+include-path = ["/api/audit", "/api/reports/agents", "/api/reports/queues"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
 """
 
 

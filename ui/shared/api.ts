@@ -95,7 +95,9 @@ export interface AuditView {
 
 /** A canned response: `shared` for the team (supervisors and admins only), else the caller's own. */
 export interface CannedBody {
+  /** 1 to 40 letters, digits, '_', '-' or '.'; a leading / is dropped */
   shortcut: string;
+  /** the text, a template: `{{ contact.name }}`, `{{ agent.name }}`, `{{ vars.x }}` ... */
   text: string;
   title?: string;
   shared?: boolean;
@@ -103,7 +105,9 @@ export interface CannedBody {
 
 /** New shortcut, title and text of a canned response (who owns it does not change). */
 export interface CannedChange {
+  /** 1 to 40 letters, digits, '_', '-' or '.'; a leading / is dropped */
   shortcut: string;
+  /** the text, a template: `{{ contact.name }}`, `{{ agent.name }}`, `{{ vars.x }}` ... */
   text: string;
   title?: string;
 }
@@ -402,6 +406,7 @@ export interface MessageView {
 
 /** A new password (at least 10 characters). */
 export interface NewPassword {
+  /** 10 to 1024 characters, not only spaces */
   password: string;
 }
 
@@ -410,19 +415,23 @@ export interface NewQueueBody {
   name: string;
   display_name?: string;
   description?: string;
+  /** user ids (GET /api/agents) of agents, supervisors or admins */
   members?: Array<number>;
   capacity?: number | null;
+  /** a business_hours calendar of the settings; null: always open */
   hours?: string | null;
   when_nobody?: "wait" | "fall_through";
 }
 
 /** A new account: e-mail, role and first password (at least 10 characters). */
 export interface NewUser {
+  /** the account's e-mail address */
   email: string;
+  /** 10 to 1024 characters, not only spaces */
   password: string;
   role: "admin" | "supervisor" | "agent" | "editor";
   display_name?: string;
-  language?: string;
+  language?: "en" | "zh";
   capacity?: number | null;
 }
 
@@ -451,7 +460,7 @@ export interface ProblemDetails {
 /** One's own display name and language, and a new password with the current one. */
 export interface ProfileChange {
   display_name?: string | null;
-  language?: string | null;
+  language?: "en" | "zh" | null;
   password?: string | null;
   current_password?: string | null;
 }
@@ -460,8 +469,10 @@ export interface ProfileChange {
 export interface QueueBody {
   display_name?: string;
   description?: string;
+  /** user ids (GET /api/agents) of agents, supervisors or admins */
   members?: Array<number>;
   capacity?: number | null;
+  /** a business_hours calendar of the settings; null: always open */
   hours?: string | null;
   when_nobody?: "wait" | "fall_through";
 }
@@ -651,6 +662,7 @@ export interface SettingsView {
 export interface SetupBody {
   /** the account's e-mail address */
   email: string;
+  /** 10 to 1024 characters, not only spaces */
   password: string;
   display_name?: string;
 }
@@ -717,7 +729,7 @@ export interface TypingDone {
 /** The fields to change; the ones left out stay as they are (`clear_capacity` gives back the queue's default). */
 export interface UserChange {
   display_name?: string | null;
-  language?: string | null;
+  language?: "en" | "zh" | null;
   role?: "admin" | "supervisor" | "agent" | "editor" | null;
   capacity?: number | null;
   clear_capacity?: boolean;
