@@ -28,7 +28,7 @@ SUPERVISORS: frozenset[Role] = frozenset({Role.ADMIN, Role.SUPERVISOR})
 AGENT_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AGENT})
 #: Flows: list, validate, save, diff, roll back.
 FLOW_EDITORS: frozenset[Role] = frozenset({Role.ADMIN, Role.EDITOR})
-#: Anyone signed in (their own profile, presence, canned responses).
+#: Anyone signed in, editors too (their own profile, sign-out, socket tickets).
 SIGNED_IN: frozenset[Role] = frozenset(ROLES)
 
 

@@ -31,7 +31,7 @@ def refusal(exc: BaseException) -> str:
 
 
 async def act(conversations: Conversations, conversation_id: str, action: AgentAction) -> ActionAccepted:
-    """Send ``action``; a refusal is a :class:`Problem` (409 taken or refused, 404 unknown, 503 unreachable)."""
+    """Send ``action``; a refusal is a :class:`Problem` (409 taken, refused, not running; 422 invalid; 503 down)."""
     try:
         return await conversations.agent(conversation_id, action)
     except ConversationTaken as exc:

@@ -8,7 +8,7 @@ Frames on ``/ws/agent`` are ``{"seq": int, "kind": str, "data": {...}}``:
   its log the change came with. ``data.visible`` is False (and nothing else but ``id``
   is sent) when a conversation this socket was shown leaves the viewer's sight
   (transferred to a queue they are not in, taken by someone outside their queues).
-- ``presence`` (``user_id``, ``presence``, ``display_name``) and ``typing``
+- ``presence`` (``user_id``, ``agent_id``, ``presence``, ``before``, ``by``) and ``typing``
   (``conversation_id``, ``typing``): ephemeral; their ``seq`` is the cursor at the time.
 
 The ``seq`` of every frame is a cursor: ``?since=<seq>`` gets everything after it.

@@ -7,8 +7,10 @@ workflow through the conversation's channel; a note is only logged, never sent.
 
 Visibility: an agent acting on a conversation outside their queues that they do
 not hold gets the same 404 as for one that does not exist (its existence is not
-revealed); supervisors and admins see every queue. Every action is audited, with
-ids and choices, never the text.
+revealed); supervisors and admins see every queue, and act over another agent's
+claim (their reply or transfer is forced through; a take is not: that is /assign).
+Every action that changes the conversation is audited, with ids and choices, never
+the text; marking read and typing are not (they change nothing anyone answers for).
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ async def _not_held_by_another(services: Services, principal: Principal, row: Co
 
 
 def _action(principal: Principal, action: str, **fields: Any) -> AgentAction:
+    """The workflow action of ``principal``; a supervisor's acts over another agent's claim (``force``),
+    as the API already let it through, except a take: taking a held conversation is a reassign (/assign)."""
+    if action != "accept" and sees_every_queue(principal.role):
+        fields.setdefault("force", True)
     return AgentAction(action=action, agent=principal.agent_id, name=principal.display_name, **fields)
 
 

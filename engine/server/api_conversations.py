@@ -25,6 +25,7 @@ from engine.server.api_models_conversations import (
     Transcript,
 )
 from engine.server.api_request import ApiRequest
+from engine.server.audit import audit
 from engine.server.auth import principal_of
 from engine.server.problems import MAX_SAFE_INTEGER, Problem, problem_responses
 from engine.server.services import ServicesDep
@@ -233,6 +234,7 @@ class ConversationsController(Controller):
             raise Problem(409, f"conversation {conversation_id} has already ended") from None
         except RPCError as exc:
             raise Problem(503, f"the conversation could not be closed right now: {exc.message}") from None
+        await audit(request, "conversation.close", conversation_id=conversation_id, detail={"status": status})
         return ClosingConversation(conversation_id=conversation_id, closing=True)
 
 

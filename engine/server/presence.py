@@ -11,8 +11,9 @@ timer of ``people.presence_grace_s`` starts; a socket back within it cancels it
 (a reload, a flaky network), else the user goes offline. Only this node's sockets
 are counted: a user with sockets on two nodes who closes the ones on one node
 keeps presence as long as the hub says another connection is open
-(``connections_of``); if the hub only knows its own node, the other node's
-socket sets them online again when it next reconnects. Away is kept while
+(``connections_of``: nodes on PostgreSQL tell each other whose sockets they hold).
+Nothing sets a person online again by itself: an agent dropped to offline goes
+online by saying so (the console does at sign-in). Away is kept while
 connected: it is the agent's own choice.
 """
 

@@ -104,7 +104,7 @@ def record_new(writer: Engine, entry: RecordInput, choices: list[str] | None, ra
         "last_message": last_message_text(entry.text),
         "last_at": moment(entry.at) or now,
         # An agent's reply takes the fast path in a handed-off conversation too (the full
-        # rules would only say what this says: the agent holds it, it no longer waits).
+        # rules would only say what this says: it is held, it no longer waits).
         "agent": entry.sender.removeprefix("agent:") if entry.sender.startswith("agent:") else None,
     }
     try:
@@ -203,7 +203,12 @@ def _touch_conversation() -> Any:
             updated_at=bindparam("now", type_=columns.updated_at.type),
             last_message=bindparam("last_message"),
             last_message_at=bindparam("last_at", type_=columns.last_message_at.type),
-            assigned_agent=case((handed_off & agent.is_not(None), agent), else_=columns.assigned_agent),
+            # An agent's reply to a conversation nobody holds yet claims it (as the workflow does);
+            # one over another's claim (a supervisor stepping in) leaves the holder as it is.
+            assigned_agent=case(
+                (handed_off & agent.is_not(None), func.coalesce(columns.assigned_agent, agent)),
+                else_=columns.assigned_agent,
+            ),
             waiting_since=case((handed_off & agent.is_not(None), null()), else_=columns.waiting_since),
             **keep_unless_given,
         )

@@ -259,7 +259,9 @@ def _transition(session: Session, conversation: Conversation, entry: RecordInput
         _people_event(session, conversation, entry, now)
     elif entry.direction == "out" and conversation.status == HANDOFF:
         if entry.sender.startswith("agent:"):
-            conversation.assigned_agent = entry.sender.removeprefix("agent:")
+            # A reply claims a conversation nobody holds; over another's claim (a supervisor
+            # stepping in) the holder stays (the workflow's ``assigned`` events move it).
+            conversation.assigned_agent = conversation.assigned_agent or entry.sender.removeprefix("agent:")
             conversation.waiting_since = None
         elif entry.sender == "bot" and _after_handoff(session, conversation.id, entry.at):
             # The bot speaks again only once the agent has resolved the hand-off.

@@ -240,8 +240,13 @@ async def test_agents_see_only_their_queues_and_a_held_conversation_is_409(fx_no
             moved = await sue.act(conversation_id, "assign", agent=dee.id)
             assert moved.status_code == 200, moved.text
             await eventually(lambda: _holds(dee, conversation_id), "the supervisor's reassignment")
+            # A supervisor steps in on dee's conversation: the reply goes out, dee still holds it.
+            stepped_in = await sue.act(conversation_id, "reply", text="Sue here, a supervisor")
+            assert stepped_in.status_code == 200, stepped_in.text
+            await visitor.next("message", where={"direction": "out", "text": "Sue here, a supervisor"})
+            assert await _holds(dee, conversation_id)
         audit = await asyncio.to_thread(node.services.store.list_audit, conversation_id=conversation_id)
-        assert {"conversation.take", "conversation.assign"} <= {e.action for e in audit}
+        assert {"conversation.take", "conversation.assign", "conversation.reply"} <= {e.action for e in audit}
 
 
 async def test_notes_never_reach_the_customer(fx_node: RunningNode, fx_telegram: TelegramEmulator) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -147,6 +148,8 @@ async def test_conversations_list_transcript_state_and_close(fx_dev_env: Workflo
 
         closed = await api.post(f"/api/conversations/{conversation}/close", json={"status": "resolved"})
         assert closed.status_code == 202
+        audited = await asyncio.to_thread(node.services.store.list_audit, conversation_id=conversation)
+        assert [(e.action, e.detail) for e in audited] == [("conversation.close", {"status": "resolved"})]
 
         async def ended() -> bool:
             row = (await api.get(f"/api/conversations/{conversation}")).json()

@@ -111,6 +111,9 @@ def test_last_message_follows_messages_on_both_paths_and_never_notes(fx_store: S
     row = _row(fx_store, conv)
     assert (row.last_message, row.last_message_at, row.assigned_agent) == ("Anna here.", _utc(4), "7")
     assert (row.status, row.waiting_since) == ("handoff", None)
+    # A supervisor stepping in replies over the claim: the holder stays.
+    fx_store.record(_entry(conv, "out", "Sue, supervising.", 5, sender="agent:12", status="sent"))
+    assert _row(fx_store, conv).assigned_agent == "7"
     fx_store.record(_entry(conv, "in", "x" * 2000, 6))
     assert len(_row(fx_store, conv).last_message) == 500
 
