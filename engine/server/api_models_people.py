@@ -186,7 +186,11 @@ class TypingDone(ApiModel):
 class TextBody:
     """A message for the customer (reply) or for colleagues (note)."""
 
-    text: Annotated[str, KwargDefinition(min_length=1, max_length=20000)]
+    text: Annotated[
+        str,
+        msgspec.Meta(max_length=20000),
+        KwargDefinition(min_length=1, max_length=20000, pattern=NOT_ONLY_SPACES),
+    ]
 
 
 @dataclass
@@ -195,7 +199,7 @@ class TransferBody:
 
     agent: str | None = None
     queue: str | None = None
-    note: Annotated[str | None, KwargDefinition(max_length=20000)] = None
+    note: Annotated[Annotated[str, msgspec.Meta(max_length=20000)] | None, KwargDefinition(max_length=20000)] = None
 
 
 @dataclass
@@ -210,14 +214,18 @@ class SnoozeBody:
 class LabelsBody:
     """The conversation's labels: the full set."""
 
-    labels: Annotated[list[str], KwargDefinition(max_items=50)]
+    labels: Annotated[list[str], msgspec.Meta(max_length=50), KwargDefinition(max_items=50)]
 
 
 @dataclass
 class ReadBody:
     """Read up to this seq (the transcript's)."""
 
-    seq: Annotated[int, KwargDefinition(ge=0, le=9007199254740991)]
+    seq: Annotated[
+        int,
+        msgspec.Meta(ge=0, le=MAX_SAFE_INTEGER),
+        KwargDefinition(ge=0, le=MAX_SAFE_INTEGER, schema_extra={"minimum": 0}),
+    ]
 
 
 @dataclass
