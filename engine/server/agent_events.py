@@ -115,6 +115,9 @@ class Viewer:
     principal: Principal
     queues: frozenset[str] = frozenset()
     teammates: frozenset[int] = frozenset()
+    #: every described queue: a conversation in a queue nobody described (an "open" queue)
+    #: is every agent's, as the REST API and the dispatcher see it
+    described: frozenset[str] | None = None
 
     @property
     def sees_all(self) -> bool:
@@ -123,9 +126,11 @@ class Viewer:
     def sees_conversation(self, queue: str | None, assigned: str | None) -> bool:
         if self.sees_all:
             return True
-        return (queue is not None and queue in self.queues) or (
-            assigned is not None and assigned == self.principal.agent_id
-        )
+        if assigned is not None and assigned == self.principal.agent_id:
+            return True
+        if queue is None:
+            return False
+        return queue in self.queues or (self.described is not None and queue not in self.described)
 
     def sees_user(self, user_id: int | None) -> bool:
         if self.sees_all:

@@ -114,6 +114,13 @@ async def refresh_viewer(viewer: Viewer, services: Services) -> bool:
     queues = _people(services).queues.values()
     scope = await asyncio.to_thread(services.store.agent_scope, principal.user_id, principal.email, queues)
     viewer.queues, viewer.teammates = scope.queues, scope.teammates
+    directory = getattr(services, "queues", None)
+    if directory is not None:
+        # What the REST API lets them see: their queues (settings winning over an admin queue of
+        # the same name), and queues nobody described, which are everyone's.
+        visibility = await directory.visibility(principal)
+        viewer.queues = visibility.queues if visibility.queues is not None else scope.queues
+        viewer.described = visibility.described
     return scope.active
 
 
@@ -189,7 +196,13 @@ class AgentSession:
         queues = None if viewer.sees_all else viewer.queues
         agent = viewer.principal.agent_id
         rows = await asyncio.to_thread(
-            store.feed_between, max(since - 1, 0), cursor, queues=queues, agent=agent, limit=REPLAY_MAX + 1
+            store.feed_between,
+            max(since - 1, 0),
+            cursor,
+            queues=queues,
+            agent=agent,
+            described=viewer.described,
+            limit=REPLAY_MAX + 1,
         )
         if len(rows) > REPLAY_MAX:
             reason = f"more than {REPLAY_MAX} events were missed: reload the conversations, then carry on from seq"

@@ -142,12 +142,14 @@ class AgentFeedMixin(StoreBase):
         *,
         queues: Collection[str] | None = None,
         agent: str | None = None,
+        described: Collection[str] | None = None,
         limit: int = 1000,
     ) -> list[dict[str, Any]]:
         """Rows with ``after < seq <= upto`` in seq order, of conversations the viewer sees.
 
         ``queues=None`` means every conversation (supervisors, admins); otherwise those
-        in one of ``queues`` or held by ``agent``. Replay after a reconnect reads it.
+        in one of ``queues``, held by ``agent``, or (given ``described``) in a queue not
+        among the described ones: an open queue. Replay after a reconnect reads it.
         """
         query: Select[Any] = select(*_FEED_COLUMNS).where(MESSAGES.c.seq > after, MESSAGES.c.seq <= upto)
         if queues is not None:
@@ -155,6 +157,9 @@ class AgentFeedMixin(StoreBase):
             visible = [conversations.queue.in_(sorted(queues))] if queues else []
             if agent:
                 visible.append(conversations.assigned_agent == agent)
+            if described is not None:
+                open_queue = conversations.queue.is_not(None)
+                visible.append(open_queue & conversations.queue.not_in(sorted(described)) if described else open_queue)
             if not visible:
                 return []
             query = query.join(CONVERSATIONS, CONVERSATIONS.c.id == MESSAGES.c.conversation_id).where(or_(*visible))

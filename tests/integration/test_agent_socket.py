@@ -39,6 +39,8 @@ steps:
         goto: billing
       - if: "message.text is matching('(?i)sales')"
         goto: sales
+      - if: "message.text is matching('(?i)anyone')"
+        goto: anyone
     default: reply
   reply:
     say: "bot: {{ message.text }}"
@@ -50,6 +52,11 @@ steps:
   sales:
     say: Connecting you with sales...
     handoff: { queue: sales }
+    next: listen
+  anyone:
+    # A queue nobody described: every agent's (as the REST API and the dispatcher see it).
+    say: Connecting you with anyone free...
+    handoff: { queue: anyone }
     next: listen
 """
 
@@ -210,6 +217,24 @@ async def test_a_customer_typing_in_the_widget_is_shown_to_agents_once_per_burst
         assert stopped["data"]["conversation_id"] == conversation_id
         typing = [f["data"]["typing"] for f in agent.frames if f["kind"] == "typing"]
         assert typing == [True, False]
+
+
+async def test_an_agent_sees_hand_offs_to_a_queue_nobody_described_live_and_after_a_reconnect(
+    fx_dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with running_node(fx_dev_env, tmp_path, flows={"desk.yaml": DESK_FLOW}, settings=SETTINGS) as node:
+        store = node.services.store
+        ann = add_user(store, "ann@example.com")
+        async with agent_socket(node, f"?ticket={ticket_for(store, ann)}") as agent:
+            since = agent.frames[0]["seq"]
+            async with chat(node) as visitor:
+                await visitor.say("anyone there?")
+                await visitor.reply_to("Connecting you with anyone free...")
+            handoff = await agent.until("the open queue's hand-off", text_is("anyone"))
+            assert handoff["data"]["status"] == "handoff"
+        async with agent_socket(node, f"?since={since}&ticket={ticket_for(store, ann)}") as again:
+            replayed = await again.until("the hand-off, replayed", text_is("anyone"))
+            assert replayed["seq"] == handoff["seq"]
 
 
 async def test_an_agent_sees_its_queue_not_another_and_editors_are_refused(
