@@ -282,8 +282,9 @@ class AgentHub:
             if more:
                 continue
             interval = SAFETY_POLL_S if self._listening and not self._gate.gaps else self.poll_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see Dispatcher._run
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _round(self) -> bool:
@@ -392,8 +393,9 @@ class AgentHub:
         assert store is not None
         said: dict[int, int] | None = None
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._announce.wait(), ANNOUNCE_S)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see Dispatcher._run
+                async with asyncio.timeout(ANNOUNCE_S):
+                    await self._announce.wait()
             self._announce.clear()
             counts = self._local_counts()
             if not counts and not said:

@@ -240,7 +240,8 @@ class AgentSession:
     async def _sender(self, connection: AgentConnection) -> None:
         while True:
             try:
-                frame = await asyncio.wait_for(connection.queue.get(), HEARTBEAT_S)
+                async with asyncio.timeout(HEARTBEAT_S):  # not wait_for: see Dispatcher._run
+                    frame = await connection.queue.get()
             except TimeoutError:
                 await self.send({"seq": self.hub.cursor, "kind": "heartbeat", "data": {}})
                 continue

@@ -132,6 +132,7 @@ class Dispatcher:
         self._started_at: datetime | None = None
         self._bad_calendars: set[str] = set()
         self.rounds = 0
+        self._stopping = False
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -142,6 +143,10 @@ class Dispatcher:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
 
     async def aclose(self) -> None:
+        # The flag and the wake-up end the loop even where a cancel is lost on the way (a call of
+        # the round that swallows it): a stopping node must never wait for this task forever.
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -167,10 +172,15 @@ class Dispatcher:
             self.poke()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # arrives as the event is set, and a stop would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.run_round()
             except asyncio.CancelledError:
