@@ -159,6 +159,11 @@ def queue_rows(report: Report) -> list[QueueReportRow]:
 
 
 _RESPONSES = problem_responses(403)
+#: A report's range, as both reports take it.
+_FROM = Annotated[
+    str | None, QueryParameter(name="from", description="ISO 8601; default: 7 days before `to`", schema_extra=DATE_TIME)
+]
+_TO = Annotated[str | None, QueryParameter(name="to", description="ISO 8601; default: now", schema_extra=DATE_TIME)]
 
 
 class ReportsController(Controller):
@@ -178,13 +183,8 @@ class ReportsController(Controller):
         self,
         request: ApiRequest,
         services: ServicesDep,
-        since: Annotated[
-            str | None,
-            QueryParameter(name="from", description="ISO 8601; default: 7 days before `to`", schema_extra=DATE_TIME),
-        ] = None,
-        until: Annotated[
-            str | None, QueryParameter(name="to", description="ISO 8601; default: now", schema_extra=DATE_TIME)
-        ] = None,
+        since: _FROM = None,
+        until: _TO = None,
         format: _FORMAT = "json",
     ) -> Response[AgentReport]:
         start, end = time_range(since, until)
@@ -207,13 +207,8 @@ class ReportsController(Controller):
         self,
         request: ApiRequest,
         services: ServicesDep,
-        since: Annotated[
-            str | None,
-            QueryParameter(name="from", description="ISO 8601; default: 7 days before `to`", schema_extra=DATE_TIME),
-        ] = None,
-        until: Annotated[
-            str | None, QueryParameter(name="to", description="ISO 8601; default: now", schema_extra=DATE_TIME)
-        ] = None,
+        since: _FROM = None,
+        until: _TO = None,
         format: _FORMAT = "json",
     ) -> Response[QueueReport]:
         start, end = time_range(since, until)
