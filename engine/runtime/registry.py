@@ -24,8 +24,11 @@ def register(task_queue: str, compiled: CompiledFlows) -> None:
     _COMPILED[task_queue] = compiled
 
 
-def unregister(task_queue: str) -> None:
-    _COMPILED.pop(task_queue, None)
+def unregister(task_queue: str, compiled: CompiledFlows | None = None) -> None:
+    """Forget ``task_queue``'s flows (only if they are ``compiled``, when given: two nodes of one
+    process may share a task queue, and the one stopping must not take the other's)."""
+    if compiled is None or _COMPILED.get(task_queue) is compiled:
+        _COMPILED.pop(task_queue, None)
 
 
 def load(task_queue: str, name: str, revision: str) -> CompiledFlow:
@@ -42,7 +45,9 @@ def _from_worker(task_queue: str, read: Callable[[CompiledFlows], T]) -> T:
     """``read`` from ``task_queue``'s worker's revisions.
 
     A ``Replayer`` replays on a task queue of its own; then any registered set that
-    holds the revision will do, since a revision's content is the same everywhere.
+    holds the revision will do, since a revision's content is the same everywhere. A
+    set that cannot answer at all (its worker's database is gone: a stopped node of
+    the same process that did not unregister) is passed over like one without it.
     """
     own = _COMPILED.get(task_queue)
     if own is not None:
@@ -51,5 +56,7 @@ def _from_worker(task_queue: str, read: Callable[[CompiledFlows], T]) -> T:
         try:
             return read(compiled)
         except FlowRuntimeError:
+            continue
+        except Exception:  # a store that does not answer: another set may have the revision
             continue
     raise FlowRuntimeError("no_worker_flows", f"no flows registered for task queue {task_queue!r}")

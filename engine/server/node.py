@@ -31,6 +31,7 @@ from engine.channels.registry import build_channels
 from engine.channels.types import Channel
 from engine.errors import ConfigError
 from engine.pipeline.runner import Pipelines
+from engine.runtime import registry
 from engine.runtime.client import Conversations
 from engine.runtime.connect import connect
 from engine.runtime.embedded import EmbeddedTemporal, EmbeddedTemporalConfig
@@ -314,6 +315,11 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
+        if self.services is not None:
+            # Its workers' flows, registered for workflow code: a later node (or replay) of this
+            # process must not read revisions through this node's closed store.
+            for worker in self._workers:
+                registry.unregister(worker.task_queue, self.services.catalog.compiled)
         await AI_CLIENTS.aclose()  # the AI vendors' connections, once no activity runs
         await close_channel_clients()
         if self.embedded is not None:
