@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import difflib
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post, put
+from litestar import Controller, Request, get, post, put
 from litestar.params import FromPath, KwargDefinition, QueryParameter, RequestBody
 
 from engine.flow.knowledge import knowledge_digests
@@ -36,6 +36,7 @@ from engine.server.api_models_flows import (
     SavedFlow,
 )
 from engine.server.api_request import ApiRequest
+from engine.server.audit import audit
 from engine.server.problems import Problem, problem_responses
 from engine.server.services import ServicesDep
 
@@ -166,8 +167,12 @@ class FlowsController(Controller):
         operation_id="saveFlow",
         responses=problem_responses(400, 413, 415, 422),
     )
-    async def save(self, services: ServicesDep, name: FromPath[str], data: RequestBody[SaveBody]) -> SavedFlow:
-        return await asyncio.to_thread(_save, services, name, data.source, data.author, data.message)
+    async def save(
+        self, request: Request[Any, Any, Any], services: ServicesDep, name: FromPath[str], data: RequestBody[SaveBody]
+    ) -> SavedFlow:
+        saved = await asyncio.to_thread(_save, services, name, data.source, data.author, data.message)
+        await audit(request, "flow.save", target=name, detail={"revision": saved.revision})
+        return saved
 
     @get(
         "/{name:str}/revisions",
@@ -263,13 +268,18 @@ class FlowsController(Controller):
         responses=problem_responses(400, 404, 413, 415, 422),
     )
     async def rollback(
-        self, services: ServicesDep, name: FromPath[str], data: RequestBody[RollbackBody]
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        name: FromPath[str],
+        data: RequestBody[RollbackBody],
     ) -> RolledBackFlow:
         row = await asyncio.to_thread(services.store.get_revision, data.revision)
         if row is None or row.flow != name:
             raise Problem(404, f"flow {name!r} has no revision {data.revision!r}")
         message = data.message or f"roll back to {data.revision[:12]}"
         saved = await asyncio.to_thread(_save, services, name, row.source, data.author, message)
+        await audit(request, "flow.rollback", target=name, detail={"to": data.revision, "revision": saved.revision})
         # The flow file is restored; knowledge files may serve other flows too and are
         # not: the ones that now read otherwise than in that revision are named.
         then, now = knowledge_digests(row.knowledge), saved.knowledge

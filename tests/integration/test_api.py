@@ -118,6 +118,11 @@ async def test_flows_save_history_diff_and_roll_back(fx_dev_env: WorkflowEnviron
         back = await api.post("/api/flows/echo/rollback", json={"revision": first, "author": "bo"})
         assert back.json()["revision"] == first and back.json()["live"] is True
         assert (node.flows_dir / "echo.yaml").read_text() == WEBCHAT_ECHO
+        audited = await asyncio.to_thread(node.services.store.list_audit, action="flow.*")
+        assert [(e.action, e.target, e.detail.get("revision")) for e in reversed(audited)] == [
+            ("flow.save", "echo", second),
+            ("flow.rollback", "echo", first),
+        ]
         assert (await api.get("/api/flows/nope")).status_code == 404
         bad_body = await api.put("/api/flows/echo", content=b"{", headers={"content-type": "application/json"})
         assert bad_body.status_code == 400 and bad_body.headers["content-type"].startswith("application/problem+json")
