@@ -346,6 +346,12 @@ class Node:
         if self.embedded is not None and self.embedded.ui_url:
             lines.append(f"  Temporal UI   {self.embedded.ui_url}")
         lines.append(f"  flows         {self.options.flows_dir.absolute()} (edits are live in about a second)")
+        if self.store is not None and self.store.count_users() == 0:
+            # Nobody can answer a hand-off yet: say how the team gets in (docs/agents.md).
+            lines.append(
+                "  people        none yet: `flowdesk user create EMAIL --role admin --password-stdin`, "
+                f"or POST {self.url}/api/auth/setup from this machine"
+            )
         lines.append("Ctrl-C to stop.")
         return "\n".join(lines)
 

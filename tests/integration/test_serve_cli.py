@@ -114,6 +114,8 @@ async def test_serve_chats_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         banner = await eventually(lambda: "Ctrl-C to stop" in serve.output() and serve.output(), "the banner")
         for line in ("chat demo", f"{serve.url}/", "/schema ", "/metrics", "Temporal UI"):
             assert line in banner, banner
+        # A fresh data directory has nobody to answer hand-offs: the banner says how the team gets in.
+        assert "flowdesk user create EMAIL --role admin" in banner and "/api/auth/setup" in banner, banner
         async with connect(f"ws://127.0.0.1:{serve.port}/ws/chat", open_timeout=DEADLINE) as socket_:
             visitor = ChatClient(socket_)
             token = (await visitor.next("welcome"))["visitor"]
