@@ -23,19 +23,11 @@ from engine.server.agent_events import Viewer
 from engine.server.agent_hub import AgentConnection, AgentHub
 from engine.store import Store
 from engine.store.agent_feed import MESSAGES
-from engine.store.tables import AgentQueue, Conversation, UserAccount
+from engine.store.tables import AgentQueue, Conversation
+from tests.people_support import add_user
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
 DEADLINE = 20.0
-
-
-def add_user(store: Store, email: str, role: str = "agent") -> int:
-    with Session(store.engine, expire_on_commit=False) as session:
-        user = UserAccount(email=email, display_name=email.partition("@")[0].title(), role=role, password_hash="x")
-        session.add(user)
-        session.commit()
-        assert user.id is not None
-        return user.id
 
 
 def add_conversation(store: Store, external: str, **columns: Any) -> str:
